@@ -1,0 +1,180 @@
+// The config schema: every field the runbook hard-codes, with the runbook's value as default.
+// Strict objects everywhere: an unknown key is an error, never a silent default.
+import { z } from 'zod';
+import { isIP } from 'node:net';
+
+const NAME_RE = /^[a-z][a-z0-9_-]*$/;
+const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
+const PATH_RE = /^\/[A-Za-z0-9._/-]*$/;
+const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const UUID_RE = /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4})$/;
+const ONCALENDAR_RE = /^[A-Za-z0-9 :*.,/~-]+$/;
+const MOUNT_OPTION_RE = /^[A-Za-z0-9._=-]+$/;
+const COMPRESSION_RE = /^(none|lz4|zstd(,([1-9]|1[0-9]|2[0-2]))?|zlib(,[0-9])?|lzma(,[0-9])?|auto,(lz4|zstd(,[0-9]+)?|zlib(,[0-9])?|lzma(,[0-9])?))$/;
+const CHUNKER_RE = /^(default|buzhash,\d+,\d+,\d+,\d+|fixed,\d+(,\d+)?)$/;
+const SSH_URL_RE = /^ssh:\/\/[a-z_][a-z0-9_-]*@[A-Za-z0-9.-]+(:\d{1,5})?\/[A-Za-z0-9._/~-]*$/;
+const PUBKEY_RE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( [A-Za-z0-9@._-]+)?$/;
+
+export const name = z.string().regex(NAME_RE, 'a name of lowercase letters, digits, "_" or "-", starting with a letter');
+export const posixUser = z.string().regex(USER_RE, 'a POSIX user name (lowercase, digits, "_" or "-", at most 32 characters)');
+export const port = z.number().int().min(1).max(65535);
+
+/** Absolute, normalized path of safe characters only: it reaches shell, units, sudoers and fstab. */
+export const absPath = z
+  .string()
+  .regex(PATH_RE, 'an absolute path of the characters A-Z a-z 0-9 . _ / -')
+  .refine((p) => p === '/' || (!p.endsWith('/') && !p.split('/').some((s, i) => i > 0 && (s === '' || s === '.' || s === '..'))), {
+    message: 'a normalized path (no "..", ".", "//" or trailing "/")',
+  });
+
+export const host = z
+  .string()
+  .refine((h) => isIP(h) !== 0 || HOSTNAME_RE.test(h), { message: 'a hostname or an IP address' });
+
+/** A Borg repository: a local absolute path or ssh://user@host:port/path. */
+export const repoLocation = z.string().refine((r) => absPath.safeParse(r).success || (SSH_URL_RE.test(r) && !r.split('/').includes('..')), {
+  message: 'an absolute path or ssh://user@host:port/path',
+});
+
+const cidr = z.string().refine((c) => {
+  const [ip, bits, ...rest] = c.split('/');
+  if (rest.length || bits === undefined || !/^\d{1,3}$/.test(bits)) return false;
+  const v = isIP(ip);
+  return v !== 0 && Number(bits) <= (v === 4 ? 32 : 128);
+}, { message: 'a CIDR subnet like 172.19.0.0/16' });
+
+const onCalendar = z.string().regex(ONCALENDAR_RE, 'a systemd OnCalendar expression like "02:00" or "daily"');
+
+const fstabEntry = z.strictObject({
+  mount: absPath.describe('Mount point'),
+  uuid: z.string().regex(UUID_RE, 'a filesystem UUID as printed by blkid').describe('Filesystem UUID (blkid)'),
+  fsType: z.string().regex(/^[a-z0-9]+$/, 'a filesystem type like ext4').default('ext4').describe('Filesystem type'),
+  options: z.array(z.string().regex(MOUNT_OPTION_RE, 'a mount option like nofail')).min(1)
+    .default(['nosuid', 'nodev', 'nofail', 'x-systemd.automount']).describe('Mount options'),
+  dump: z.number().int().min(0).max(1).default(0),
+  pass: z.number().int().min(0).max(2).default(2),
+});
+
+const service = z.strictObject({
+  name: name.describe('Service name: used in directory, unit and archive names'),
+  host: host.default('127.0.0.1').describe('Where the host reaches the container\'s published port'),
+  port: port.describe('Published PostgreSQL port on the host'),
+  pgVersion: z.number().int().min(10).max(99).describe('PostgreSQL major version: selects the matching client binaries'),
+  container: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a docker container name').optional()
+    .describe('Docker container name (default <name>_pg)'),
+  wal: z.boolean().default(true).describe('Stream WAL continuously with pg_receivewal for point-in-time recovery'),
+});
+
+const external = z.strictObject({
+  mount: absPath.default('/media/usb').describe('Mount point of the external drive'),
+  path: absPath.default('/media/usb/borg').describe('Borg repository on the external drive'),
+  warnFreeBytes: z.number().int().min(0).default(2147483648).describe('Warn when free space falls below this'),
+  maxPruneIterations: z.number().int().min(1).max(1000).default(25).describe('How many oldest archives may be deleted to make room'),
+  reserveBytes: z.number().int().min(0).default(629145600)
+    .describe('Borg additional_free_space kept on the drive so prune and compact can still run when full'),
+});
+
+const server = z.strictObject({
+  name: name.describe('Server name: used in file, unit and archive names'),
+  host: host.default('127.0.0.1').describe('How dev machines reach this server over SSH'),
+  ssh: z.strictObject({
+    port: port.default(2222),
+    user: posixUser.default('jared').describe('Unprivileged user the dev machines pull as'),
+    allowFrom: z.array(z.union([host, cidr])).default([]).describe('Addresses allowed to use the pull key (authorized_keys from=); empty: devs\' own addresses'),
+  }).prefault({}),
+  schedule: onCalendar.default('02:00').describe('OnCalendar of pg-backup-all.timer'),
+  paths: z.strictObject({
+    backupMount: absPath.default('/mnt/backup').describe('The backup disk mount point (must be really mounted)'),
+    artifacts: absPath.default('/mnt/backup/postgres').describe('Raw base backups and WAL'),
+    configArtifacts: absPath.default('/mnt/backup/config').describe('Copies of configPaths'),
+    lockFile: absPath.optional().describe('flock file (default /run/lock/pgb-<server>.lock)'),
+    pgBinRoot: absPath.default('/usr/lib/postgresql').describe('Where <version>/bin/pg_basebackup lives'),
+    scriptsDir: absPath.default('/usr/local/sbin').describe('Where the scripts are installed'),
+  }).prefault({}),
+  repos: z.strictObject({
+    primary: repoLocation.default('/mnt/backup/borg'),
+    external: external.nullable().prefault({}).describe('External drive repository; null for none'),
+  }).prefault({}),
+  borg: z.strictObject({
+    encryption: z.enum(['repokey-blake2', 'repokey', 'keyfile-blake2', 'keyfile', 'authenticated-blake2', 'authenticated']).default('repokey-blake2'),
+    compression: z.string().regex(COMPRESSION_RE, 'a Borg compression spec like "zstd,3" or "lz4"').default('zstd,3'),
+    chunkerParams: z.string().regex(CHUNKER_RE, 'Borg chunker params like "fixed,8192" or "default"').default('default')
+      .describe('fixed,8192 matches PostgreSQL pages'),
+    passphraseFile: absPath.default('/etc/borg/pg-borg.env').describe('Root-only file with BORG_PASSPHRASE=...'),
+    lockWait: z.number().int().min(0).max(86400).default(600),
+  }).prefault({}),
+  replication: z.strictObject({
+    user: posixUser.default('repl_backup'),
+    passwordFile: absPath.default('/etc/pg_backup/repl_password'),
+    allowedSubnet: cidr.default('172.19.0.0/16').describe('Docker subnet the host connects from (pg_hba)'),
+  }).prefault({}),
+  retention: z.strictObject({
+    rawDays: z.number().int().min(0).max(3650).default(3),
+    keepDaily: z.number().int().min(0).default(7),
+    keepWeekly: z.number().int().min(0).default(4),
+    keepMonthly: z.number().int().min(0).default(6),
+  }).prefault({}),
+  parallelJobs: z.number().int().min(1).max(64).default(2).describe('Base backups run at once'),
+  fstab: z.array(fstabEntry).default([]),
+  services: z.array(service).min(1),
+  configPaths: z.array(absPath).default([]).describe('Host settings copied into configArtifacts nightly'),
+});
+
+const dev = z.strictObject({
+  name: name.describe('Dev machine name'),
+  schedule: onCalendar.default('03:00'),
+  pullFrom: z.array(name).min(1).describe('Server names this machine pulls from'),
+  localBase: absPath.default('/mnt/upload').describe('Pulled copies land in <localBase>/<server>/'),
+  sshKey: absPath.default('/etc/backup/ssh/backup_servers_ed25519'),
+  knownHosts: absPath.default('/etc/backup/ssh/known_hosts'),
+  address: z.union([host, cidr]).optional().describe('Address the servers see this machine connect from (authorized_keys from=)'),
+  publicKey: z.string().regex(PUBKEY_RE, 'an OpenSSH public key line').optional().describe('The pull key\'s public half, when known'),
+  lockFile: absPath.default('/run/lock/pgb-pull.lock'),
+  scriptsDir: absPath.default('/usr/local/sbin'),
+  pgBinRoot: absPath.default('/usr/lib/postgresql'),
+});
+
+export const configSchema = z
+  .strictObject({
+    version: z.literal(1),
+    servers: z.array(server).min(1),
+    devs: z.array(dev).default([]),
+  })
+  .superRefine((cfg, ctx) => {
+    const dup = (values: string[], path: (i: number) => (string | number)[], what: string) => {
+      const seen = new Map<string, number>();
+      values.forEach((v, i) => {
+        if (seen.has(v)) ctx.addIssue({ code: 'custom', path: path(i), message: `a unique ${what}, found "${v}" again (first at index ${seen.get(v)})` });
+        else seen.set(v, i);
+      });
+    };
+    const hostNames = [...cfg.servers.map((s) => s.name), ...cfg.devs.map((d) => d.name)];
+    dup(hostNames, (i) => (i < cfg.servers.length ? ['servers', i, 'name'] : ['devs', i - cfg.servers.length, 'name']), 'host name');
+    cfg.servers.forEach((s, si) => {
+      dup(s.services.map((v) => v.name), (i) => ['servers', si, 'services', i, 'name'], 'service name');
+      dup(s.services.map((v) => `${v.host}:${v.port}`), (i) => ['servers', si, 'services', i, 'port'], 'port per server');
+      dup(s.fstab.map((f) => f.mount), (i) => ['servers', si, 'fstab', i, 'mount'], 'fstab mount point');
+      const inside = (p: string, parent: string) => p === parent || p.startsWith(parent + '/');
+      for (const key of ['artifacts', 'configArtifacts'] as const) {
+        if (!inside(s.paths[key], s.paths.backupMount) || s.paths[key] === s.paths.backupMount)
+          ctx.addIssue({ code: 'custom', path: ['servers', si, 'paths', key], message: `a directory inside paths.backupMount (${s.paths.backupMount}), found ${s.paths[key]}` });
+      }
+      if (inside(s.paths.configArtifacts, s.paths.artifacts) || inside(s.paths.artifacts, s.paths.configArtifacts))
+        ctx.addIssue({ code: 'custom', path: ['servers', si, 'paths', 'configArtifacts'], message: 'a directory beside paths.artifacts, not inside it' });
+      const ext = s.repos.external;
+      if (ext && (!inside(ext.path, ext.mount) || ext.path === ext.mount))
+        ctx.addIssue({ code: 'custom', path: ['servers', si, 'repos', 'external', 'path'], message: `a path inside repos.external.mount (${ext.mount}), found ${ext.path}` });
+    });
+    cfg.devs.forEach((d, di) => {
+      dup(d.pullFrom, (i) => ['devs', di, 'pullFrom', i], 'server in pullFrom');
+      d.pullFrom.forEach((p, i) => {
+        if (!cfg.servers.some((s) => s.name === p))
+          ctx.addIssue({ code: 'custom', path: ['devs', di, 'pullFrom', i], message: `the name of a configured server (${cfg.servers.map((s) => s.name).join(', ')}), found "${p}"` });
+      });
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ServerConfig = Config['servers'][number];
+export type ServiceConfig = ServerConfig['services'][number];
+export type DevConfig = Config['devs'][number];

@@ -1,0 +1,80 @@
+// Config -> Model: defaults made explicit, derived values computed, lists sorted.
+// Pure: no clock, environment, locale or hostname.
+import { posix } from 'node:path';
+import type { Config, DevConfig, ServerConfig } from '../config/schema.js';
+import { archivePrefix, defaultLockFile, slotName } from './names.js';
+
+export interface ServiceModel {
+  name: string;
+  host: string;
+  port: number;
+  pgVersion: number;
+  container: string;
+  wal: boolean;
+  slot: string;
+}
+
+export interface ServerModel extends Omit<ServerConfig, 'services'> {
+  lockFile: string;
+  services: ServiceModel[];
+  /** rrsync root: the deepest directory holding both artifact trees. */
+  pullRoot: string;
+  artifactsRel: string;
+  configArtifactsRel: string;
+  archivePrefix: string;
+  /** Addresses for authorized_keys from=: explicit, else the pulling devs' addresses. */
+  pullFrom: string[];
+  pullKeys: string[];
+  devsPulling: string[];
+}
+
+export interface DevModel extends DevConfig {
+  servers: ServerModel[];
+}
+
+export interface Model {
+  servers: ServerModel[];
+  devs: DevModel[];
+}
+
+function commonParent(a: string, b: string): string {
+  const as = a.split('/');
+  const bs = b.split('/');
+  let i = 0;
+  while (i < as.length && i < bs.length && as[i] === bs[i]) i++;
+  return as.slice(0, i).join('/') || '/';
+}
+
+const byName = <T extends { name: string }>(xs: T[]) => [...xs].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+
+export function buildModel(cfg: Config): Model {
+  const servers = byName(cfg.servers).map((s): ServerModel => {
+    const pullRoot = commonParent(s.paths.artifacts, s.paths.configArtifacts);
+    const devs = byName(cfg.devs).filter((d) => d.pullFrom.includes(s.name));
+    return {
+      ...s,
+      lockFile: s.paths.lockFile ?? defaultLockFile(s.name),
+      services: byName(s.services).map((v) => ({
+        name: v.name,
+        host: v.host,
+        port: v.port,
+        pgVersion: v.pgVersion,
+        container: v.container ?? `${v.name}_pg`,
+        wal: v.wal,
+        slot: slotName(v.name),
+      })),
+      pullRoot,
+      artifactsRel: posix.relative(pullRoot, s.paths.artifacts),
+      configArtifactsRel: posix.relative(pullRoot, s.paths.configArtifacts),
+      archivePrefix: archivePrefix(s.name),
+      pullFrom: s.ssh.allowFrom.length ? [...s.ssh.allowFrom] : devs.flatMap((d) => (d.address ? [d.address] : [])),
+      pullKeys: devs.flatMap((d) => (d.publicKey ? [d.publicKey] : [])),
+      devsPulling: devs.map((d) => d.name),
+    };
+  });
+  const devs = byName(cfg.devs).map((d): DevModel => ({
+    ...d,
+    servers: servers.filter((s) => d.pullFrom.includes(s.name)),
+  }));
+  return { servers, devs };
+}

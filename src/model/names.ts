@@ -1,0 +1,41 @@
+// Every name an artifact carries (files, units, archives, locks) is made here and nowhere else.
+export const serverScripts = {
+  backupAll: 'pg_backup_all.sh',
+  borgArtifacts: 'borg_pg_artifacts.sh',
+  receiveWal: 'pgb_receivewal.sh',
+  repoInit: 'pgb_repo_init.sh',
+  restore: 'pgb-restore.sh',
+} as const;
+
+export const devScripts = {
+  pull: 'pull-server-backups.sh',
+  keygen: 'pgb_pull_keygen.sh',
+  restore: 'pgb-restore.sh',
+} as const;
+
+export const serverUnits = {
+  backupService: 'pg-backup-all.service',
+  backupTimer: 'pg-backup-all.timer',
+  borgPrimary: 'pgb-borg-primary.service',
+  borgExternal: 'pgb-borg-external.service',
+  receiveWal: 'pgb-receivewal@.service',
+  drillService: 'pgb-restore-drill.service',
+  drillTimer: 'pgb-restore-drill.timer',
+} as const;
+
+export const devUnits = {
+  pullService: 'pull-server-backups.service',
+  pullTimer: 'pull-server-backups.timer',
+} as const;
+
+export const UNIT_DIR = '/etc/systemd/system';
+export const SUDOERS_DIR = '/etc/sudoers.d';
+/** sudo silently ignores drop-ins whose name holds a dot: never put one in. */
+export const sudoersFile = (server: string) => `${SUDOERS_DIR}/pgb-pull-${server}`.replace(/\./g, '-');
+export const defaultLockFile = (server: string) => `/run/lock/pgb-${server}.lock`;
+export const archivePrefix = (server: string) => `${server}-pg-artifacts-`;
+export const slotName = (service: string) => `pgb_${service.replace(/-/g, '_')}`;
+/** The file that proves the artifacts tree is the mounted disk and not the bare mount point. */
+export const SENTINEL = '.pgb-sentinel';
+export const basebackupDir = 'basebackups';
+export const walDir = 'wal';

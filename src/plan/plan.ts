@@ -1,0 +1,138 @@
+// Model -> Artifact[]: which file lands where on which host, with owner, mode and template.
+import type { DevModel, Model, ServerModel } from '../model/model.js';
+import * as names from '../model/names.js';
+
+export interface Artifact {
+  host: string;
+  /** Path inside generated/<host>/ */
+  file: string;
+  /** Where install.sh places it on the host; absent for snippets and host-level files. */
+  dest?: string;
+  owner: string;
+  group: string;
+  mode: string;
+  template: string;
+  view: object;
+}
+
+const join = (dir: string, f: string) => `${dir}/${f}`;
+const installed = (host: string, dest: string, mode: string, template: string, view: object): Artifact => ({
+  host, file: `root${dest}`, dest, owner: 'root', group: 'root', mode, template, view,
+});
+const local = (host: string, file: string, mode: string, template: string, view: object): Artifact => ({
+  host, file, owner: 'root', group: 'root', mode, template, view,
+});
+
+function serverArtifacts(s: ServerModel): Artifact[] {
+  const view = { s, names };
+  const sbin = s.paths.scriptsDir;
+  const unit = (u: string, t: string) => installed(s.name, join(names.UNIT_DIR, u), '0644', `server/units/${t}`, view);
+  const list: Artifact[] = [
+    installed(s.name, join(sbin, names.serverScripts.backupAll), '0750', 'server/pg_backup_all.sh', view),
+    installed(s.name, join(sbin, names.serverScripts.borgArtifacts), '0750', 'server/borg_pg_artifacts.sh', view),
+    installed(s.name, join(sbin, names.serverScripts.receiveWal), '0750', 'server/pgb_receivewal.sh', view),
+    installed(s.name, join(sbin, names.serverScripts.repoInit), '0750', 'server/pgb_repo_init.sh', view),
+    installed(s.name, join(sbin, names.serverScripts.restore), '0750', 'restore/pgb-restore.sh', { ...view, restore: restoreViewForServer(s) }),
+    unit(names.serverUnits.backupService, 'pg-backup-all.service'),
+    unit(names.serverUnits.backupTimer, 'pg-backup-all.timer'),
+    unit(names.serverUnits.borgPrimary, 'pgb-borg-primary.service'),
+    unit(names.serverUnits.receiveWal, 'pgb-receivewal@.service'),
+    unit(names.serverUnits.drillService, 'pgb-restore-drill.service'),
+    unit(names.serverUnits.drillTimer, 'pgb-restore-drill.timer'),
+    { ...installed(s.name, names.sudoersFile(s.name), '0440', 'server/sudoers', view) },
+    local(s.name, 'snippets/fstab', '0644', 'server/snippets/fstab', view),
+    local(s.name, 'snippets/pg_hba.conf', '0644', 'server/snippets/pg_hba.conf', view),
+    local(s.name, 'snippets/replication-role.sql', '0644', 'server/snippets/replication-role.sql', view),
+    local(s.name, 'snippets/apply-replication-role.sh', '0750', 'server/snippets/apply-replication-role.sh', view),
+    local(s.name, 'snippets/authorized_keys', '0644', 'server/snippets/authorized_keys', view),
+    local(s.name, 'snippets/pg-borg.env.template', '0600', 'server/snippets/pg-borg.env.template', view),
+    local(s.name, 'install.sh', '0750', 'install.sh', { host: s.name, kind: 'server', s, names, secrets: serverSecrets(s), dirs: serverDirs(s), timers: serverTimers(s), pullUser: s.ssh.user }),
+    local(s.name, 'README.md', '0644', 'server/README.md', view),
+  ];
+  if (s.repos.external) list.push(unit(names.serverUnits.borgExternal, 'pgb-borg-external.service'));
+  return list;
+}
+
+function serverSecrets(s: ServerModel) {
+  return [
+    { path: s.borg.passphraseFile, mode: '0600', hint: 'BORG_PASSPHRASE=<the passphrase of both repositories>' },
+    { path: s.replication.passwordFile, mode: '0600', hint: `the password of the ${s.replication.user} role, alone on one line` },
+  ];
+}
+
+function serverDirs(s: ServerModel) {
+  return [
+    { path: s.paths.artifacts, mode: '0750' },
+    { path: `${s.paths.artifacts}/${names.basebackupDir}`, mode: '0750' },
+    { path: `${s.paths.artifacts}/${names.walDir}`, mode: '0750' },
+    { path: s.paths.configArtifacts, mode: '0750' },
+  ];
+}
+
+function serverTimers(s: ServerModel) {
+  const wal = s.services.filter((v) => v.wal).map((v) => `pgb-receivewal@${v.name}.service`);
+  return [names.serverUnits.backupTimer, ...wal];
+}
+
+export interface RestoreSource {
+  server: string;
+  /** Raw artifacts tree (server's own, or a dev machine's pulled copy). */
+  artifacts: string;
+  primary?: string;
+  external?: { mount: string; path: string };
+  passphraseFile?: string;
+  archivePrefix: string;
+  services: { name: string; pgVersion: number }[];
+}
+
+function restoreViewForServer(s: ServerModel) {
+  return {
+    pgBinRoot: s.paths.pgBinRoot,
+    sources: [{
+      server: s.name,
+      artifacts: s.paths.artifacts,
+      primary: s.repos.primary,
+      external: s.repos.external ? { mount: s.repos.external.mount, path: s.repos.external.path } : undefined,
+      passphraseFile: s.borg.passphraseFile,
+      archivePrefix: s.archivePrefix,
+      services: s.services.map((v) => ({ name: v.name, pgVersion: v.pgVersion })),
+    }] as RestoreSource[],
+  };
+}
+
+function restoreViewForDev(d: DevModel) {
+  return {
+    pgBinRoot: d.pgBinRoot,
+    sources: d.servers.map((s): RestoreSource => ({
+      server: s.name,
+      artifacts: `${d.localBase}/${s.name}/${s.artifactsRel}`,
+      archivePrefix: s.archivePrefix,
+      services: s.services.map((v) => ({ name: v.name, pgVersion: v.pgVersion })),
+    })),
+  };
+}
+
+function devArtifacts(d: DevModel): Artifact[] {
+  const view = { d, names };
+  const sbin = d.scriptsDir;
+  const unit = (u: string, t: string) => installed(d.name, join(names.UNIT_DIR, u), '0644', `dev/units/${t}`, view);
+  return [
+    installed(d.name, join(sbin, names.devScripts.pull), '0750', 'dev/pull-server-backups.sh', view),
+    installed(d.name, join(sbin, names.devScripts.keygen), '0750', 'dev/pgb_pull_keygen.sh', view),
+    installed(d.name, join(sbin, names.devScripts.restore), '0750', 'restore/pgb-restore.sh', { ...view, restore: restoreViewForDev(d) }),
+    unit(names.devUnits.pullService, 'pull-server-backups.service'),
+    unit(names.devUnits.pullTimer, 'pull-server-backups.timer'),
+    local(d.name, 'snippets/borg-allowlist.txt', '0644', 'dev/snippets/borg-allowlist.txt', view),
+    local(d.name, 'install.sh', '0750', 'install.sh', {
+      host: d.name, kind: 'dev', d, names, secrets: [],
+      dirs: [{ path: d.localBase, mode: '0700' }, ...d.servers.map((s) => ({ path: `${d.localBase}/${s.name}`, mode: '0700' }))],
+      timers: [names.devUnits.pullTimer],
+    }),
+    local(d.name, 'README.md', '0644', 'dev/README.md', view),
+  ];
+}
+
+export function plan(model: Model): Artifact[] {
+  const all = [...model.servers.flatMap(serverArtifacts), ...model.devs.flatMap(devArtifacts)];
+  return all.sort((a, b) => (a.host === b.host ? (a.file < b.file ? -1 : 1) : a.host < b.host ? -1 : 1));
+}
