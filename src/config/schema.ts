@@ -102,6 +102,7 @@ const server = z.strictObject({
       .describe('fixed,8192 matches PostgreSQL pages'),
     passphraseFile: absPath.default('/etc/borg/pg-borg.env').describe('Root-only file with BORG_PASSPHRASE=...'),
     lockWait: z.number().int().min(0).max(86400).default(600),
+    keyExportDir: absPath.default('/root').describe('Where pgb_repo_init.sh exports each repository key (root-only); copy them off the machine'),
   }).prefault({}),
   replication: z.strictObject({
     user: posixUser.default('repl_backup'),

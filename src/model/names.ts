@@ -39,3 +39,9 @@ export const slotName = (service: string) => `pgb_${service.replace(/-/g, '_')}`
 export const SENTINEL = '.pgb-sentinel';
 export const basebackupDir = 'basebackups';
 export const walDir = 'wal';
+export const RRSYNC = '/usr/bin/rrsync';
+/** The one command the pull key may run on a server: read-only rsync of the pull root, via sudo. */
+export const pullCommand = (pullRoot: string) => `sudo -n ${RRSYNC} -ro ${pullRoot}`;
+/** authorized_keys options for the pull key: no PTY, no forwarding, forced command, source addresses. */
+export const authorizedKeyOptions = (pullRoot: string, from: readonly string[]) =>
+  ['restrict', ...(from.length ? [`from="${from.join(',')}"`] : []), `command="${pullCommand(pullRoot)}"`].join(',');

@@ -113,7 +113,9 @@ function restoreViewForDev(d: DevModel) {
 }
 
 function devArtifacts(d: DevModel): Artifact[] {
-  const view = { d, names };
+  const keyOptions = (s: ServerModel) =>
+    names.authorizedKeyOptions(s.pullRoot, s.ssh.allowFrom.length ? s.ssh.allowFrom : d.address ? [d.address] : []);
+  const view = { d, names, keyOptions };
   const sbin = d.scriptsDir;
   const unit = (u: string, t: string) => installed(d.name, join(names.UNIT_DIR, u), '0644', `dev/units/${t}`, view);
   return [
