@@ -92,7 +92,8 @@ export function parseConfigText(text: string, file: string): Config {
     }
     const pos = locate(doc, lc, issue.path);
     const found = valueAt(data, issue.path);
-    const message = issue.code === 'custom' ? `expected ${issue.message}` : `${expected(issue)}, found ${describeFound(found)}`;
+    const described = issue.code === 'custom' && (issue.params as { described?: boolean } | undefined)?.described;
+    const message = described ? `expected ${issue.message}` : `${expected(issue)}, found ${describeFound(found)}`;
     problems.push({ ...pos, file, path: formatPath(issue.path), message });
   }
   problems.sort((a, b) => a.line - b.line || a.col - b.col || a.path.localeCompare(b.path));

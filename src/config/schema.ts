@@ -145,7 +145,7 @@ export const configSchema = z
     const dup = (values: string[], path: (i: number) => (string | number)[], what: string) => {
       const seen = new Map<string, number>();
       values.forEach((v, i) => {
-        if (seen.has(v)) ctx.addIssue({ code: 'custom', path: path(i), message: `a unique ${what}, found "${v}" again (first at index ${seen.get(v)})` });
+        if (seen.has(v)) ctx.addIssue({ code: 'custom', params: { described: true }, path: path(i), message: `a unique ${what}, found "${v}" again (first at index ${seen.get(v)})` });
         else seen.set(v, i);
       });
     };
@@ -156,21 +156,24 @@ export const configSchema = z
       dup(s.services.map((v) => `${v.host}:${v.port}`), (i) => ['servers', si, 'services', i, 'port'], 'port per server');
       dup(s.fstab.map((f) => f.mount), (i) => ['servers', si, 'fstab', i, 'mount'], 'fstab mount point');
       const inside = (p: string, parent: string) => p === parent || p.startsWith(parent + '/');
+      // Containment is only judged between paths that are valid on their own (no cascading errors).
+      const valid = (...ps: string[]) => ps.every((p) => absPath.safeParse(p).success);
+      if (!valid(s.paths.backupMount, s.paths.artifacts, s.paths.configArtifacts)) return;
       for (const key of ['artifacts', 'configArtifacts'] as const) {
         if (!inside(s.paths[key], s.paths.backupMount) || s.paths[key] === s.paths.backupMount)
-          ctx.addIssue({ code: 'custom', path: ['servers', si, 'paths', key], message: `a directory inside paths.backupMount (${s.paths.backupMount}), found ${s.paths[key]}` });
+          ctx.addIssue({ code: 'custom', params: { described: true }, path: ['servers', si, 'paths', key], message: `a directory inside paths.backupMount (${s.paths.backupMount}), found ${s.paths[key]}` });
       }
       if (inside(s.paths.configArtifacts, s.paths.artifacts) || inside(s.paths.artifacts, s.paths.configArtifacts))
-        ctx.addIssue({ code: 'custom', path: ['servers', si, 'paths', 'configArtifacts'], message: 'a directory beside paths.artifacts, not inside it' });
+        ctx.addIssue({ code: 'custom', params: { described: true }, path: ['servers', si, 'paths', 'configArtifacts'], message: 'a directory beside paths.artifacts, not inside it' });
       const ext = s.repos.external;
-      if (ext && (!inside(ext.path, ext.mount) || ext.path === ext.mount))
-        ctx.addIssue({ code: 'custom', path: ['servers', si, 'repos', 'external', 'path'], message: `a path inside repos.external.mount (${ext.mount}), found ${ext.path}` });
+      if (ext && valid(ext.path, ext.mount) && (!inside(ext.path, ext.mount) || ext.path === ext.mount))
+        ctx.addIssue({ code: 'custom', params: { described: true }, path: ['servers', si, 'repos', 'external', 'path'], message: `a path inside repos.external.mount (${ext.mount}), found ${ext.path}` });
     });
     cfg.devs.forEach((d, di) => {
       dup(d.pullFrom, (i) => ['devs', di, 'pullFrom', i], 'server in pullFrom');
       d.pullFrom.forEach((p, i) => {
         if (!cfg.servers.some((s) => s.name === p))
-          ctx.addIssue({ code: 'custom', path: ['devs', di, 'pullFrom', i], message: `the name of a configured server (${cfg.servers.map((s) => s.name).join(', ')}), found "${p}"` });
+          ctx.addIssue({ code: 'custom', params: { described: true }, path: ['devs', di, 'pullFrom', i], message: `the name of a configured server (${cfg.servers.map((s) => s.name).join(', ')}), found "${p}"` });
       });
     });
   });

@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseConfigText } from '../src/config/load.js';
+import { minimalConfig, parse, problems, REPO_ROOT } from './helpers.js';
+
+const specExample = readFileSync(join(REPO_ROOT, 'examples', 'spec-example.yaml'), 'utf8');
+
+describe('the SPEC example', () => {
+  it('validates as it stands, with defaults filled in', () => {
+    const cfg = parseConfigText(specExample, 'spec-example.yaml');
+    const s = cfg.servers[0];
+    expect(s.services.map((v) => v.host)).toEqual(['127.0.0.1', '127.0.0.1']);
+    expect(s.repos.external?.reserveBytes).toBe(629145600);
+    expect(s.parallelJobs).toBe(2);
+    expect(cfg.devs[0].pullFrom).toEqual(['main-server']);
+  });
+
+  it('is the repo root pgb.config.yaml', () => {
+    expect(readFileSync(join(REPO_ROOT, 'pgb.config.yaml'), 'utf8')).toBe(specExample);
+  });
+});
+
+describe('defaults are the runbook values', () => {
+  it('fills every omitted field', () => {
+    const s = parse(minimalConfig()).servers[0];
+    expect(s.ssh).toEqual({ port: 2222, user: 'jared', allowFrom: [] });
+    expect(s.schedule).toBe('02:00');
+    expect(s.paths.backupMount).toBe('/mnt/backup');
+    expect(s.paths.artifacts).toBe('/mnt/backup/postgres');
+    expect(s.repos.primary).toBe('/mnt/backup/borg');
+    expect(s.repos.external).toMatchObject({ mount: '/media/usb', path: '/media/usb/borg', warnFreeBytes: 2147483648, maxPruneIterations: 25 });
+    expect(s.borg).toMatchObject({ encryption: 'repokey-blake2', compression: 'zstd,3', passphraseFile: '/etc/borg/pg-borg.env' });
+    expect(s.replication).toEqual({ user: 'repl_backup', passwordFile: '/etc/pg_backup/repl_password', allowedSubnet: '172.19.0.0/16' });
+    expect(s.retention).toEqual({ rawDays: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 });
+  });
+
+  it('accepts a remote Borg repository and no external drive', () => {
+    const cfg = minimalConfig();
+    cfg.servers[0].repos = { primary: 'ssh://borg@backup.example.org:22/srv/borg/srv', external: null };
+    expect(problems(cfg)).toEqual([]);
+  });
+});
+
+// Each invalid config and its approved error text (file:line:col path: message).
+export const cases: [string, (c: any) => void, string[]][] = [
+  ['an unknown key', (c) => { c.servers[0].retention = { rawDay: 3 }; }, [
+    "test.yaml:9:7 servers[0].retention.rawDay: expected a known key, found unknown key \"rawDay\"",
+  ]],
+  ['a bad name', (c) => { c.servers[0].name = 'Main Server'; }, [
+    "test.yaml:3:11 servers[0].name: expected a name of lowercase letters, digits, \"_\" or \"-\", starting with a letter, found \"Main Server\"",
+    "test.yaml:11:9 devs[0].pullFrom[0]: expected the name of a configured server (Main Server), found \"srv\"",
+  ]],
+  ['a port out of range', (c) => { c.servers[0].services[0].port = 70000; }, [
+    "test.yaml:6:15 servers[0].services[0].port: expected a value <= 65535, found number 70000",
+  ]],
+  ['a relative path', (c) => { c.servers[0].paths = { artifacts: 'backup/postgres' }; }, [
+    "test.yaml:9:18 servers[0].paths.artifacts: expected an absolute path of the characters A-Z a-z 0-9 . _ / -, found \"backup/postgres\"",
+  ]],
+  ['a path with ..', (c) => { c.servers[0].paths = { artifacts: '/mnt/backup/../etc' }; }, [
+    "test.yaml:9:18 servers[0].paths.artifacts: expected a normalized path (no \"..\", \".\", \"//\" or trailing \"/\"), found \"/mnt/backup/../etc\"",
+  ]],
+  ['a path with a space', (c) => { c.servers[0].borg = { passphraseFile: '/etc/borg/my file' }; }, [
+    "test.yaml:9:23 servers[0].borg.passphraseFile: expected an absolute path of the characters A-Z a-z 0-9 . _ / -, found \"/etc/borg/my file\"",
+  ]],
+  ['duplicate service names', (c) => { c.servers[0].services.push({ name: 'app', port: 5434, pgVersion: 15 }); }, [
+    "test.yaml:8:15 servers[0].services[1].name: expected a unique service name, found \"app\" again (first at index 0)",
+  ]],
+  ['duplicate ports', (c) => { c.servers[0].services.push({ name: 'other', port: 5433, pgVersion: 15 }); }, [
+    "test.yaml:9:15 servers[0].services[1].port: expected a unique port per server, found \"127.0.0.1:5433\" again (first at index 0)",
+  ]],
+  ['a bad host', (c) => { c.servers[0].host = 'bad host!'; }, [
+    "test.yaml:8:11 servers[0].host: expected a hostname or an IP address, found \"bad host!\"",
+  ]],
+  ['a bad user', (c) => { c.servers[0].ssh = { user: 'Jared$' }; }, [
+    "test.yaml:9:13 servers[0].ssh.user: expected a POSIX user name (lowercase, digits, \"_\" or \"-\", at most 32 characters), found \"Jared$\"",
+  ]],
+  ['pullFrom naming no server', (c) => { c.devs[0].pullFrom = ['nope']; }, [
+    "test.yaml:11:9 devs[0].pullFrom[0]: expected the name of a configured server (srv), found \"nope\"",
+  ]],
+  ['artifacts outside the backup mount', (c) => { c.servers[0].paths = { artifacts: '/var/backups/pg' }; }, [
+    "test.yaml:9:18 servers[0].paths.artifacts: expected a directory inside paths.backupMount (/mnt/backup), found /var/backups/pg",
+  ]],
+  ['a missing required field', (c) => { delete c.servers[0].services[0].pgVersion; }, [
+    "test.yaml:5:9 servers[0].services[0].pgVersion: expected number, found nothing",
+  ]],
+  ['a secret value in the config', (c) => { c.servers[0].replication = { password: 'hunter2' }; }, [
+    "test.yaml:9:7 servers[0].replication.password: expected a known key, found unknown key \"password\"",
+  ]],
+];
+
+describe('invalid configs are refused with their approved message', () => {
+  for (const [what, mutate, expected] of cases) {
+    it(what, () => {
+      const cfg = minimalConfig();
+      mutate(cfg);
+      expect(problems(cfg)).toEqual(expected);
+    });
+  }
+
+  it('reports every problem at once, sorted by line', () => {
+    const cfg = minimalConfig();
+    cfg.servers[0].name = 'X';
+    cfg.servers[0].services[0].port = 0;
+    cfg.devs[0].schedule = 'now; rm -rf /';
+    const lines = problems(cfg);
+    expect(lines).toHaveLength(4);
+    expect(lines.map((l) => l.split(' ')[1].replace(/:$/, ''))).toEqual(['servers[0].name', 'servers[0].services[0].port', 'devs[0].pullFrom[0]', 'devs[0].schedule']);
+  });
+
+  it('points YAML syntax errors at their line', () => {
+    expect(() => parseConfigText('version: 1\nservers: [\n', 'bad.yaml')).toThrow(/^bad\.yaml:\d+:\d+ \(root\): expected valid YAML/);
+  });
+});
