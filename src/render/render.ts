@@ -19,3 +19,8 @@ export function renderTemplate(template: string, view: object): string {
   const out = eta.render(`./${template}.eta`, { ...view, h: helpers });
   return out.endsWith('\n') ? out : out + '\n';
 }
+
+/** Renders a template string with the shell escaping (for tests of the quoting itself). */
+export function renderShellString(template: string, view: object): string {
+  return shellEta.renderString(template, { ...view, h: helpers });
+}
