@@ -31,7 +31,7 @@ export const devUnits = {
 export const UNIT_DIR = '/etc/systemd/system';
 export const SUDOERS_DIR = '/etc/sudoers.d';
 /** sudo silently ignores drop-ins whose name holds a dot: never put one in. */
-export const sudoersFile = (server: string) => `${SUDOERS_DIR}/pgb-pull-${server.replace(/\./g, "-")}`;
+export const sudoersFile = (server: string) => `${SUDOERS_DIR}/pgb-pull-${server.replace(/\./g, '-')}`;
 export const defaultLockFile = (server: string) => `/run/lock/pgb-${server}.lock`;
 export const archivePrefix = (server: string) => `${server}-pg-artifacts-`;
 export const slotName = (service: string) => `pgb_${service.replace(/-/g, '_')}`;
