@@ -26,6 +26,8 @@ export interface ServerModel extends Omit<ServerConfig, 'services'> {
   pullFrom: string[];
   pullKeys: string[];
   devsPulling: string[];
+  /** One entry per dev machine pulling this server: its authorized_keys line (from= addresses, key if known). */
+  pullers: { name: string; from: string[]; publicKey?: string }[];
 }
 
 export interface DevModel extends DevConfig {
@@ -70,6 +72,11 @@ export function buildModel(cfg: Config): Model {
       pullFrom: s.ssh.allowFrom.length ? [...s.ssh.allowFrom] : devs.flatMap((d) => (d.address ? [d.address] : [])),
       pullKeys: devs.flatMap((d) => (d.publicKey ? [d.publicKey] : [])),
       devsPulling: devs.map((d) => d.name),
+      pullers: devs.map((d) => ({
+        name: d.name,
+        from: s.ssh.allowFrom.length ? [...s.ssh.allowFrom] : d.address ? [d.address] : [],
+        publicKey: d.publicKey,
+      })),
     };
   });
   const devs = byName(cfg.devs).map((d): DevModel => ({
