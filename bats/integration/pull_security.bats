@@ -1,0 +1,413 @@
+#!/usr/bin/env bats
+# The hardened pull path, for real: an sshd on 127.0.0.1 started by this suite, a test pull user
+# with /bin/sh, the GENERATED sudoers drop-in (checked with visudo -cf, installed under its own
+# unique name) and the GENERATED authorized_keys line. The sshd config itself forbids nothing
+# (forwarding, PTYs and commands are allowed there), so every refusal below comes from the
+# generated key options, the forced rrsync -ro command and the sudoers rule.
+# The pull succeeds and is byte-identical; every attack fails and leaves no trace.
+
+PORT=55441
+
+setup_file() {
+  load helpers/common
+  pgb_require_root
+  local cmd
+  for cmd in sshd ssh ssh-keygen rsync rrsync sudo visudo runuser useradd userdel diff; do
+    command -v "${cmd}" >/dev/null || { printf 'missing command: %s\n' "${cmd}" >&2; return 1; }
+  done
+  pgb_scratch_init
+  local t="${PGB_T}"
+  export SRV="pgbsec-$$"
+  export DEV="pgbsec-dev-$$"
+  export PULL_USER="pgbpull$$"
+  export SUDOERS_LIVE="/etc/sudoers.d/pgb-pull-${SRV}"
+  export TREE="${t}/backup"
+  export GEN="${t}/gen"
+  export KEY="${t}/dev/key"
+  export KNOWN_HOSTS="${t}/dev/known_hosts"
+  export PULLED="${t}/dev/pulled"
+  export LOOT="${t}/loot"
+  export OUTSIDE="${t}/outside"
+  export MARKER="${t}/pwned"
+  export EVIL_NAME="pgb-evil-$$"
+
+  # sshd's privilege separation directory (the ssh service normally makes it).
+  if [[ ! -d /run/sshd ]]; then
+    install -d -m 0755 /run/sshd
+    : >"${t}/created-run-sshd"
+  fi
+
+  # The pull user, as install.sh makes it: system user, /bin/sh, no password but not locked.
+  useradd --system --shell /bin/sh --home-dir "${t}/home" --create-home -- "${PULL_USER}"
+  printf '%s\n' "${PULL_USER}" >"${t}/created-user"
+  usermod -p '*' -- "${PULL_USER}"
+
+  mkdir -p "${t}/dev" "${t}/sshd" "${LOOT}" "${OUTSIDE}"
+  ssh-keygen -q -t ed25519 -N '' -C "${DEV}" -f "${KEY}"
+  ssh-keygen -q -t ed25519 -N '' -C host -f "${t}/sshd/host_key"
+  printf '[127.0.0.1]:%s %s\n' "${PORT}" "$(cut -d' ' -f1,2 "${t}/sshd/host_key.pub")" >"${KNOWN_HOSTS}"
+  chmod 600 "${KNOWN_HOSTS}"
+
+  populate_tree
+  write_config "${t}/pgb.config.yaml"
+  pgb_generate "${t}/pgb.config.yaml" "${GEN}" >/dev/null
+
+  # The generated sudoers drop-in: visudo -cf on the file first, then live, then visudo -c.
+  local sudoers="${GEN}/${SRV}/root${SUDOERS_LIVE}"
+  visudo -cqf "${sudoers}"
+  install -m 0440 -o root -g root "${sudoers}" "${SUDOERS_LIVE}"
+  visudo -cq
+
+  # The generated authorized_keys line, root-owned as the snippet advises.
+  install -d -m 0755 -o root -g root "${t}/home/.ssh"
+  grep -v -e '^#' -e '^$' "${GEN}/${SRV}/snippets/authorized_keys" >"${t}/home/.ssh/authorized_keys"
+  chmod 0644 "${t}/home/.ssh/authorized_keys"
+
+  cat >"${t}/sshd/sshd_config" <<EOF
+Port ${PORT}
+ListenAddress 127.0.0.1
+HostKey ${t}/sshd/host_key
+PidFile ${t}/sshd/sshd.pid
+AuthorizedKeysFile .ssh/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes yes
+PermitRootLogin no
+AllowUsers ${PULL_USER}
+LogLevel VERBOSE
+EOF
+  /usr/sbin/sshd -t -f "${t}/sshd/sshd_config"
+  /usr/sbin/sshd -D -f "${t}/sshd/sshd_config" -E "${t}/logs/sshd.log" &
+  pgb_started_add pid "$!"
+  local i
+  for i in $(seq 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null || { cat "${t}/logs/sshd.log" >&2; return 1; }
+
+  tree_state >"${t}/tree.before"
+}
+
+teardown_file() {
+  load helpers/common
+  [[ -n "${PGB_T:-}" ]] || return 0
+  rm -f -- "${SUDOERS_LIVE}"
+  # sshd first (its sessions run as the pull user), then the user, then the scratch root.
+  pgb_teardown_all_but_root
+  if [[ -f "${PGB_T}/created-user" ]]; then
+    userdel -- "$(cat "${PGB_T}/created-user")" 2>/dev/null || true
+  fi
+  if [[ -f "${PGB_T}/created-run-sshd" ]]; then
+    rmdir /run/sshd 2>/dev/null || true
+  fi
+  pgb_teardown_all
+}
+
+setup() {
+  load helpers/common
+  pgb_load_bats_libs
+  rm -rf -- "${LOOT:?}"
+  mkdir -p "${LOOT}"
+}
+
+# Kills what the suite started but keeps the scratch root (the user is removed after sshd).
+pgb_teardown_all_but_root() {
+  local kind arg
+  while read -r kind arg; do
+    [[ "${kind}" == pid ]] && kill -TERM "${arg}" 2>/dev/null || true
+  done < <(tac "${PGB_T}/.started")
+  sleep 0.2
+}
+
+# Artifacts as the server keeps them: root-owned, private modes, binary content, a sentinel,
+# and a config copy. Plus traps: symlinks to /etc/shadow and to a private file outside the tree.
+populate_tree() {
+  local base="${TREE}/postgres/basebackups/svc_basebackup_2026-01-01T02_00_00Z"
+  mkdir -p "${base}/base/1" "${TREE}/postgres/wal/svc" "${TREE}/config/etc/docker" "${TREE}/borg"
+  head -c 1048576 /dev/urandom >"${base}/base/1/16384"
+  printf 'START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n' >"${base}/backup_label"
+  head -c 65536 /dev/urandom >"${TREE}/postgres/wal/svc/000000010000000000000002"
+  printf '{"log-driver": "journald"}\n' >"${TREE}/config/etc/docker/daemon.json"
+  : >"${TREE}/postgres/.pgb-sentinel"
+  chmod -R go-rwx "${TREE}/postgres"
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${OUTSIDE}/secret"
+  chmod 600 "${OUTSIDE}/secret"
+  ln -s /etc/shadow "${TREE}/postgres/shadow-link"
+  ln -s ../../outside/secret "${TREE}/postgres/secret-link"
+  ln -s "${OUTSIDE}" "${TREE}/postgres/outside-dir"
+}
+
+write_config() {
+  cat >"$1" <<EOF
+version: 1
+servers:
+  - name: ${SRV}
+    host: 127.0.0.1
+    ssh: { port: ${PORT}, user: ${PULL_USER} }
+    paths:
+      backupMount: ${TREE}
+      artifacts: ${TREE}/postgres
+      configArtifacts: ${TREE}/config
+      lockFile: ${PGB_T}/run/server.lock
+    repos: { primary: ${TREE}/borg, external: null }
+    borg: { passphraseFile: ${PGB_T}/secrets/pg-borg.env }
+    replication: { passwordFile: ${PGB_T}/secrets/repl_password }
+    services:
+      - { name: svc, port: 55449, pgVersion: 15 }
+devs:
+  - name: ${DEV}
+    pullFrom: [${SRV}]
+    address: 127.0.0.1
+    publicKey: "$(cat "${KEY}.pub")"
+    localBase: ${PULLED}
+    sshKey: ${KEY}
+    knownHosts: ${KNOWN_HOSTS}
+    lockFile: ${PGB_T}/dev/pull.lock
+EOF
+}
+
+# Everything about the served tree: names, types, modes, owners, sizes, mtimes, link targets, content.
+tree_state() {
+  (cd "${TREE}" && find . -printf '%p %y %m %u %g %s %T@ %l\n' | sort && find . -type f -exec sha256sum {} + | sort)
+}
+
+# The attacker holds the dev machine's key and uses the same ssh options as the dev script.
+RSH() {
+  printf 'ssh -p %s -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=%s -o ConnectTimeout=10' \
+    "${PORT}" "${KEY}" "${KNOWN_HOSTS}"
+}
+
+ssh_as_puller() {
+  # shellcheck disable=SC2046
+  timeout 30 $(RSH) "$@" "${PULL_USER}@127.0.0.1"
+}
+
+ssh_cmd() {
+  # shellcheck disable=SC2046
+  timeout 30 $(RSH) "${PULL_USER}@127.0.0.1" "$@"
+}
+
+rsync_as_puller() {
+  timeout 30 rsync -e "$(RSH)" "$@"
+}
+
+# No attack may change the served tree, write the files it aimed at, or run the marker command.
+assert_no_trace() {
+  run diff <(tree_state) "${PGB_T}/tree.before"
+  assert_success
+  assert [ ! -e "${MARKER}" ]
+  assert [ ! -e "/etc/sudoers.d/${EVIL_NAME}" ]
+  assert [ ! -e "/root/${EVIL_NAME}" ]
+  assert [ ! -e "/${EVIL_NAME}" ]
+}
+
+# Nothing the attacker received is a copy of /etc/shadow or of the private file outside the tree.
+assert_no_loot() {
+  local f
+  while IFS= read -r -d '' f; do
+    if cmp -s -- "${f}" /etc/shadow || cmp -s -- "${f}" "${OUTSIDE}/secret"; then
+      fail "leaked to the client: ${f}"
+    fi
+  done < <(find "${LOOT}" -type f -print0)
+}
+
+@test "the generated key line is restricted: restrict, from= the dev address, forced sudo -n rrsync -ro" {
+  run cat "${PGB_T}/home/.ssh/authorized_keys"
+  assert_success
+  assert_equal "$(wc -l <"${PGB_T}/home/.ssh/authorized_keys")" 1
+  assert_output "restrict,from=\"127.0.0.1\",command=\"sudo -n /usr/bin/rrsync -ro ${TREE}\" $(cat "${KEY}.pub")"
+  run getent passwd "${PULL_USER}"
+  assert_output --regexp ':/bin/sh$'
+}
+
+@test "sudo allows the pull user exactly one command: rrsync -ro on the pull root" {
+  run sudo -n -l -U "${PULL_USER}"
+  assert_success
+  assert_output --partial "(root) NOPASSWD: /usr/bin/rrsync -ro ${TREE}"
+  assert_equal "$(grep -c 'NOPASSWD' <<<"${output}")" 1
+  refute_output --partial '(ALL'
+}
+
+@test "the generated dev pull script pulls both trees, byte-identical, through the forced command" {
+  run bash "${GEN}/${DEV}/root/usr/local/sbin/pull-server-backups.sh"
+  assert_success
+  assert_output --partial "[ OK ] [${SRV}] pull complete"
+  run diff -r --no-dereference "${TREE}/postgres" "${PULLED}/${SRV}/postgres"
+  assert_success
+  run diff -r --no-dereference "${TREE}/config" "${PULLED}/${SRV}/config"
+  assert_success
+  # Same names, types, modes and sizes, not only the same bytes.
+  assert_equal "$(cd "${PULLED}/${SRV}/postgres" && find . -printf '%p %y %m %s %l\n' | sort)" \
+    "$(cd "${TREE}/postgres" && find . -printf '%p %y %m %s %l\n' | sort)"
+  # The symlinks arrived as symlinks: neither /etc/shadow nor the private file came along.
+  assert [ -L "${PULLED}/${SRV}/postgres/shadow-link" ]
+  assert [ -L "${PULLED}/${SRV}/postgres/secret-link" ]
+  run find "${PULLED}" -type f -exec cmp -s {} "${OUTSIDE}/secret" \; -print
+  assert_output ''
+  # The sshd log shows the forced command, i.e. the key options were applied.
+  run grep -c 'forced-command' "${PGB_T}/logs/sshd.log"
+  assert_success
+  assert_no_trace
+}
+
+@test "pushing a file into the tree is refused and leaves no trace" {
+  printf 'evil\n' >"${PGB_T}/${EVIL_NAME}"
+  run rsync_as_puller "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1:postgres/"
+  assert_failure
+  run rsync_as_puller "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1:"
+  assert_failure
+  assert_no_trace
+}
+
+@test "writing into /etc/sudoers.d or /root is refused, with or without --rsync-path='sudo rsync'" {
+  printf 'ALL ALL=(ALL) NOPASSWD: ALL\n' >"${PGB_T}/${EVIL_NAME}"
+  local dest
+  for dest in /etc/sudoers.d/ /root/ ../../../../etc/sudoers.d/ /; do
+    run rsync_as_puller "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1:${dest}"
+    assert_failure
+    run rsync_as_puller --rsync-path='sudo rsync' "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1:${dest}"
+    assert_failure
+  done
+  assert_no_trace
+}
+
+@test "deleting on the server (--remove-source-files, --delete pushes) is refused and leaves no trace" {
+  run rsync_as_puller -a --remove-source-files "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/"
+  assert_failure
+  mkdir -p "${PGB_T}/empty"
+  run rsync_as_puller -a --delete "${PGB_T}/empty/" "${PULL_USER}@127.0.0.1:postgres/"
+  assert_failure
+  assert_no_trace
+}
+
+@test "reading outside the tree with .. or absolute paths is refused" {
+  local src
+  for src in ../../../etc/shadow postgres/../../../etc/shadow /etc/shadow /etc/ "${OUTSIDE}/secret" ../outside/secret; do
+    run rsync_as_puller -a "${PULL_USER}@127.0.0.1:${src}" "${LOOT}/"
+    assert_failure
+  done
+  assert_no_loot
+  assert_no_trace
+}
+
+@test "symlinks inside the tree never leak their targets (-L, -k, --copy-unsafe-links, through a dir link)" {
+  local opt
+  # Options that make the sending side follow links: rrsync refuses them below a restricted dir.
+  for opt in -L -k --copy-links --copy-unsafe-links --copy-dirlinks; do
+    run rsync_as_puller -a "${opt}" "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/"
+    (( status != 0 )) || fail "rsync ${opt} was not refused"
+  done
+  # -K only changes the client's own side: allowed, and the links still arrive as links.
+  run rsync_as_puller -a -K "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/k/"
+  assert_success
+  assert [ -L "${LOOT}/k/shadow-link" ]
+  # Through a directory symlink, and the file symlinks named directly.
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1:postgres/outside-dir/secret" "${LOOT}/"
+  assert_failure
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1:postgres/outside-dir/" "${LOOT}/dir/"
+  run rsync_as_puller "${PULL_USER}@127.0.0.1:postgres/shadow-link" "${LOOT}/"
+  run rsync_as_puller "${PULL_USER}@127.0.0.1:postgres/secret-link" "${LOOT}/"
+  assert_no_loot
+  assert_no_trace
+}
+
+@test "rsync -e / --rsync-path command execution on the server is refused" {
+  # What a client can make the forced command see in SSH_ORIGINAL_COMMAND.
+  run ssh_cmd "rsync --server --sender -e 'sh -c \"touch ${MARKER}\"' . postgres/"
+  assert_failure
+  run ssh_cmd "rsync --server --sender -vlogDtpre.iLsfxCIvu --rsh='touch ${MARKER}' . postgres/"
+  assert_failure
+  run ssh_cmd "touch ${MARKER}; rsync --server --sender -vlogDtpre.iLsfxCIvu . postgres/"
+  assert_failure
+  run ssh_cmd "rsync --server --sender -vlogDtpre.iLsfxCIvu . postgres/ \$(touch ${MARKER})"
+  assert_failure
+  run rsync_as_puller -a --rsync-path="touch ${MARKER}; rsync" "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/"
+  run rsync_as_puller -a --rsync-path="sudo rsync" "${PULL_USER}@127.0.0.1:/etc/shadow" "${LOOT}/"
+  assert_failure
+  # A remote shell for a second hop: -e on the server side is never honoured.
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/" --rsync-path="rsync -e 'sh -c \"touch ${MARKER}\"'"
+  assert_no_loot
+  assert_no_trace
+}
+
+@test "no shell: plain commands, an interactive login and sudo through ssh all fail" {
+  local cmd
+  for cmd in id "sh -c id" "/bin/bash -i" "sudo -n id" "sudo -n /usr/bin/rrsync -ro /" "cat /etc/shadow"; do
+    run ssh_cmd "${cmd}"
+    assert_failure
+    refute_output --partial 'uid='
+    refute_output --partial 'root:'
+  done
+  run ssh_as_puller -T </dev/null
+  assert_failure
+  refute_output --partial 'uid='
+  run ssh_as_puller -T <<<'id; touch '"${MARKER}"
+  assert_failure
+  refute_output --partial 'uid='
+  assert_no_trace
+}
+
+@test "no PTY: ssh -tt is refused a terminal and gets no shell" {
+  run ssh_as_puller -tt <<<'id; touch '"${MARKER}"
+  assert_failure
+  assert_output --partial 'PTY allocation request failed'
+  refute_output --partial 'uid='
+  assert_no_trace
+}
+
+@test "no port forwarding: -W, -L and -R are all refused" {
+  # -W: a direct-tcpip channel to the sshd itself.
+  run timeout 30 $(RSH) -W "127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1" </dev/null
+  assert_failure
+  refute_output --partial 'SSH-2.0'
+  # -R: the server refuses to listen for us.
+  run timeout 30 $(RSH) -N -o ExitOnForwardFailure=yes -R "127.0.0.1:55442:127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1"
+  assert_failure
+  assert_output --partial 'forwarding failed'
+  # -L: the local end listens, but the server refuses the channel when it is used.
+  timeout 20 $(RSH) -N -o ExitOnForwardFailure=yes -L "127.0.0.1:55443:127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1" \
+    2>"${PGB_T}/logs/forward-L.err" &
+  local fwd_pid=$!
+  local i banner=""
+  for i in $(seq 50); do
+    if banner="$(timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/55443 && head -c 7 <&3' 2>/dev/null)"; then break; fi
+    sleep 0.1
+  done
+  kill -TERM "${fwd_pid}" 2>/dev/null || true
+  wait "${fwd_pid}" 2>/dev/null || true
+  assert_equal "${banner}" ''
+  run cat "${PGB_T}/logs/forward-L.err"
+  assert_output --partial 'administratively prohibited'
+  assert_no_trace
+}
+
+@test "sudo with any other argv is refused for the pull user" {
+  local -a argv
+  local attempt
+  for attempt in \
+    "/usr/bin/rrsync -ro /" \
+    "/usr/bin/rrsync -ro ${TREE}/.." \
+    "/usr/bin/rrsync -wo ${TREE}" \
+    "/usr/bin/rrsync ${TREE}" \
+    "/usr/bin/rrsync -ro ${TREE} extra" \
+    "/usr/bin/rrsync -ro -munge ${TREE}" \
+    "/usr/bin/rsync --server --sender -e.Lsfx . /etc/shadow" \
+    "/usr/bin/rsync --version" \
+    "/usr/bin/id" \
+    "/bin/sh -c id"; do
+    read -r -a argv <<<"${attempt}"
+    run runuser -u "${PULL_USER}" -- sudo -n "${argv[@]}"
+    assert_failure
+    assert_output --partial 'password is required'
+    refute_output --partial 'uid=0'
+  done
+  # The one allowed argv, run the way sshd runs it, works (positive control).
+  run runuser -u "${PULL_USER}" -- env SSH_CONNECTION='127.0.0.1 1 127.0.0.1 2' \
+    SSH_ORIGINAL_COMMAND='rsync --server --sender -e.Lsfx . postgres/.pgb-sentinel' \
+    sudo -n /usr/bin/rrsync -ro "${TREE}" </dev/null
+  refute_output --partial 'password is required'
+  assert_no_trace
+}
