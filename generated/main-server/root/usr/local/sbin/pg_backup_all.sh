@@ -269,7 +269,7 @@ main() {
   snapshot_config || config_failed=1
 
   if (( failed > 0 || config_failed > 0 )); then
-    log_err "${SERVER_NAME}: finished with failures: ${failed} service(s) failed${config_failed:+, config copy failed=${config_failed}}"
+    log_err "${SERVER_NAME}: finished with failures: ${failed} service(s) failed, config copy failed: ${config_failed}"
     exit 1
   fi
   log_ok "${SERVER_NAME}: all ${#SERVICE_NAMES[@]} base backup(s) verified and promoted"
