@@ -1,0 +1,327 @@
+#!/usr/bin/env bats
+# The hardened server units, run for real under systemd as PID 1: a systemd-nspawn container
+# booted from this machine's own root file system (an overlay whose writes land in a tmpfs, so
+# the machine is never changed), with a private network (loopback only), a real PostgreSQL
+# cluster inside it, the generated bundle installed by its own install.sh, real Borg
+# repositories, a tmpfs as the backup disk and, later, another tmpfs as the external drive.
+# Proves: the sandboxed units do their work; a missing external drive fails only the external
+# unit, loudly; install.sh's live path (user, visudo -c, daemon-reload, enable --now) works.
+
+PG_PORT=55450
+
+setup_file() {
+  load helpers/common
+  load helpers/mounts
+  pgb_require_root
+  pgb_ensure_pkg systemd-nspawn systemd-container
+  local cmd
+  for cmd in nsenter systemd-id128 pg_verifybackup borg; do
+    command -v "${cmd}" >/dev/null || [[ -x "/usr/lib/postgresql/15/bin/${cmd}" ]] ||
+      { printf 'missing command: %s\n' "${cmd}" >&2; return 1; }
+  done
+  pgb_scratch_init
+  export CT_ROOT="${PGB_T}/ct"
+  export BACKUP_DISK="${PGB_T}/backup"
+  export SRV="nspawn-srv"
+  export GEN="${PGB_T}/gen"
+  export CT_NAME="pgbtest$$"
+
+  write_config "${PGB_T}/pgb.config.yaml"
+  pgb_generate "${PGB_T}/pgb.config.yaml" "${GEN}" >/dev/null
+
+  # The container's root: this machine's / read-only below, its changes in a tmpfs above.
+  pgb_mount_tmpfs "${PGB_T}/ov" 2g
+  mkdir -p "${PGB_T}/ov/upper" "${PGB_T}/ov/work" "${CT_ROOT}"
+  mount -t overlay pgb-itest-ct -o "lowerdir=/,upperdir=${PGB_T}/ov/upper,workdir=${PGB_T}/ov/work" "${CT_ROOT}"
+  pgb_started_add mount "${CT_ROOT}"
+  # The backup disk: a tmpfs of its own, bound into the container at /mnt/backup.
+  pgb_mount_tmpfs "${BACKUP_DISK}" 512m
+
+  prepare_container_root
+  mkdir -p "${CT_ROOT}/root/pgb-bundle"
+  cp -a "${GEN}/${SRV}/." "${CT_ROOT}/root/pgb-bundle/"
+
+  # --keep-unit --register=no: this machine runs no systemd of its own to register with.
+  # cgroup v2 inside, bpf() allowed and CAP_BPF kept: without them the container's systemd
+  # cannot enforce IPAddressDeny= (it warns once and runs the unit unfiltered).
+  SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --directory="${CT_ROOT}" --boot \
+    --private-network --register=no --keep-unit --machine="${CT_NAME}" \
+    --system-call-filter=bpf --capability=CAP_BPF,CAP_NET_ADMIN \
+    --bind="${BACKUP_DISK}:/mnt/backup" --console=pipe \
+    </dev/null >"${PGB_T}/logs/nspawn.log" 2>&1 &
+  export NSPAWN_PID=$!
+  pgb_started_add pid "${NSPAWN_PID}"
+  printf '%s\n' "${NSPAWN_PID}" >"${PGB_T}/nspawn.pid"
+  wait_for_boot
+
+  start_postgres
+}
+
+teardown_file() {
+  load helpers/common
+  load helpers/mounts
+  [[ -n "${PGB_T:-}" ]] || return 0
+  stop_container || true
+  pgb_teardown_all
+}
+
+setup() {
+  load helpers/common
+  pgb_load_bats_libs
+  NSPAWN_PID="$(cat "${PGB_T}/nspawn.pid")"
+  CT_PID="$(container_pid)"
+  [[ -n "${CT_PID}" ]] || fail "the container is not running: $(tail -n 20 "${PGB_T}/logs/nspawn.log")"
+}
+
+write_config() {
+  cat >"$1" <<EOF
+version: 1
+servers:
+  - name: ${SRV}
+    host: 127.0.0.1
+    ssh: { port: 55451, user: pgbnspull }
+    schedule: "02:00"
+    repos:
+      external: { mount: /media/usb, path: /media/usb/borg, warnFreeBytes: 1048576, reserveBytes: 1048576 }
+    borg: { lockWait: 30 }
+    replication: { allowedSubnet: 127.0.0.1/32 }
+    services:
+      - { name: svc_a, host: 127.0.0.1, port: ${PG_PORT}, pgVersion: 15, wal: false }
+    configPaths: [/etc/hostname, /etc/ssh/sshd_config]
+EOF
+}
+
+# Its own machine id (journald refuses to share the host's); services the test does not need masked.
+prepare_container_root() {
+  local unit
+  systemd-id128 new >"${CT_ROOT}/etc/machine-id"
+  for unit in postgresql.service ssh.service sysstat.service cron.service apt-daily.timer \
+    apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
+    man-db.timer getty@tty1.service console-getty.service systemd-timesyncd.service; do
+    ln -sf /dev/null "${CT_ROOT}/etc/systemd/system/${unit}"
+  done
+  mkdir -p "${CT_ROOT}/media/usb"
+}
+
+# The container's PID 1 as this machine sees it: the child of systemd-nspawn.
+container_pid() {
+  local pid
+  read -r pid _ <"/proc/${NSPAWN_PID}/task/${NSPAWN_PID}/children" 2>/dev/null || true
+  printf '%s' "${pid}"
+}
+
+# Runs a command inside the container (all its namespaces), with the caller's environment.
+in_ct() {
+  nsenter --target "${CT_PID}" --all -- "$@"
+}
+
+wait_for_boot() {
+  local i state=""
+  for i in $(seq 120); do
+    CT_PID="$(container_pid)"
+    if [[ -n "${CT_PID}" ]]; then
+      state="$(in_ct systemctl is-system-running 2>/dev/null || true)"
+      [[ "${state}" == running || "${state}" == degraded ]] && return 0
+    fi
+    kill -0 "${NSPAWN_PID}" 2>/dev/null || break
+    sleep 0.5
+  done
+  printf 'container did not boot (state %s):\n' "${state}" >&2
+  tail -n 30 "${PGB_T}/logs/nspawn.log" >&2
+  return 1
+}
+
+stop_container() {
+  local pid i
+  pid="$(cat "${PGB_T}/nspawn.pid" 2>/dev/null)" || return 0
+  kill -0 "${pid}" 2>/dev/null || return 0
+  # SIGTERM to systemd-nspawn shuts a booted container down in order.
+  kill -TERM "${pid}" 2>/dev/null || true
+  for i in $(seq 60); do
+    kill -0 "${pid}" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -KILL "${pid}" 2>/dev/null || true
+  sleep 1
+}
+
+# A PostgreSQL 15 cluster inside the container, run by its systemd as a transient unit.
+start_postgres() {
+  local data=/var/lib/pgbtest/svc_a i
+  in_ct install -d -o postgres -g postgres -m 0700 /var/lib/pgbtest
+  in_ct runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "${data}" -U postgres \
+    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >"${PGB_T}/logs/initdb.log" 2>&1
+  in_ct runuser -u postgres -- sh -c "cat >'${data}/pg_hba.conf'" <<'EOF'
+local   all           all                         trust
+host    all           postgres     127.0.0.1/32   trust
+host    replication   repl_backup  127.0.0.1/32   scram-sha-256
+EOF
+  in_ct systemd-run --quiet --unit=pgbtest-pg -p User=postgres -p RuntimeDirectory=pgbtest-pg \
+    /usr/lib/postgresql/15/bin/postgres -D "${data}" -p "${PG_PORT}" \
+    -c listen_addresses=127.0.0.1 -c unix_socket_directories=/run/pgbtest-pg -c max_wal_senders=4
+  for i in $(seq 60); do
+    in_ct /usr/lib/postgresql/15/bin/pg_isready -q -h 127.0.0.1 -p "${PG_PORT}" && break
+    sleep 0.5
+  done
+  in_ct /usr/lib/postgresql/15/bin/psql -X -q -h 127.0.0.1 -p "${PG_PORT}" -U postgres \
+    -c 'CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g'
+}
+
+# Waits until the container's systemd has no job left (the Borg units run after the backup).
+wait_for_jobs() {
+  local i
+  for i in $(seq 240); do
+    [[ -z "$(in_ct systemctl list-jobs --no-legend 2>/dev/null)" ]] && return 0
+    sleep 0.5
+  done
+  in_ct systemctl list-jobs >&2
+  return 1
+}
+
+unit_result() {
+  in_ct systemctl show -p Result -p ExecMainStatus --value "$1" | paste -sd' '
+}
+
+secret_of() {
+  case "$1" in
+    borg) sed -n 's/^BORG_PASSPHRASE=//p' "${CT_ROOT}/etc/borg/pg-borg.env" ;;
+    repl) head -n 1 "${CT_ROOT}/etc/pg_backup/repl_password" ;;
+  esac
+}
+
+@test "install.sh on a live systemd: places the bundle, creates the pull user, enables the timer" {
+  run in_ct /root/pgb-bundle/install.sh
+  assert_success
+  assert_output --partial 'systemctl daemon-reload'
+  assert_output --partial 'systemctl enable --now pg-backup-all.timer'
+  assert_output --partial 'create the pull user pgbnspull'
+  run in_ct systemctl is-enabled pg-backup-all.timer
+  assert_output enabled
+  run in_ct systemctl is-active pg-backup-all.timer
+  assert_output active
+  run in_ct getent passwd pgbnspull
+  assert_output --regexp ':/bin/sh$'
+  run in_ct visudo -c
+  assert_success
+  run in_ct sudo -n -l -U pgbnspull
+  assert_output --partial '(root) NOPASSWD: /usr/bin/rrsync -ro /mnt/backup'
+  # The second run finds nothing to do, systemd included.
+  run in_ct /root/pgb-bundle/install.sh
+  assert_success
+  assert_output --partial 'nothing to change'
+}
+
+@test "the filled-in secrets, the replication role and the repositories (the operator's steps)" {
+  local pass
+  pass="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  printf 'BORG_PASSPHRASE=%s\n' "${pass}" >"${CT_ROOT}/etc/borg/pg-borg.env"
+  head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${CT_ROOT}/etc/pg_backup/repl_password"
+  printf '\n' >>"${CT_ROOT}/etc/pg_backup/repl_password"
+  run in_ct /root/pgb-bundle/snippets/apply-replication-role.sh --via-tcp
+  assert_success
+  run in_ct /usr/local/sbin/pgb_repo_init.sh
+  assert_success
+  assert_output --partial 'external drive not mounted at /media/usb'
+  assert [ -f "${BACKUP_DISK}/borg/config" ]
+}
+
+@test "the timer starts the backup; base backup and primary archive succeed while the external drive is missing" {
+  run in_ct systemctl list-timers --all --no-pager pg-backup-all.timer
+  assert_output --partial 'pg-backup-all.service'
+  run in_ct systemctl start pg-backup-all.service
+  assert_success
+  wait_for_jobs
+  assert_equal "$(unit_result pg-backup-all.service)" 'success 0'
+  assert_equal "$(unit_result pgb-borg-primary.service)" 'success 0'
+  # The external step alone failed, loudly, with the reason in its journal.
+  assert_equal "$(unit_result pgb-borg-external.service)" 'exit-code 1'
+  run in_ct journalctl -u pgb-borg-external.service --no-pager -o cat
+  assert_output --partial 'external drive not mounted at /media/usb; external copy NOT made'
+  # A verified base backup landed on the backup disk, and it verifies here too.
+  local backup
+  backup="$(find "${BACKUP_DISK}/postgres/basebackups" -mindepth 1 -maxdepth 1 -name 'svc_a_basebackup_*' | head -n 1)"
+  assert [ -n "${backup}" ]
+  run /usr/lib/postgresql/15/bin/pg_verifybackup -q "${backup}"
+  assert_success
+  assert [ -f "${BACKUP_DISK}/config/etc/ssh/sshd_config" ]
+  assert [ -f "${BACKUP_DISK}/postgres/.pgb-sentinel" ]
+}
+
+@test "the primary archive holds the base backup byte for byte" {
+  local archive rel
+  export BORG_PASSPHRASE
+  BORG_PASSPHRASE="$(secret_of borg)"
+  export BORG_BASE_DIR=/var/lib/pgb-gen/borg
+  run in_ct borg list --short /mnt/backup/borg
+  assert_success
+  assert_equal "${#lines[@]}" 1
+  archive="${lines[0]}"
+  [[ "${archive}" == "${SRV}-pg-artifacts-"* ]]
+  in_ct mkdir -p /root/extract
+  in_ct sh -c 'cd /root/extract && borg extract "/mnt/backup/borg::$1"' _ "${archive}"
+  rel="$(cd "${BACKUP_DISK}/postgres/basebackups" && ls -d svc_a_basebackup_* | head -n 1)"
+  run diff -r "${BACKUP_DISK}/postgres/basebackups/${rel}" "${CT_ROOT}/root/extract/mnt/backup/postgres/basebackups/${rel}"
+  assert_success
+}
+
+@test "with the drive plugged in, the external unit archives too; the sandbox is in force" {
+  in_ct mount -t tmpfs -o size=256m,nosuid,nodev pgbtest-usb /media/usb
+  run in_ct /usr/local/sbin/pgb_repo_init.sh
+  assert_success
+  run in_ct systemctl start pgb-borg-external.service
+  assert_success
+  assert_equal "$(unit_result pgb-borg-external.service)" 'success 0'
+  export BORG_PASSPHRASE
+  BORG_PASSPHRASE="$(secret_of borg)"
+  export BORG_BASE_DIR=/var/lib/pgb-gen/borg
+  run in_ct borg list --short /media/usb/borg
+  assert_success
+  assert_equal "${#lines[@]}" 1
+  # systemd's own view of the loaded units (online, not --offline): at most 1.5 each.
+  local unit score
+  for unit in pg-backup-all.service pgb-borg-primary.service pgb-borg-external.service; do
+    score="$(in_ct systemd-analyze security --no-pager "${unit}" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
+    printf '# %s online exposure %s\n' "${unit}" "${score}" >&3
+    (( 10#${score/./} <= 15 )) || fail "${unit} scores ${score} in the running system"
+  done
+  run in_ct systemctl show -p PrivateUsers -p ProtectSystem -p CapabilityBoundingSet --value pg-backup-all.service
+  assert_line 'yes'
+  assert_line 'strict'
+  # The IP allow list is enforced in this system (cgroup BPF), not silently ignored: the
+  # backup unit's own allow list reaches PostgreSQL, a deny-all one does not.
+  run in_ct systemd-run --quiet --wait --pipe -p IPAddressDeny=any -p IPAddressAllow=127.0.0.1 \
+    /usr/lib/postgresql/15/bin/pg_isready -t 3 -h 127.0.0.1 -p "${PG_PORT}"
+  assert_success
+  run in_ct systemd-run --quiet --wait --pipe -p IPAddressDeny=any \
+    /usr/lib/postgresql/15/bin/pg_isready -t 3 -h 127.0.0.1 -p "${PG_PORT}"
+  assert_failure
+  run in_ct journalctl --no-pager -o cat -u pg-backup-all.service -u pgb-borg-primary.service
+  refute_output --partial 'does not support BPF'
+}
+
+@test "no secret appears in the journal of the container or on the backup disk's logs" {
+  local borg repl
+  borg="$(secret_of borg)"
+  repl="$(secret_of repl)"
+  [[ ${#borg} -ge 16 && ${#repl} -ge 16 ]]
+  run in_ct journalctl --no-pager -o cat
+  assert_success
+  assert_output --partial 'base backup verified and promoted'
+  refute_output --partial "${borg}"
+  refute_output --partial "${repl}"
+  run grep -rlF -e "${borg}" -e "${repl}" "${BACKUP_DISK}/postgres" "${GEN}"
+  assert_failure
+}
+
+@test "install.sh --uninstall on a live systemd disables the timer and removes the bundle's files" {
+  run in_ct /root/pgb-bundle/install.sh --uninstall
+  assert_success
+  assert_output --partial 'systemctl disable --now pg-backup-all.timer'
+  run in_ct systemctl is-enabled pg-backup-all.timer
+  assert_failure
+  assert [ ! -e "${CT_ROOT}/usr/local/sbin/pg_backup_all.sh" ]
+  assert [ ! -e "${CT_ROOT}/etc/sudoers.d/pgb-pull-${SRV}" ]
+  assert [ -s "${CT_ROOT}/etc/borg/pg-borg.env" ]
+  run in_ct visudo -c
+  assert_success
+}
