@@ -5,9 +5,11 @@
 # cluster inside it, the generated bundle installed by its own install.sh, real Borg
 # repositories, a tmpfs as the backup disk and, later, another tmpfs as the external drive.
 # Proves: the sandboxed units do their work; a missing external drive fails only the external
-# unit, loudly; install.sh's live path (user, visudo -c, daemon-reload, enable --now) works.
+# unit, loudly; install.sh's live path (user, visudo -c, daemon-reload, enable --now) works; the dev
+# machine's sandboxed pull unit pulls through the hardened ssh path (an sshd in the container).
 
 PG_PORT=55450
+SSH_PORT=55451
 
 setup_file() {
   load helpers/common
@@ -25,6 +27,10 @@ setup_file() {
   export SRV="nspawn-srv"
   export GEN="${PGB_T}/gen"
   export CT_NAME="pgbtest$$"
+  export DEV="nspawn-dev"
+  mkdir -p "${PGB_T}/keys"
+  ssh-keygen -q -t ed25519 -N '' -C "${DEV}" -f "${PGB_T}/keys/pull"
+  ssh-keygen -q -t ed25519 -N '' -C host -f "${PGB_T}/keys/host"
 
   write_config "${PGB_T}/pgb.config.yaml"
   pgb_generate "${PGB_T}/pgb.config.yaml" "${GEN}" >/dev/null
@@ -38,8 +44,9 @@ setup_file() {
   pgb_mount_tmpfs "${BACKUP_DISK}" 512m
 
   prepare_container_root
-  mkdir -p "${CT_ROOT}/root/pgb-bundle"
+  mkdir -p "${CT_ROOT}/root/pgb-bundle" "${CT_ROOT}/root/pgb-dev-bundle"
   cp -a "${GEN}/${SRV}/." "${CT_ROOT}/root/pgb-bundle/"
+  cp -a "${GEN}/${DEV}/." "${CT_ROOT}/root/pgb-dev-bundle/"
 
   # --keep-unit --register=no: this machine runs no systemd of its own to register with.
   # cgroup v2 inside, bpf() allowed and CAP_BPF kept: without them the container's systemd
@@ -88,6 +95,11 @@ servers:
     services:
       - { name: svc_a, host: 127.0.0.1, port: ${PG_PORT}, pgVersion: 15, wal: false }
     configPaths: [/etc/hostname, /etc/ssh/sshd_config]
+devs:
+  - name: ${DEV}
+    pullFrom: [${SRV}]
+    address: 127.0.0.1
+    publicKey: "$(cat "${PGB_T}/keys/pull.pub")"
 EOF
 }
 
@@ -297,6 +309,44 @@ secret_of() {
   assert_failure
   run in_ct journalctl --no-pager -o cat -u pg-backup-all.service -u pgb-borg-primary.service
   refute_output --partial 'does not support BPF'
+}
+
+@test "the dev machine's sandboxed pull unit pulls the artifacts through the hardened ssh path" {
+  run in_ct /root/pgb-dev-bundle/install.sh
+  assert_success
+  assert_output --partial 'systemctl enable --now pull-server-backups.timer'
+  # The operator's steps: the pull key and the pinned host key on the dev side, the generated
+  # authorized_keys line on the server side, and an sshd.
+  in_ct install -d -m 0700 /etc/backup/ssh
+  install -m 0600 "${PGB_T}/keys/pull" "${CT_ROOT}/etc/backup/ssh/backup_servers_ed25519"
+  printf '[127.0.0.1]:%s %s\n' "${SSH_PORT}" "$(cut -d' ' -f1,2 "${PGB_T}/keys/host.pub")" \
+    >"${CT_ROOT}/etc/backup/ssh/known_hosts"
+  in_ct install -d -m 0755 -o root -g root /home/pgbnspull/.ssh
+  grep -v -e '^#' -e '^$' "${CT_ROOT}/root/pgb-bundle/snippets/authorized_keys" \
+    >"${CT_ROOT}/home/pgbnspull/.ssh/authorized_keys"
+  in_ct install -d -m 0700 /etc/pgbtest
+  install -m 0600 "${PGB_T}/keys/host" "${CT_ROOT}/etc/pgbtest/host_key"
+  printf '%s\n' "Port ${SSH_PORT}" 'ListenAddress 127.0.0.1' 'HostKey /etc/pgbtest/host_key' 'UsePAM no' \
+    'PasswordAuthentication no' 'KbdInteractiveAuthentication no' 'AllowUsers pgbnspull' \
+    'PidFile /run/pgbtest-sshd.pid' >"${CT_ROOT}/etc/pgbtest/sshd_config"
+  in_ct install -d -m 0755 /run/sshd
+  in_ct systemd-run --quiet --unit=pgbtest-sshd /usr/sbin/sshd -D -f /etc/pgbtest/sshd_config
+  local i score
+  for i in $(seq 40); do
+    in_ct bash -c "exec 3<>/dev/tcp/127.0.0.1/${SSH_PORT}" 2>/dev/null && break
+    sleep 0.25
+  done
+  run in_ct systemctl start pull-server-backups.service
+  in_ct journalctl -u pull-server-backups.service --no-pager -o cat | sed 's/^/# /' >&3 || true
+  assert_success
+  assert_equal "$(unit_result pull-server-backups.service)" 'success 0'
+  run diff -r --no-dereference "${BACKUP_DISK}/postgres" "${CT_ROOT}/mnt/upload/${SRV}/postgres"
+  assert_success
+  run diff -r --no-dereference "${BACKUP_DISK}/config" "${CT_ROOT}/mnt/upload/${SRV}/config"
+  assert_success
+  score="$(in_ct systemd-analyze security --no-pager pull-server-backups.service | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
+  printf '# pull-server-backups.service online exposure %s\n' "${score}" >&3
+  (( 10#${score/./} <= 15 ))
 }
 
 @test "no secret appears in the journal of the container or on the backup disk's logs" {
