@@ -110,6 +110,15 @@ broken_bundle() {
   assert_success
 }
 
+@test "every line install.sh prints carries a UTC stamp and a level, in every mode" {
+  "${BUNDLE}/install.sh" --dry-run --root "${R}" >"${PGB_T}/logs/dry.log" 2>&1
+  "${BUNDLE}/install.sh" --root "${R}" >"${PGB_T}/logs/install.log" 2>&1
+  "${BUNDLE}/install.sh" --root "${R}" --uninstall >"${PGB_T}/logs/uninstall.log" 2>&1
+  assert_log_lines_stamped "${PGB_T}/logs/dry.log"
+  assert_log_lines_stamped "${PGB_T}/logs/install.log"
+  assert_log_lines_stamped "${PGB_T}/logs/uninstall.log"
+}
+
 @test "a second run changes nothing and says so" {
   "${BUNDLE}/install.sh" --root "${R}" >/dev/null
   local before
