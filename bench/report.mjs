@@ -1,0 +1,160 @@
+// bench/report.mjs RESULTS META: prints the medians, min-max, ratios and peak memory of a bench run.
+// Rows of RESULTS: phase, candidate, run, metric ("t:<part>" ns, "rss:<part>" KiB, "bytes:<name>"), value.
+// Printed, never asserted: the targets of issue 6 are shown with their measured ratio.
+import { readFileSync } from 'node:fs';
+
+const [resultsFile, metaFile] = process.argv.slice(2);
+const rows = readFileSync(resultsFile, 'utf8').split('\n').filter(Boolean).map((l) => {
+  const [phase, cand, run, metric, value] = l.split('\t');
+  return { phase, cand, run: Number(run), metric, value: Number(value) };
+});
+const meta = Object.fromEntries(readFileSync(metaFile, 'utf8').split('\n').filter(Boolean).map((l) => {
+  const i = l.indexOf('\t');
+  return [l.slice(0, i), l.slice(i + 1)];
+}));
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const stats = (xs) => (xs.length ? { med: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length } : null);
+const of = (phase, cand) => rows.filter((r) => r.phase === phase && r.cand === cand);
+
+/** Per run, the sum of the timed parts (seconds). */
+function time(phase, cand, part) {
+  const byRun = new Map();
+  for (const r of of(phase, cand)) {
+    if (!r.metric.startsWith('t:') || (part && r.metric !== `t:${part}`)) continue;
+    byRun.set(r.run, (byRun.get(r.run) ?? 0) + r.value / 1e9);
+  }
+  return stats([...byRun.values()]);
+}
+const parts = (phase, cand) => [...new Set(of(phase, cand).filter((r) => r.metric.startsWith('t:')).map((r) => r.metric.slice(2)))];
+const rss = (phase, cand) => Math.max(0, ...of(phase, cand).filter((r) => r.metric.startsWith('rss:')).map((r) => r.value));
+const bytes = (phase, cand, name) => stats(of(phase, cand).filter((r) => r.metric === `bytes:${name}`).map((r) => r.value));
+
+const s = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const fmtT = (st) => (st ? `${s(st.med)} s` : 'n/a');
+const fmtR = (st) => (st ? (st.n > 1 ? `[${s(st.min)}-${s(st.max)}]` : '') : '');
+const mb = (b) => (b / 1e6 >= 100 ? (b / 1e6).toFixed(0) : (b / 1e6).toFixed(1)) + ' MB';
+const fmtB = (st) => (st ? mb(st.med) : 'n/a');
+const fmtBR = (st) => (st && st.n > 1 ? `[${mb(st.min).replace(' MB', '')}-${mb(st.max)}]` : '');
+const ratio = (a, b) => (a && b && b.med > 0 ? a.med / b.med : NaN);
+const fx = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}x` : 'n/a');
+const mem = (kb) => (kb ? `${(kb / 1024).toFixed(0)} MB` : '');
+const table = (header, lines) => {
+  const all = [header, ...lines];
+  const w = header.map((_, i) => Math.max(...all.map((l) => String(l[i] ?? '').length)));
+  return all.map((l) => '  ' + l.map((c, i) => String(c ?? '').padEnd(w[i])).join('  ').trimEnd()).join('\n');
+};
+
+const labels = {
+  tar: 'tar of the data dirs + fsync (copy limit)',
+  runbook: 'runbook: pg_basebackup one by one, borg create lz4',
+  pgbackrest: 'pgBackRest full (lz4, aes-256-cbc, process-max 2)',
+  'proto-overlap': 'prototype: per-service archive overlapping next backup',
+  'gen-default': 'generated, defaults',
+  'gen-p1': 'generated, parallelJobs 1',
+  'gen-p3': 'generated, parallelJobs 3',
+  'gen-lz4': 'generated, compression lz4',
+  'gen-fixed': 'generated, chunkerParams fixed,8192',
+  'gen-lz4-fixed': 'generated, lz4 + fixed,8192',
+  'gen-nofc': 'generated, defaults, files cache disabled',
+  'gen-nosync': 'generated, pg_basebackup --no-sync + one syncfs',
+  raw: 'raw artifacts still on disk (cp -a)',
+};
+const label = (c) => labels[c] ?? c;
+
+const out = [];
+const dataBytes = Number(meta.data_bytes);
+out.push(`pgb-gen bench (${meta.mode}): ${meta.clusters} clusters x pgbench -i -s ${meta.scale} = ${mb(dataBytes)} of data dirs; ` +
+  `medians of ${meta.runs} run(s) [min-max]; work dir on ${meta.fs}, ${meta.cpus} CPUs; took ${meta.elapsed} s`);
+out.push(`${meta.versions}`);
+out.push(`generated defaults: ${meta.defaults}`);
+out.push('Peak RSS is that of the largest single process of the step. Warm page cache.');
+
+// 1. nightly
+const limit = time('nightly', 'tar');
+const runbook = time('nightly', 'runbook');
+const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'gen-default', 'gen-p1', 'gen-p3', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed', 'gen-nosync']
+  .filter((c) => of('nightly', c).length);
+out.push('', '1. Nightly pipeline, day 1 (base backups of all services + Borg archive with prune, compact, check; fresh repo)');
+out.push(table(['candidate', 'median', 'min-max', 'x limit', 'x runbook', 'parts (median)', 'repo', 'peak RSS'],
+  nightlyCands.map((c) => {
+    const t = time('nightly', c);
+    const ps = parts('nightly', c);
+    return [label(c), fmtT(t), fmtR(t), fx(ratio(t, limit)), fx(ratio(t, runbook)),
+      ps.length > 1 ? ps.map((p) => `${p} ${fmtT(time('nightly', c, p))}`).join(', ') : '',
+      bytes('nightly', c, 'repo') ? fmtB(bytes('nightly', c, 'repo')) : '', mem(rss('nightly', c))];
+  })));
+
+// 2. day 2
+const incr = bytes('day2', 'pgbackrest', 'growth');
+const growthCands = ['gen-default', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed', 'gen-nofc', 'runbook', 'pgbackrest'].filter((c) => of('day2', c).length);
+out.push('', `2. Day 2 after pgbench -t ${meta.churn} per database (same raw base backups for every Borg candidate; Borg archives all raw backups kept on disk)`);
+out.push(`  base backups (generated, defaults): day 1 ${fmtT(time('day1', 'raw'))}, day 2 ${fmtT(time('day2', 'raw'))}; churn ${fmtT(time('churn', 'pgbench'))}`);
+out.push(table(['candidate', 'day-2 growth', 'min-max', 'x pgBR incr', 'day-2 time', 'min-max', 'day-1 time', 'day-1 repo', 'peak RSS'],
+  growthCands.map((c) => {
+    const g = bytes('day2', c, 'growth');
+    const t2 = time('day2', c);
+    return [label(c) + (c === 'pgbackrest' ? ' (incr)' : ''), fmtB(g), fmtBR(g), fx(ratio(g, incr)), fmtT(t2), fmtR(t2),
+      fmtT(time('day1', c)), fmtB(bytes('day1', c, 'repo')), mem(Math.max(rss('day1', c), rss('day2', c)))];
+  })));
+const walGrowth = bytes('day2', 'pgbackrest', 'wal-archive-growth');
+if (walGrowth) out.push(`  pgBackRest's WAL archive grew ${fmtB(walGrowth)} more over the churn (not counted above; pgb-gen streams WAL separately).`);
+const ver = (meta.versions.match(/pgBackRest (\d+)\.(\d+)/) ?? []).slice(1).map(Number);
+if (ver.length && (ver[0] < 2 || (ver[0] === 2 && ver[1] < 46)))
+  out.push(`  pgBackRest block incremental: n/a (needs pgBackRest >= 2.46, this is ${ver.join('.')}).`);
+
+// 3. restore
+const pgbrRestore = time('restore', 'pgbackrest');
+const restoreCands = ['gen-default', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed', 'gen-nofc', 'raw', 'pgbackrest'].filter((c) => of('restore', c).length);
+out.push('', '3. Restore of one service (svc0, day 2) until it accepts read-write connections');
+out.push(table(['candidate', 'median', 'min-max', 'x pgBackRest', 'peak RSS'],
+  restoreCands.map((c) => {
+    const t = time('restore', c);
+    return [(c.startsWith('gen-') ? 'borg extract: ' : '') + label(c), fmtT(t), fmtR(t), fx(ratio(t, pgbrRestore)), mem(rss('restore', c))];
+  })));
+
+// 4. build
+const node0 = time('build', 'node-e-0');
+const build = time('build', 'pgb-gen-build');
+out.push('', '4. pgb-gen build of a 100-service config');
+out.push(table(['candidate', 'median', 'min-max', 'x node -e 0', 'peak RSS'], [
+  ['node -e 0', fmtT(node0), fmtR(node0), fx(1), mem(rss('build', 'node-e-0'))],
+  ['pgb-gen build (100 services)', fmtT(build), fmtR(build), fx(ratio(build, node0)), mem(rss('build', 'pgb-gen-build'))],
+]));
+
+// targets
+const bestGrowth = ['gen-default', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed']
+  .filter((c) => bytes('day2', c, 'growth'))
+  .sort((a, b) => bytes('day2', a, 'growth').med - bytes('day2', b, 'growth').med)[0];
+const mark = (x, limit) => (Number.isFinite(x) ? (x <= limit ? 'met' : 'NOT met') : 'n/a');
+const tgt = [];
+const r1 = ratio(time('nightly', 'gen-default'), limit);
+tgt.push(['nightly pipeline (defaults) / copy limit', fx(r1), '<= 2.5x', mark(r1, 2.5)]);
+const bestNightly = nightlyCands.filter((c) => c.startsWith('gen-') || c === 'proto-overlap')
+  .sort((a, b) => time('nightly', a).med - time('nightly', b).med)[0];
+if (bestNightly) {
+  const r = ratio(time('nightly', bestNightly), limit);
+  tgt.push([`  fastest candidate (${bestNightly}) / copy limit`, fx(r), '<= 2.5x', mark(r, 2.5)]);
+}
+const r2 = ratio(bytes('day2', 'gen-default', 'growth'), incr);
+tgt.push(['day-2 growth (defaults) / pgBackRest incr', fx(r2), '<= 0.3x', mark(r2, 0.3)]);
+if (bestGrowth) {
+  const r = ratio(bytes('day2', bestGrowth, 'growth'), incr);
+  const d1 = ratio(time('nightly', bestGrowth), runbook);
+  tgt.push([`  smallest (${bestGrowth}) / pgBackRest incr`, fx(r), '<= 0.3x', mark(r, 0.3)]);
+  tgt.push([`  its day-1 nightly time / runbook's`, fx(d1), '<= 1.0x', mark(d1, 1.0)]);
+}
+const r3 = ratio(time('restore', 'gen-default'), pgbrRestore);
+tgt.push(['restore from Borg (defaults) / pgBackRest restore', fx(r3), '<= 1.0x', mark(r3, 1.0)]);
+const r3b = ratio(time('restore', 'raw'), pgbrRestore);
+tgt.push(['  restore from raw artifacts / pgBackRest restore', fx(r3b), '<= 1.0x', mark(r3b, 1.0)]);
+const r4 = ratio(build, node0);
+tgt.push(['pgb-gen build (100 services) / node -e 0', fx(r4), '<= 2.0x', mark(r4, 2.0)]);
+out.push('', 'Targets of issue 6 (printed, not asserted)');
+out.push(table(['ratio', 'measured', 'target', ''], tgt));
+if (meta.mode === 'smoke') out.push('', 'Smoke run: tiny scale, one run; the numbers only prove that every step works.');
+console.log(out.join('\n'));

@@ -1,0 +1,679 @@
+#!/usr/bin/env bash
+# bench/run.sh: the SPEC §8 benchmark (`npm run bench`). A benchmark, not a test: timings are
+# printed, never asserted; the exit status only says whether every step ran.
+#
+# On real PostgreSQL clusters (loopback only) it measures, side by side and alternating candidates:
+#   1. nightly pipeline, day 1: the generated pg_backup_all.sh + borg_pg_artifacts.sh primary (per
+#      lever: parallelJobs, compression, chunker params) against the raw copy limit (tar of the data
+#      dirs with fsync), the runbook's pipeline and pgBackRest's full backup;
+#   2. day 2 after `pgbench -t N` per database: repository growth and time, Borg (per lever, and with
+#      the files cache disabled) against pgBackRest's incremental;
+#   3. restore of one service until it accepts read-write connections: from Borg, from the raw
+#      artifacts still on disk, and with pgBackRest;
+#   4. `pgb-gen build` of a 100-service config against a bare `node -e 0`.
+# Prints medians, min-max, ratios and peak memory (RSS of the largest process of each step).
+#
+# usage: bench/run.sh [--smoke] [--runs N] [--scale N] [--clusters N] [--churn N] [--keep]
+#   --smoke     tiny scale, one run: proves the bench still works (CI)
+#   --keep      keep the work directory (clusters are stopped all the same)
+# Environment: BENCH_TMPDIR (default /var/tmp): where the work directory is made (use a disk, not tmpfs).
+# Needs root (the generated scripts refuse to run otherwise), Node >= 20, and installs postgresql,
+# borgbackup, pgbackrest and time with apt-get when they are missing.
+set -euo pipefail
+
+SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+readonly SELF
+ROOT="$(cd "$(dirname "${SELF}")/.." && pwd)"
+readonly ROOT
+readonly PORT_BASE=55460      # the bench's clusters: 55460.. (55460-55489 are reserved for it)
+readonly RESTORE_PORT=55480   # restored clusters
+readonly REPL_USER=pgb_bench_repl
+readonly DEBIAN_PACKAGES=(postgresql postgresql-contrib borgbackup pgbackrest time)
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# ---- paths (all under the work directory; exported so re-entered calls see them) -----------------
+set_paths() {
+  PGDIR="${WORK}/pg"
+  SOCK="${WORK}/sock"
+  MNT="${WORK}/backup"
+  ART="${MNT}/postgres"
+  CFGART="${MNT}/config"
+  SECRETS="${WORK}/secrets"
+  PGBR="${WORK}/pgbackrest"
+  PGBR_CONF="${PGBR}/pgbackrest.conf"
+  GEN="${WORK}/gen"
+  BORGBASE="${WORK}/borgbase"
+  RESTORE_DIR="${WORK}/restore"
+  LOGFILE="${WORK}/bench.log"
+  RESULTS="${WORK}/results.tsv"
+  META="${WORK}/meta.tsv"
+}
+
+# ---- options -------------------------------------------------------------------------------------
+MODE=full
+RUNS=3
+SCALE=25
+CLUSTERS=3
+CHURN_TX=2000
+BUILD_SERVICES=100
+BUILD_RUNS=5
+BURN_STEP=1000
+KEEP=""
+# Candidates of each phase (full run; --smoke runs each kind of step once).
+NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default gen-p1 gen-p3 gen-lz4 gen-fixed gen-lz4-fixed gen-nosync)
+GROWTH=(gen-default gen-lz4 gen-fixed gen-lz4-fixed gen-nofc runbook pgbackrest)
+RESTORE=(gen-default gen-lz4 gen-fixed gen-lz4-fixed raw pgbackrest)
+
+parse_args() {
+  local explicit=()
+  while (( $# )); do
+    case "$1" in
+      --smoke) MODE=smoke ;;
+      --runs) RUNS="$2"; explicit+=(RUNS); shift ;;
+      --scale) SCALE="$2"; explicit+=(SCALE); shift ;;
+      --clusters) CLUSTERS="$2"; explicit+=(CLUSTERS); shift ;;
+      --churn) CHURN_TX="$2"; explicit+=(CHURN_TX); shift ;;
+      --keep) KEEP=1 ;;
+      -h | --help) sed -n '2,/^set -euo/p' "${SELF}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+      *) die "unknown option: $1 (try --help)" ;;
+    esac
+    shift
+  done
+  if [[ "${MODE}" == smoke ]]; then
+    [[ " ${explicit[*]} " == *" RUNS "* ]] || RUNS=1
+    [[ " ${explicit[*]} " == *" SCALE "* ]] || SCALE=1
+    [[ " ${explicit[*]} " == *" CLUSTERS "* ]] || CLUSTERS=2
+    [[ " ${explicit[*]} " == *" CHURN_TX "* ]] || CHURN_TX=50
+    BUILD_RUNS=1
+    BURN_STEP=100
+    NIGHTLY=(tar runbook pgbackrest proto-overlap gen-nosync)
+    GROWTH=(gen-nofc runbook pgbackrest)
+    RESTORE=(gen-nofc raw pgbackrest)
+  fi
+  local v
+  for v in RUNS SCALE CLUSTERS CHURN_TX; do
+    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "${v} must be a positive integer"
+  done
+  (( CLUSTERS <= 10 )) || die "at most 10 clusters (ports ${PORT_BASE}..$((PORT_BASE + 9)))"
+}
+
+# ---- prerequisites -------------------------------------------------------------------------------
+ensure_packages() {
+  local missing=() pkg
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q 'install ok installed' || missing+=("${pkg}")
+  done
+  if (( ${#missing[@]} )); then
+    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get"
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  command -v node >/dev/null || die "node (>= 20) is needed"
+}
+
+# The newest installed PostgreSQL major version that has server, client and pgbench.
+find_pg() {
+  local dir
+  PG_VERSION=""
+  for dir in /usr/lib/postgresql/*/bin; do
+    if [[ -x "${dir}/initdb" && -x "${dir}/pg_basebackup" && -x "${dir}/pgbench" ]]; then
+      PG_VERSION="$(basename "$(dirname "${dir}")")"
+      PG_BIN="${dir}"
+    fi
+  done
+  [[ -n "${PG_VERSION}" ]] || die "no PostgreSQL server with pgbench under /usr/lib/postgresql"
+}
+
+build_generator() {
+  if [[ ! -x "${ROOT}/node_modules/.bin/tsc" ]]; then
+    log "installing npm dependencies"
+    (cd "${ROOT}" && npm ci --no-audit --no-fund >/dev/null)
+  fi
+  (cd "${ROOT}" && node_modules/.bin/tsc -p tsconfig.json) || die "tsc failed"
+}
+
+# ---- helpers -------------------------------------------------------------------------------------
+as_pg() { runuser -u postgres -- "$@"; }
+psql_c() { # psql_c INDEX SQL...
+  local i="$1"
+  shift
+  as_pg "${PG_BIN}/psql" -h "${SOCK}" -p "$((PORT_BASE + i))" -d postgres -qAtX -v ON_ERROR_STOP=1 "$@"
+}
+pgbr() { as_pg pgbackrest --config="${PGBR_CONF}" "$@"; }
+# Direct borg calls of the bench itself (the generated scripts use their own BORG_PASSCOMMAND).
+bborg() {
+  local cand="$1"
+  shift
+  BORG_PASSPHRASE="$(sed -n 's/^BORG_PASSPHRASE=//p' "${SECRETS}/borg.env")" \
+    BORG_BASE_DIR="${BORGBASE}/${cand}" borg "$@"
+}
+random_secret() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9'; }
+bytes_of() { du -sb "$1" | cut -f1; }
+repo_of() { printf '%s/borg-%s' "${MNT}" "$1"; }
+sbin_of() { printf '%s/%s/root/usr/local/sbin' "${GEN}" "$1"; }
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"${RESULTS}"; }
+meta() { printf '%s\t%s\n' "$1" "$2" >>"${META}"; }
+
+# measure PHASE CANDIDATE RUN PART -- COMMAND...: wall time and peak RSS (largest process) of one
+# step. Shell functions are run through this script's internal entry point.
+measure() {
+  local phase="$1" cand="$2" run="$3" part="$4" t0 t1 rc=0
+  shift 5
+  sync
+  printf '\n==== %s %s run %s %s: %s\n' "${phase}" "${cand}" "${run}" "${part}" "$*" >>"${LOGFILE}"
+  t0="$(date +%s%N)"
+  /usr/bin/time -f '%M' -o "${WORK}/time.out" "$@" >>"${LOGFILE}" 2>&1 || rc=$?
+  t1="$(date +%s%N)"
+  if (( rc != 0 )); then
+    log "FAILED (rc ${rc}): ${phase} ${cand} ${part}; last lines of the log:"
+    tail -n 40 "${LOGFILE}" >&2
+    return 1
+  fi
+  record "${phase}" "${cand}" "${run}" "t:${part}" "$((t1 - t0))"
+  record "${phase}" "${cand}" "${run}" "rss:${part}" "$(tail -n 1 "${WORK}/time.out")"
+}
+
+# ---- clusters ------------------------------------------------------------------------------------
+setup_cluster() {
+  local i="$1" d="${PGDIR}/c$1" port=$(($1 + PORT_BASE)) burn=$((($1 + 1) * BURN_STEP))
+  as_pg "${PG_BIN}/initdb" -D "${d}" -U postgres --pwfile="${WORK}/superuser_pw" \
+    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C --no-sync >>"${LOGFILE}" 2>&1
+  cat >>"${d}/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = ${port}
+unix_socket_directories = '${SOCK}'
+max_wal_senders = 10
+wal_level = replica
+archive_mode = on
+archive_command = 'pgbackrest --config=${PGBR_CONF} --stanza=svc${i} archive-push %p'
+EOF
+  printf 'host replication %s 127.0.0.1/32 scram-sha-256\n' "${REPL_USER}" >>"${d}/pg_hba.conf"
+  cat >>"${PGBR_CONF}" <<EOF
+
+[svc${i}]
+pg1-path=${d}
+pg1-port=${port}
+pg1-socket-path=${SOCK}
+pg1-user=postgres
+EOF
+  as_pg "${PG_BIN}/pg_ctl" -D "${d}" -l "${WORK}/log/c${i}.log" -w start >>"${LOGFILE}" 2>&1
+  psql_c "${i}" -c "CREATE ROLE ${REPL_USER} WITH LOGIN REPLICATION PASSWORD '$(cat "${SECRETS}/repl_pw")'" >/dev/null
+  pgbr --stanza="svc${i}" stanza-create >>"${LOGFILE}" 2>&1
+  # Different transaction ids in every cluster's tuples: Borg cannot deduplicate across services.
+  psql_c "${i}" -c "DO \$\$ BEGIN FOR k IN 1..${burn} LOOP PERFORM txid_current(); COMMIT; END LOOP; END \$\$" >/dev/null
+  as_pg "${PG_BIN}/pgbench" -h "${SOCK}" -p "${port}" -i -s "${SCALE}" -q postgres >>"${LOGFILE}" 2>&1
+  psql_c "${i}" -c 'CHECKPOINT' >/dev/null
+}
+
+setup() {
+  mkdir -p "${PGDIR}" "${SOCK}" "${MNT}" "${SECRETS}" "${PGBR}"/{repo,log,lock,spool} "${GEN}" "${BORGBASE}" \
+    "${RESTORE_DIR}" "${WORK}/log" "${WORK}/cfg" "${WORK}/lock"
+  chmod 755 "${WORK}"
+  chmod 700 "${SECRETS}"
+  chown postgres: "${PGDIR}" "${SOCK}" "${RESTORE_DIR}" "${WORK}/log"
+  chown -R postgres: "${PGBR}"
+  random_secret >"${WORK}/superuser_pw"
+  chown postgres: "${WORK}/superuser_pw"
+  chmod 600 "${WORK}/superuser_pw"
+  random_secret >"${SECRETS}/repl_pw"
+  printf 'BORG_PASSPHRASE=%s\n' "$(random_secret)" >"${SECRETS}/borg.env"
+  chmod 600 "${SECRETS}/repl_pw" "${SECRETS}/borg.env"
+  # The generated scripts refuse an unmounted backup disk: make it a real mount point.
+  mount --bind "${MNT}" "${MNT}"
+  printf '%s\n' "${MNT}" >"${WORK}/mounted"
+  cat >"${PGBR_CONF}" <<EOF
+[global]
+repo1-path=${PGBR}/repo
+repo1-cipher-type=aes-256-cbc
+repo1-cipher-pass=$(random_secret)
+repo1-retention-full=1
+compress-type=lz4
+process-max=2
+start-fast=y
+log-path=${PGBR}/log
+lock-path=${PGBR}/lock
+spool-path=${PGBR}/spool
+log-level-console=warn
+log-level-file=off
+EOF
+  chown postgres: "${PGBR_CONF}"
+  chmod 600 "${PGBR_CONF}"
+  local i
+  for ((i = 0; i < CLUSTERS; i++)); do
+    log "cluster ${i}: initdb, pgbench -i -s ${SCALE} on port $((PORT_BASE + i))"
+    setup_cluster "${i}"
+  done
+}
+
+data_bytes() {
+  local i total=0
+  for ((i = 0; i < CLUSTERS; i++)); do
+    total=$((total + $(bytes_of "${PGDIR}/c${i}")))
+  done
+  printf '%s' "${total}"
+}
+
+# ---- generated scripts ---------------------------------------------------------------------------
+# One pgb-gen build for every candidate: each candidate is a server of one config, with its own
+# Borg repository and the levers it measures. GEN_SPECS: name|parallelJobs|compression|chunkerParams|pgBinRoot
+# ("-" keeps the schema default; "nosync": pg_basebackup --no-sync then one syncfs, see pgbin_nosync).
+readonly GEN_SPECS=("gen-default|-|-|-|-" "gen-p1|1|-|-|-" "gen-p3|3|-|-|-" "gen-lz4|-|lz4|-|-"
+  "gen-fixed|-|-|fixed,8192|-" "gen-lz4-fixed|-|lz4|fixed,8192|-" "gen-nosync|-|-|-|nosync" "gen-nofc|-|-|-|-")
+gen_all() {
+  local cfg="${WORK}/cfg/candidates.yaml" spec name parallel compression chunker bin_root borg_extra i
+  log "generating the scripts of every candidate with one pgb-gen build"
+  pgbin_nosync
+  {
+    printf 'version: 1\nservers:\n'
+    for spec in "${GEN_SPECS[@]}"; do
+      IFS='|' read -r name parallel compression chunker bin_root <<<"${spec}"
+      borg_extra=""
+      [[ "${compression}" == - ]] || borg_extra+=", compression: \"${compression}\""
+      [[ "${chunker}" == - ]] || borg_extra+=", chunkerParams: \"${chunker}\""
+      if [[ "${bin_root}" == nosync ]]; then bin_root="${WORK}/pgbin-nosync"; else bin_root="$(dirname "$(dirname "${PG_BIN}")")"; fi
+      printf '  - name: %s\n    host: 127.0.0.1\n' "${name}"
+      printf '    paths: { backupMount: %s, artifacts: %s, configArtifacts: %s, lockFile: %s, pgBinRoot: %s }\n' \
+        "${MNT}" "${ART}" "${CFGART}" "${WORK}/lock/bench.lock" "${bin_root}"
+      printf '    repos: { primary: %s, external: null }\n' "$(repo_of "${name}")"
+      printf '    borg: { passphraseFile: %s%s }\n' "${SECRETS}/borg.env" "${borg_extra}"
+      printf '    replication: { user: %s, passwordFile: %s, allowedSubnet: 127.0.0.1/32 }\n' "${REPL_USER}" "${SECRETS}/repl_pw"
+      printf '    retention: { rawDays: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 }\n'
+      [[ "${parallel}" == - ]] || printf '    parallelJobs: %s\n' "${parallel}"
+      printf '    services:\n'
+      for ((i = 0; i < CLUSTERS; i++)); do
+        printf '      - { name: svc%s, port: %s, pgVersion: %s, wal: false }\n' "${i}" "$((PORT_BASE + i))" "${PG_VERSION}"
+      done
+    done
+  } >"${cfg}"
+  node "${ROOT}/dist/cli/main.js" build -c "${cfg}" -o "${GEN}" >>"${LOGFILE}" 2>&1 || die "pgb-gen build failed (config ${cfg})"
+  for spec in "${GEN_SPECS[@]}"; do
+    [[ -f "$(sbin_of "${spec%%|*}")/pg_backup_all.sh" ]] || die "no pg_backup_all.sh generated for ${spec%%|*}"
+  done
+  # The files-cache lever: the default borg script with `--files-cache disabled`.
+  sed -i 's/ create --stats / create --stats --files-cache disabled /' "$(sbin_of gen-nofc)/borg_pg_artifacts.sh"
+  grep -q -- '--files-cache disabled' "$(sbin_of gen-nofc)/borg_pg_artifacts.sh" \
+    || die "could not add --files-cache disabled to borg_pg_artifacts.sh (its borg create line changed?)"
+}
+
+# The durability lever: a PostgreSQL bin dir whose pg_basebackup skips its per-file fsyncs
+# (--no-sync) and makes the backup durable with one syncfs(2) of the backup filesystem instead.
+pgbin_nosync() {
+  local dir="${WORK}/pgbin-nosync/${PG_VERSION}/bin" f
+  mkdir -p "${dir}"
+  for f in "${PG_BIN}"/*; do
+    [[ "${f##*/}" == pg_basebackup ]] || ln -s "${f}" "${dir}/${f##*/}"
+  done
+  # shellcheck disable=SC2016 # the wrapper's own expansions, written verbatim
+  {
+    printf '#!/usr/bin/env bash\nset -euo pipefail\ntarget=""\nargs=("$@")\n'
+    printf 'for ((k = 0; k < ${#args[@]}; k++)); do\n  if [[ "${args[k]}" == -D ]]; then target="${args[k + 1]}"; fi\ndone\n'
+    printf '%q "$@" --no-sync\nsync -f "${target}"\n' "${PG_BIN}/pg_basebackup"
+  } >"${dir}/pg_basebackup"
+  chmod 755 "${dir}/pg_basebackup"
+}
+
+# The resolved value of a readonly constant in a generated script.
+script_const() {
+  sed -n "s/^readonly $2=//p" "$(sbin_of "$1")/$3" | tr -d "'"
+}
+
+fresh_repo() {
+  local cand="$1"
+  rm -rf "$(repo_of "${cand}")" "${BORGBASE:?}/${cand}"
+  mkdir -p "${BORGBASE}/${cand}"
+  bborg "${cand}" init --encryption repokey-blake2 "$(repo_of "${cand}")" >>"${LOGFILE}" 2>&1
+}
+
+fresh_artifacts() {
+  rm -rf "${ART}" "${CFGART}" "${MNT}/runbook" "${MNT}/proto"
+}
+
+# ---- candidates (entry points for `measure`) -----------------------------------------------------
+do_tar() {
+  local out="${WORK}/tar/data.tar"
+  mkdir -p "${WORK}/tar"
+  rm -f "${out}"
+  tar -cf "${out}" -C "${PGDIR}" "${@}"
+  sync "${out}"
+}
+
+do_gen_backup() { bash "$(sbin_of "$1")/pg_backup_all.sh"; }
+do_gen_borg() { BORG_BASE_DIR="${BORGBASE}/$1" bash "$(sbin_of "$1")/borg_pg_artifacts.sh" primary; }
+
+# The runbook: plain pg_basebackup one service after another ...
+do_runbook_backup() {
+  local i stamp
+  stamp="$(date -u +%Y-%m-%dT%H_%M_%SZ)"
+  mkdir -p "${MNT}/runbook"
+  for ((i = 0; i < CLUSTERS; i++)); do
+    PGPASSFILE="${WORK}/pgpass" "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$((PORT_BASE + i))" -U "${REPL_USER}" -w \
+      -D "${MNT}/runbook/svc${i}_${stamp}" -Fp -X stream -c fast
+  done
+}
+# ... then one borg create --compression lz4 of everything.
+do_runbook_borg() {
+  local src="$1"
+  bborg runbook create --stats --compression lz4 "$(repo_of runbook)::runbook-$(date -u +%Y-%m-%dT%H:%M:%S.%N)" "${src}"
+}
+
+# Prototype of two levers the template does not have yet: one archive per service, and each
+# service's archive made while the next service's base backup runs (backups one at a time).
+do_proto_overlap() {
+  local compression="$1" chunker="$2" i stamp dir borg_pid="" repo
+  repo="$(repo_of proto)"
+  stamp="$(date -u +%Y-%m-%dT%H_%M_%SZ)"
+  mkdir -p "${MNT}/proto"
+  for ((i = 0; i < CLUSTERS; i++)); do
+    dir="${MNT}/proto/svc${i}_basebackup_${stamp}"
+    PGPASSFILE="${WORK}/pgpass" "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$((PORT_BASE + i))" -U "${REPL_USER}" -w \
+      -D "${dir}.tmp" -Fp -X stream -c fast
+    "${PG_BIN}/pg_verifybackup" -q "${dir}.tmp"
+    mv -T "${dir}.tmp" "${dir}"
+    if [[ -n "${borg_pid}" ]]; then wait "${borg_pid}"; fi
+    bborg proto create --compression "${compression}" --chunker-params "${chunker}" \
+      "${repo}::proto-svc${i}-${stamp}" "${dir}" &
+    borg_pid=$!
+  done
+  wait "${borg_pid}"
+  bborg proto compact "${repo}"
+  bborg proto check "${repo}"
+}
+
+do_pgbr() {
+  local type="$1" i
+  for ((i = 0; i < CLUSTERS; i++)); do
+    pgbr --stanza="svc${i}" --type="${type}" backup
+  done
+}
+
+do_churn() {
+  local i
+  for ((i = 0; i < CLUSTERS; i++)); do
+    as_pg "${PG_BIN}/pgbench" -h "${SOCK}" -p "$((PORT_BASE + i))" -n -c 1 -t "${CHURN_TX}" postgres
+  done
+}
+
+# Starts a restored data dir and waits until it accepts read-write connections.
+start_restored() {
+  local dest="$1" port="$2" state="" deadline
+  as_pg "${PG_BIN}/pg_ctl" -D "${dest}" -l "${dest}.log" -W \
+    -o "-p ${port} -c listen_addresses='' -c unix_socket_directories='${SOCK}' -c archive_mode=off" start
+  deadline=$((SECONDS + 600))
+  until [[ "${state}" == f ]]; do
+    (( SECONDS < deadline )) || { cat "${dest}.log"; return 1; }
+    sleep 0.02
+    state="$(as_pg "${PG_BIN}/psql" -h "${SOCK}" -p "${port}" -d postgres -qAtX -c 'SELECT pg_is_in_recovery()' 2>/dev/null || true)"
+  done
+}
+
+newest_raw() { find "${ART}/basebackups" -mindepth 1 -maxdepth 1 -type d -name "$1_basebackup_*" | sort | tail -n 1; }
+
+do_restore_borg() {
+  local cand="$1" dest="$2" port="$3" src archive rel
+  src="$(newest_raw svc0)"
+  rel="${src#/}"
+  archive="$(bborg "${cand}" list --last 1 --short "$(repo_of "${cand}")")"
+  mkdir -p "${dest}"
+  (cd "${dest}" && bborg "${cand}" extract --strip-components "$(awk -F/ '{print NF}' <<<"${rel}")" \
+    "$(repo_of "${cand}")::${archive}" "${rel}")
+  chown -R postgres: "${dest}"
+  chmod 700 "${dest}"
+  start_restored "${dest}" "${port}"
+}
+
+do_restore_raw() {
+  local dest="$1" port="$2"
+  cp -a "$(newest_raw svc0)" "${dest}"
+  chown -R postgres: "${dest}"
+  chmod 700 "${dest}"
+  start_restored "${dest}" "${port}"
+}
+
+do_restore_pgbr() {
+  local dest="$1" port="$2"
+  install -d -m 700 -o postgres -g postgres "${dest}"
+  pgbr --stanza=svc0 --pg1-path="${dest}" --type=immediate --target-action=promote restore
+  start_restored "${dest}" "${port}"
+}
+
+stop_restored() {
+  local dest="$1"
+  if [[ -f "${dest}/postmaster.pid" ]]; then
+    as_pg "${PG_BIN}/pg_ctl" -D "${dest}" -m immediate -w stop >>"${LOGFILE}" 2>&1 || true
+  fi
+  rm -rf "${dest}" "${dest}.log"
+}
+
+
+# ---- phases --------------------------------------------------------------------------------------
+# rotate N ITEM...: the items rotated left by N (alternating candidates between runs).
+rotate() {
+  local n="$1"
+  shift
+  local items=("$@") k
+  k=$((n % ${#items[@]}))
+  printf '%s\n' "${items[@]:k}" "${items[@]:0:k}"
+}
+
+# Day 1, nightly: everything from scratch for each candidate.
+phase_nightly() {
+  local run cand name clusters=() i cands=("${NIGHTLY[@]}")
+  for ((i = 0; i < CLUSTERS; i++)); do clusters+=("c${i}"); done
+  for ((run = 1; run <= RUNS; run++)); do
+    log "nightly run ${run}/${RUNS}"
+    while IFS= read -r cand; do
+      fresh_artifacts
+      case "${cand}" in
+        tar) measure nightly tar "${run}" total -- bash "${SELF}" __call do_tar "${clusters[@]}" ;;
+        runbook)
+          fresh_repo runbook
+          measure nightly runbook "${run}" backup -- bash "${SELF}" __call do_runbook_backup
+          measure nightly runbook "${run}" borg -- bash "${SELF}" __call do_runbook_borg "${MNT}/runbook"
+          ;;
+        pgbackrest) measure nightly pgbackrest "${run}" total -- bash "${SELF}" __call do_pgbr full ;;
+        proto-overlap)
+          fresh_repo proto
+          measure nightly proto-overlap "${run}" total -- bash "${SELF}" __call do_proto_overlap \
+            "$(script_const gen-default COMPRESSION borg_pg_artifacts.sh)" "$(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
+          ;;
+        *)
+          name="${cand}"
+          fresh_repo "${name}"
+          measure nightly "${name}" "${run}" backup -- bash "${SELF}" __call do_gen_backup "${name}"
+          measure nightly "${name}" "${run}" borg -- bash "${SELF}" __call do_gen_borg "${name}"
+          record nightly "${name}" "${run}" bytes:repo "$(bytes_of "$(repo_of "${name}")")"
+          ;;
+      esac
+    done < <(rotate "$((run - 1))" "${cands[@]}")
+  done
+  rm -rf "${WORK}/tar"
+}
+
+pgbr_backup_bytes() {
+  local i total=0
+  for ((i = 0; i < CLUSTERS; i++)); do
+    total=$((total + $(bytes_of "${PGBR}/repo/backup/svc${i}")))
+  done
+  printf '%s' "${total}"
+}
+
+phase_growth() {
+  local run cand before after arch_before cands
+  cands=("${GROWTH[@]}")
+  for ((run = 1; run <= RUNS; run++)); do
+    log "day 1 / day 2 run ${run}/${RUNS}"
+    fresh_artifacts
+    measure day1 raw "${run}" backup -- bash "${SELF}" __call do_gen_backup gen-default
+    while IFS= read -r cand; do
+      case "${cand}" in
+        pgbackrest)
+          measure day1 pgbackrest "${run}" total -- bash "${SELF}" __call do_pgbr full
+          record day1 pgbackrest "${run}" bytes:repo "$(pgbr_backup_bytes)"
+          ;;
+        runbook)
+          fresh_repo runbook
+          measure day1 runbook "${run}" borg -- bash "${SELF}" __call do_runbook_borg "${ART}"
+          record day1 runbook "${run}" bytes:repo "$(bytes_of "$(repo_of runbook)")"
+          ;;
+        *)
+          fresh_repo "${cand}"
+          measure day1 "${cand}" "${run}" borg -- bash "${SELF}" __call do_gen_borg "${cand}"
+          record day1 "${cand}" "${run}" bytes:repo "$(bytes_of "$(repo_of "${cand}")")"
+          ;;
+      esac
+    done < <(rotate "$((run - 1))" "${cands[@]}")
+
+    measure churn pgbench "${run}" total -- bash "${SELF}" __call do_churn
+    measure day2 raw "${run}" backup -- bash "${SELF}" __call do_gen_backup gen-default
+    while IFS= read -r cand; do
+      case "${cand}" in
+        pgbackrest)
+          before="$(pgbr_backup_bytes)"
+          arch_before="$(bytes_of "${PGBR}/repo/archive")"
+          measure day2 pgbackrest "${run}" total -- bash "${SELF}" __call do_pgbr incr
+          after="$(pgbr_backup_bytes)"
+          record day2 pgbackrest "${run}" bytes:growth "$((after - before))"
+          record day2 pgbackrest "${run}" bytes:wal-archive-growth "$(($(bytes_of "${PGBR}/repo/archive") - arch_before))"
+          ;;
+        *)
+          before="$(bytes_of "$(repo_of "${cand}")")"
+          if [[ "${cand}" == runbook ]]; then
+            measure day2 runbook "${run}" borg -- bash "${SELF}" __call do_runbook_borg "${ART}"
+          else
+            measure day2 "${cand}" "${run}" borg -- bash "${SELF}" __call do_gen_borg "${cand}"
+          fi
+          record day2 "${cand}" "${run}" bytes:growth "$(($(bytes_of "$(repo_of "${cand}")") - before))"
+          ;;
+      esac
+    done < <(rotate "$((run - 1))" "${cands[@]}")
+
+    phase_restore "${run}"
+  done
+}
+
+phase_restore() {
+  local run="$1" cand dest="${RESTORE_DIR}/data" cands
+  cands=("${RESTORE[@]}")
+  while IFS= read -r cand; do
+    stop_restored "${dest}"
+    case "${cand}" in
+      raw) measure restore raw "${run}" total -- bash "${SELF}" __call do_restore_raw "${dest}" "${RESTORE_PORT}" ;;
+      pgbackrest) measure restore pgbackrest "${run}" total -- bash "${SELF}" __call do_restore_pgbr "${dest}" "${RESTORE_PORT}" ;;
+      *) measure restore "${cand}" "${run}" total -- bash "${SELF}" __call do_restore_borg "${cand}" "${dest}" "${RESTORE_PORT}" ;;
+    esac
+    stop_restored "${dest}"
+  done < <(rotate "$((run - 1))" "${cands[@]}")
+}
+
+phase_build() {
+  local i run cand
+  {
+    printf 'version: 1\nservers:\n  - name: big\n    services:\n'
+    for ((i = 0; i < BUILD_SERVICES; i++)); do
+      printf '      - { name: service_%03d, port: %s, pgVersion: 15 }\n' "${i}" "$((20000 + i))"
+    done
+  } >"${WORK}/cfg/build100.yaml"
+  mkdir -p "${WORK}/build100"
+  log "build: pgb-gen build of ${BUILD_SERVICES} services vs node -e 0 (${BUILD_RUNS} runs)"
+  for ((run = 1; run <= BUILD_RUNS; run++)); do
+    while IFS= read -r cand; do
+      case "${cand}" in
+        node) measure build node-e-0 "${run}" total -- node -e 0 ;;
+        build)
+          measure build pgb-gen-build "${run}" total -- \
+            node "${ROOT}/dist/cli/main.js" build -c "${WORK}/cfg/build100.yaml" -o "${WORK}/build100/out${run}"
+          ;;
+      esac
+    done < <(rotate "$((run - 1))" node build)
+  done
+  [[ -f "${WORK}/build100/out1/big/root/usr/local/sbin/pg_backup_all.sh" ]] || die "the 100-service build wrote no pg_backup_all.sh"
+}
+
+# ---- clean-up ------------------------------------------------------------------------------------
+cleanup() {
+  local rc=$? pid_file d
+  set +e
+  if [[ -n "${WORK:-}" && -d "${WORK}" ]]; then
+    for pid_file in "${RESTORE_DIR}"/*/postmaster.pid "${PGDIR}"/*/postmaster.pid; do
+      [[ -f "${pid_file}" ]] || continue
+      d="$(dirname "${pid_file}")"
+      as_pg "${PG_BIN}/pg_ctl" -D "${d}" -m immediate -w stop >/dev/null 2>&1
+    done
+    if [[ -f "${WORK}/mounted" ]]; then
+      umount "$(cat "${WORK}/mounted")" && rm -f "${WORK}/mounted"
+    fi
+    if [[ -n "${KEEP}" ]]; then
+      log "work directory kept: ${WORK}"
+    elif [[ ! -f "${WORK}/mounted" ]]; then
+      rm -rf "${WORK}"
+    fi
+  fi
+  exit "${rc}"
+}
+
+main() {
+  parse_args "$@"
+  cd "${ROOT}"
+  if [[ "${EUID}" -ne 0 ]]; then
+    die "run as root (the generated scripts, pg_ctl as postgres and mount --bind need it)"
+  fi
+  local started=${SECONDS}
+  ensure_packages
+  find_pg
+  build_generator
+  WORK="$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/pgb-bench.XXXXXX")"
+  BENCH_CLUSTERS="${CLUSTERS}"
+  BENCH_CHURN_TX="${CHURN_TX}"
+  export WORK PG_BIN PG_VERSION BENCH_CLUSTERS BENCH_CHURN_TX
+  set_paths
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  : >"${RESULTS}"
+  : >"${META}"
+  log "mode ${MODE}: ${CLUSTERS} clusters x pgbench -i -s ${SCALE}, ${RUNS} run(s), work dir ${WORK}"
+  setup
+  write_pgpass
+  gen_all
+
+  meta mode "${MODE}"
+  meta clusters "${CLUSTERS}"
+  meta scale "${SCALE}"
+  meta runs "${RUNS}"
+  meta churn "${CHURN_TX}"
+  meta data_bytes "$(data_bytes)"
+  meta fs "$(findmnt -rn -o FSTYPE --target "${WORK}" | head -n 1)"
+  meta cpus "$(nproc)"
+  meta versions "PostgreSQL ${PG_VERSION}, $(borg --version), pgBackRest $(pgbackrest version | awk '{print $2}'), node $(node --version)"
+  meta defaults "parallelJobs $(script_const gen-default PARALLEL_JOBS pg_backup_all.sh), compression $(script_const gen-default COMPRESSION borg_pg_artifacts.sh), chunkerParams $(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
+
+  phase_nightly
+  phase_growth
+  phase_build
+  meta elapsed "$((SECONDS - started))"
+  node "${ROOT}/bench/report.mjs" "${RESULTS}" "${META}"
+}
+
+write_pgpass() {
+  (umask 077 && printf '*:*:*:%s:%s\n' "${REPL_USER}" "$(cat "${SECRETS}/repl_pw")" >"${WORK}/pgpass")
+}
+
+# Internal entry point: `run.sh __call FUNCTION ARGS...` runs one step under /usr/bin/time.
+if [[ "${1:-}" == __call ]]; then
+  CLUSTERS="${BENCH_CLUSTERS}"
+  CHURN_TX="${BENCH_CHURN_TX}"
+  set_paths
+  fn="$2"
+  shift 2
+  "${fn}" "$@"
+  exit
+fi
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  main "$@"
+fi
