@@ -3,6 +3,9 @@
 # and the rest are real. The borg stub keeps the external repo's archive list in a file, so the
 # make-room loop deletes real entries, and reads the passphrase through BORG_PASSCOMMAND.
 
+# Stub knobs are exported per test on purpose: each test runs in its own process.
+# shellcheck disable=SC2030,SC2031
+
 load helpers
 
 setup_file() {

@@ -215,6 +215,7 @@ make_stub() {
   {
     printf '#!/usr/bin/env bash\n'
     printf 'STUB_LOG=%q\nSTUB_STATE=%q\n' "${STUB_LOG}" "${STUB_STATE}"
+    # shellcheck disable=SC2016
     printf 'printf '\''%%s\\n'\'' "$*" >>"${STUB_LOG}/%s.log"\n' "${log_name}"
     printf '%s\n' "${body}"
   } >"${path}"

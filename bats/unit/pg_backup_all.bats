@@ -3,6 +3,9 @@
 # under a fake pgBinRoot (<root>/<version>/bin), findmnt is a PATH stub; everything else
 # (coreutils, find, flock, rsync for the settings copy) is real.
 
+# Stub knobs are exported per test on purpose: each test runs in its own process.
+# shellcheck disable=SC2030,SC2031
+
 load helpers
 
 setup_file() {
