@@ -23,10 +23,12 @@ set -euo pipefail
 
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 readonly SELF
-ROOT="$(cd "$(dirname "${SELF}")/.." && pwd)"
+ROOT="${BENCH_ROOT:-$(cd "$(dirname "${SELF}")/.." && pwd)}"
 readonly ROOT
-readonly PORT_BASE=55460      # the bench's clusters: 55460.. (55460-55489 are reserved for it)
-readonly RESTORE_PORT=55480   # restored clusters
+# Ports (55460-55489 are the bench's): full run clusters 55460.., restore 55480; smoke run
+# clusters 55470.., restore 55481, so a smoke run can go on beside a full one.
+PORT_BASE="${BENCH_PORT_BASE:-55460}"
+RESTORE_PORT="${BENCH_RESTORE_PORT:-55480}"
 readonly REPL_USER=pgb_bench_repl
 readonly DEBIAN_PACKAGES=(postgresql postgresql-contrib borgbackup pgbackrest time)
 
@@ -91,15 +93,17 @@ parse_args() {
     [[ " ${explicit[*]} " == *" CHURN_TX "* ]] || CHURN_TX=50
     BUILD_RUNS=1
     BURN_STEP=100
+    PORT_BASE=55470
+    RESTORE_PORT=55481
     NIGHTLY=(tar runbook pgbackrest proto-overlap gen-nosync)
-    GROWTH=(gen-nofc runbook pgbackrest)
+    GROWTH=(gen-nofc pgbackrest)
     RESTORE=(gen-nofc raw pgbackrest)
   fi
   local v
   for v in RUNS SCALE CLUSTERS CHURN_TX; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "${v} must be a positive integer"
   done
-  (( CLUSTERS <= 10 )) || die "at most 10 clusters (ports ${PORT_BASE}..$((PORT_BASE + 9)))"
+  (( CLUSTERS <= 9 )) || die "at most 9 clusters (ports ${PORT_BASE}..$((PORT_BASE + 8)))"
 }
 
 # ---- prerequisites -------------------------------------------------------------------------------
@@ -194,14 +198,6 @@ archive_mode = on
 archive_command = 'pgbackrest --config=${PGBR_CONF} --stanza=svc${i} archive-push %p'
 EOF
   printf 'host replication %s 127.0.0.1/32 scram-sha-256\n' "${REPL_USER}" >>"${d}/pg_hba.conf"
-  cat >>"${PGBR_CONF}" <<EOF
-
-[svc${i}]
-pg1-path=${d}
-pg1-port=${port}
-pg1-socket-path=${SOCK}
-pg1-user=postgres
-EOF
   as_pg "${PG_BIN}/pg_ctl" -D "${d}" -l "${WORK}/log/c${i}.log" -w start >>"${LOGFILE}" 2>&1
   psql_c "${i}" -c "CREATE ROLE ${REPL_USER} WITH LOGIN REPLICATION PASSWORD '$(cat "${SECRETS}/repl_pw")'" >/dev/null
   pgbr --stanza="svc${i}" stanza-create >>"${LOGFILE}" 2>&1
@@ -244,10 +240,18 @@ log-level-file=off
 EOF
   chown postgres: "${PGBR_CONF}"
   chmod 600 "${PGBR_CONF}"
-  local i
+  local i pids=()
   for ((i = 0; i < CLUSTERS; i++)); do
-    log "cluster ${i}: initdb, pgbench -i -s ${SCALE} on port $((PORT_BASE + i))"
-    setup_cluster "${i}"
+    printf '\n[svc%s]\npg1-path=%s\npg1-port=%s\npg1-socket-path=%s\npg1-user=postgres\n' \
+      "${i}" "${PGDIR}/c${i}" "$((PORT_BASE + i))" "${SOCK}" >>"${PGBR_CONF}"
+  done
+  log "${CLUSTERS} clusters at once: initdb, burn xids, pgbench -i -s ${SCALE} (ports ${PORT_BASE}..$((PORT_BASE + CLUSTERS - 1)))"
+  for ((i = 0; i < CLUSTERS; i++)); do
+    setup_cluster "${i}" &
+    pids+=("$!")
+  done
+  for i in "${pids[@]}"; do
+    wait "${i}" || die "cluster set-up failed; see ${LOGFILE}"
   done
 }
 
@@ -470,23 +474,23 @@ phase_nightly() {
     while IFS= read -r cand; do
       fresh_artifacts
       case "${cand}" in
-        tar) measure nightly tar "${run}" total -- bash "${SELF}" __call do_tar "${clusters[@]}" ;;
+        tar) measure nightly tar "${run}" total -- bash "${STEP_SCRIPT}" __call do_tar "${clusters[@]}" ;;
         runbook)
           fresh_repo runbook
-          measure nightly runbook "${run}" backup -- bash "${SELF}" __call do_runbook_backup
-          measure nightly runbook "${run}" borg -- bash "${SELF}" __call do_runbook_borg "${MNT}/runbook"
+          measure nightly runbook "${run}" backup -- bash "${STEP_SCRIPT}" __call do_runbook_backup
+          measure nightly runbook "${run}" borg -- bash "${STEP_SCRIPT}" __call do_runbook_borg "${MNT}/runbook"
           ;;
-        pgbackrest) measure nightly pgbackrest "${run}" total -- bash "${SELF}" __call do_pgbr full ;;
+        pgbackrest) measure nightly pgbackrest "${run}" total -- bash "${STEP_SCRIPT}" __call do_pgbr full ;;
         proto-overlap)
           fresh_repo proto
-          measure nightly proto-overlap "${run}" total -- bash "${SELF}" __call do_proto_overlap \
+          measure nightly proto-overlap "${run}" total -- bash "${STEP_SCRIPT}" __call do_proto_overlap \
             "$(script_const gen-default COMPRESSION borg_pg_artifacts.sh)" "$(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
           ;;
         *)
           name="${cand}"
           fresh_repo "${name}"
-          measure nightly "${name}" "${run}" backup -- bash "${SELF}" __call do_gen_backup "${name}"
-          measure nightly "${name}" "${run}" borg -- bash "${SELF}" __call do_gen_borg "${name}"
+          measure nightly "${name}" "${run}" backup -- bash "${STEP_SCRIPT}" __call do_gen_backup "${name}"
+          measure nightly "${name}" "${run}" borg -- bash "${STEP_SCRIPT}" __call do_gen_borg "${name}"
           record nightly "${name}" "${run}" bytes:repo "$(bytes_of "$(repo_of "${name}")")"
           ;;
       esac
@@ -509,34 +513,34 @@ phase_growth() {
   for ((run = 1; run <= RUNS; run++)); do
     log "day 1 / day 2 run ${run}/${RUNS}"
     fresh_artifacts
-    measure day1 raw "${run}" backup -- bash "${SELF}" __call do_gen_backup gen-default
+    measure day1 raw "${run}" backup -- bash "${STEP_SCRIPT}" __call do_gen_backup gen-default
     while IFS= read -r cand; do
       case "${cand}" in
         pgbackrest)
-          measure day1 pgbackrest "${run}" total -- bash "${SELF}" __call do_pgbr full
+          measure day1 pgbackrest "${run}" total -- bash "${STEP_SCRIPT}" __call do_pgbr full
           record day1 pgbackrest "${run}" bytes:repo "$(pgbr_backup_bytes)"
           ;;
         runbook)
           fresh_repo runbook
-          measure day1 runbook "${run}" borg -- bash "${SELF}" __call do_runbook_borg "${ART}"
+          measure day1 runbook "${run}" borg -- bash "${STEP_SCRIPT}" __call do_runbook_borg "${ART}"
           record day1 runbook "${run}" bytes:repo "$(bytes_of "$(repo_of runbook)")"
           ;;
         *)
           fresh_repo "${cand}"
-          measure day1 "${cand}" "${run}" borg -- bash "${SELF}" __call do_gen_borg "${cand}"
+          measure day1 "${cand}" "${run}" borg -- bash "${STEP_SCRIPT}" __call do_gen_borg "${cand}"
           record day1 "${cand}" "${run}" bytes:repo "$(bytes_of "$(repo_of "${cand}")")"
           ;;
       esac
     done < <(rotate "$((run - 1))" "${cands[@]}")
 
-    measure churn pgbench "${run}" total -- bash "${SELF}" __call do_churn
-    measure day2 raw "${run}" backup -- bash "${SELF}" __call do_gen_backup gen-default
+    measure churn pgbench "${run}" total -- bash "${STEP_SCRIPT}" __call do_churn
+    measure day2 raw "${run}" backup -- bash "${STEP_SCRIPT}" __call do_gen_backup gen-default
     while IFS= read -r cand; do
       case "${cand}" in
         pgbackrest)
           before="$(pgbr_backup_bytes)"
           arch_before="$(bytes_of "${PGBR}/repo/archive")"
-          measure day2 pgbackrest "${run}" total -- bash "${SELF}" __call do_pgbr incr
+          measure day2 pgbackrest "${run}" total -- bash "${STEP_SCRIPT}" __call do_pgbr incr
           after="$(pgbr_backup_bytes)"
           record day2 pgbackrest "${run}" bytes:growth "$((after - before))"
           record day2 pgbackrest "${run}" bytes:wal-archive-growth "$(($(bytes_of "${PGBR}/repo/archive") - arch_before))"
@@ -544,9 +548,9 @@ phase_growth() {
         *)
           before="$(bytes_of "$(repo_of "${cand}")")"
           if [[ "${cand}" == runbook ]]; then
-            measure day2 runbook "${run}" borg -- bash "${SELF}" __call do_runbook_borg "${ART}"
+            measure day2 runbook "${run}" borg -- bash "${STEP_SCRIPT}" __call do_runbook_borg "${ART}"
           else
-            measure day2 "${cand}" "${run}" borg -- bash "${SELF}" __call do_gen_borg "${cand}"
+            measure day2 "${cand}" "${run}" borg -- bash "${STEP_SCRIPT}" __call do_gen_borg "${cand}"
           fi
           record day2 "${cand}" "${run}" bytes:growth "$(($(bytes_of "$(repo_of "${cand}")") - before))"
           ;;
@@ -563,9 +567,9 @@ phase_restore() {
   while IFS= read -r cand; do
     stop_restored "${dest}"
     case "${cand}" in
-      raw) measure restore raw "${run}" total -- bash "${SELF}" __call do_restore_raw "${dest}" "${RESTORE_PORT}" ;;
-      pgbackrest) measure restore pgbackrest "${run}" total -- bash "${SELF}" __call do_restore_pgbr "${dest}" "${RESTORE_PORT}" ;;
-      *) measure restore "${cand}" "${run}" total -- bash "${SELF}" __call do_restore_borg "${cand}" "${dest}" "${RESTORE_PORT}" ;;
+      raw) measure restore raw "${run}" total -- bash "${STEP_SCRIPT}" __call do_restore_raw "${dest}" "${RESTORE_PORT}" ;;
+      pgbackrest) measure restore pgbackrest "${run}" total -- bash "${STEP_SCRIPT}" __call do_restore_pgbr "${dest}" "${RESTORE_PORT}" ;;
+      *) measure restore "${cand}" "${run}" total -- bash "${STEP_SCRIPT}" __call do_restore_borg "${cand}" "${dest}" "${RESTORE_PORT}" ;;
     esac
     stop_restored "${dest}"
   done < <(rotate "$((run - 1))" "${cands[@]}")
@@ -630,8 +634,15 @@ main() {
   WORK="$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/pgb-bench.XXXXXX")"
   BENCH_CLUSTERS="${CLUSTERS}"
   BENCH_CHURN_TX="${CHURN_TX}"
-  export WORK PG_BIN PG_VERSION BENCH_CLUSTERS BENCH_CHURN_TX
+  BENCH_PORT_BASE="${PORT_BASE}"
+  BENCH_RESTORE_PORT="${RESTORE_PORT}"
+  BENCH_ROOT="${ROOT}"
+  export WORK PG_BIN PG_VERSION BENCH_CLUSTERS BENCH_CHURN_TX BENCH_PORT_BASE BENCH_RESTORE_PORT BENCH_ROOT
   set_paths
+  # Steps run from a copy: editing the checkout during a run changes nothing in it.
+  STEP_SCRIPT="${WORK}/run.sh"
+  cp "${SELF}" "${STEP_SCRIPT}"
+  cp "${ROOT}/bench/report.mjs" "${WORK}/report.mjs"
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   : >"${RESULTS}"
@@ -656,7 +667,7 @@ main() {
   phase_growth
   phase_build
   meta elapsed "$((SECONDS - started))"
-  node "${ROOT}/bench/report.mjs" "${RESULTS}" "${META}"
+  node "${WORK}/report.mjs" "${RESULTS}" "${META}"
 }
 
 write_pgpass() {
@@ -676,4 +687,5 @@ fi
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   main "$@"
+  exit  # before bash reads on in a file that may have been edited during the run
 fi
