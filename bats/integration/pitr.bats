@@ -219,7 +219,7 @@ restore_a() {
 
 @test "RPO: every commit is in the WAL file on the backup disk when it returns; flush lag in ms" {
   local i marker wal_file offset commit_ns found_ns immediate=0 lag lags=() waits=() sorted_lag sorted_wait
-  for i in $(seq 1 20); do
+  for i in $(seq 1 10); do
     marker="rpo-probe-${i}-${RANDOM}${RANDOM}"
     # Commit one row, then ask where the WAL ends now: the row's record lies just before.
     read -r wal_file offset < <(as_postgres "${PITR_PG_BIN}/psql" -X -q -At -v ON_ERROR_STOP=1 -h "${PITR_TMP}/sock" -p "${PITR_PORT_A}" -d postgres \
@@ -241,7 +241,7 @@ restore_a() {
   done
   sorted_lag="$(printf '%s\n' "${lags[@]}" | sort -g)"
   sorted_wait="$(printf '%s\n' "${waits[@]}" | sort -n)"
-  printf '# RPO: %d of 20 commits were already in the WAL file on the backup disk when the commit returned (max wait %s ms incl. the check);\n# pg_stat_replication.flush_lag (primary flush -> fsynced by pg_receivewal): median %s ms, max %s ms over %d samples\n' \
+  printf '# RPO: %d of 10 commits were already in the WAL file on the backup disk when the commit returned (max wait %s ms incl. the check);\n# pg_stat_replication.flush_lag (primary flush -> fsynced by pg_receivewal): median %s ms, max %s ms over %d samples\n' \
     "${immediate}" "$(tail -n 1 <<<"${sorted_wait}")" "$(sed -n "$(( (${#lags[@]} + 1) / 2 ))p" <<<"${sorted_lag}")" "$(tail -n 1 <<<"${sorted_lag}")" "${#lags[@]}" >&3
   (( ${#lags[@]} > 0 ))
   # Sub-second RPO: every commit reached the backup disk within a second.
