@@ -60,7 +60,7 @@ run_bats() {
   local name="$1" rc=0 tap
   shift
   tap="${WORK}/${name}.tap"
-  node_modules/.bin/bats --formatter tap "$@" | tee "${tap}" || rc=$?
+  node_modules/bats/bin/bats --formatter tap "$@" | tee "${tap}" || rc=$?
   count "${name}" "$(grep -c '^ok ' "${tap}" || true)" "$(grep -c '^not ok ' "${tap}" || true)" "${rc}"
 }
 
