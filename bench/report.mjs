@@ -50,7 +50,7 @@ const table = (header, lines) => {
 };
 
 const labels = {
-  tar: 'tar of the data dirs + fsync (copy limit)',
+  tar: 'tar of the data dirs (no pg_wal) + fsync: copy limit',
   runbook: 'runbook: pg_basebackup one by one, borg create lz4',
   pgbackrest: 'pgBackRest full (lz4, aes-256-cbc, process-max 2)',
   'proto-overlap': 'prototype: per-service archive overlapping next backup',
@@ -62,13 +62,15 @@ const labels = {
   'gen-lz4-fixed': 'generated, lz4 + fixed,8192',
   'gen-nofc': 'generated, defaults, files cache disabled',
   'gen-nosync': 'generated, pg_basebackup --no-sync + one syncfs',
+  'gen-nocheck': 'generated, defaults, no borg check in the nightly run',
   raw: 'raw artifacts still on disk (cp -a)',
 };
 const label = (c) => labels[c] ?? c;
 
 const out = [];
 const dataBytes = Number(meta.data_bytes);
-out.push(`pgb-gen bench (${meta.mode}): ${meta.clusters} clusters x pgbench -i -s ${meta.scale} = ${mb(dataBytes)} of data dirs; ` +
+out.push(`pgb-gen bench (${meta.mode}): ${meta.clusters} clusters x pgbench -i -s ${meta.scale} = ${mb(dataBytes)} of data dirs ` +
+  `without pg_wal (${mb(Number(meta.data_bytes_with_wal))} with it); ` +
   `medians of ${meta.runs} run(s) [min-max]; work dir on ${meta.fs}, ${meta.cpus} CPUs; took ${meta.elapsed} s`);
 out.push(`${meta.versions}`);
 out.push(`generated defaults: ${meta.defaults}`);
@@ -77,7 +79,7 @@ out.push('Peak RSS is that of the largest single process of the step. Warm page 
 // 1. nightly
 const limit = time('nightly', 'tar');
 const runbook = time('nightly', 'runbook');
-const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'gen-default', 'gen-p1', 'gen-p3', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed', 'gen-nosync']
+const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'gen-default', 'gen-p1', 'gen-p3', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed', 'gen-nosync', 'gen-nocheck']
   .filter((c) => of('nightly', c).length);
 out.push('', '1. Nightly pipeline, day 1 (base backups of all services + Borg archive with prune, compact, check; fresh repo)');
 out.push(table(['candidate', 'median', 'min-max', 'x limit', 'x runbook', 'parts (median)', 'repo', 'peak RSS'],

@@ -67,7 +67,8 @@ BUILD_RUNS=5
 BURN_STEP=1000
 KEEP=""
 # Candidates of each phase (full run; --smoke runs each kind of step once).
-NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default gen-p1 gen-p3 gen-lz4 gen-fixed gen-lz4-fixed gen-nosync)
+NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default gen-p1 gen-p3 gen-lz4 gen-fixed gen-lz4-fixed gen-nosync
+  gen-nocheck)
 GROWTH=(gen-default gen-lz4 gen-fixed gen-lz4-fixed gen-nofc runbook pgbackrest)
 RESTORE=(gen-default gen-lz4 gen-fixed gen-lz4-fixed raw pgbackrest)
 
@@ -255,10 +256,12 @@ EOF
   done
 }
 
+# Bytes of the data dirs without (with: $1 = all) the WAL segments in pg_wal.
 data_bytes() {
   local i total=0
   for ((i = 0; i < CLUSTERS; i++)); do
     total=$((total + $(bytes_of "${PGDIR}/c${i}")))
+    [[ "${1:-}" == all ]] || total=$((total - $(bytes_of "${PGDIR}/c${i}/pg_wal")))
   done
   printf '%s' "${total}"
 }
@@ -268,7 +271,8 @@ data_bytes() {
 # Borg repository and the levers it measures. GEN_SPECS: name|parallelJobs|compression|chunkerParams|pgBinRoot
 # ("-" keeps the schema default; "nosync": pg_basebackup --no-sync then one syncfs, see pgbin_nosync).
 readonly GEN_SPECS=("gen-default|-|-|-|-" "gen-p1|1|-|-|-" "gen-p3|3|-|-|-" "gen-lz4|-|lz4|-|-"
-  "gen-fixed|-|-|fixed,8192|-" "gen-lz4-fixed|-|lz4|fixed,8192|-" "gen-nosync|-|-|-|nosync" "gen-nofc|-|-|-|-")
+  "gen-fixed|-|-|fixed,8192|-" "gen-lz4-fixed|-|lz4|fixed,8192|-" "gen-nosync|-|-|-|nosync" "gen-nofc|-|-|-|-"
+  "gen-nocheck|-|-|-|-")
 gen_all() {
   local cfg="${WORK}/cfg/candidates.yaml" spec name parallel compression chunker bin_root borg_extra i
   log "generating the scripts of every candidate with one pgb-gen build"
@@ -303,6 +307,14 @@ gen_all() {
   sed -i 's/ create --stats / create --stats --files-cache disabled /' "$(sbin_of gen-nofc)/borg_pg_artifacts.sh"
   grep -q -- '--files-cache disabled' "$(sbin_of gen-nofc)/borg_pg_artifacts.sh" \
     || die "could not add --files-cache disabled to borg_pg_artifacts.sh (its borg create line changed?)"
+  # The check lever: the default borg script without its nightly `borg check` of the primary repo.
+  # shellcheck disable=SC2016 # the generated script's text, not an expansion
+  local check_line='borg_run "checked ${PRIMARY_REPO}" check ' nocheck
+  nocheck="$(sbin_of gen-nocheck)/borg_pg_artifacts.sh"
+  grep -vF -- "${check_line}" "${nocheck}" >"${nocheck}.new" && mv "${nocheck}.new" "${nocheck}"
+  if [[ "$(grep -c 'borg_run "checked ' "${nocheck}")" != 1 ]]; then
+    die "could not remove the primary borg check from borg_pg_artifacts.sh (its check line changed?)"
+  fi
 }
 
 # The durability lever: a PostgreSQL bin dir whose pg_basebackup skips its per-file fsyncs
@@ -343,7 +355,8 @@ do_tar() {
   local out="${WORK}/tar/data.tar"
   mkdir -p "${WORK}/tar"
   rm -f "${out}"
-  tar -cf "${out}" -C "${PGDIR}" "${@}"
+  # What a base backup copies: the data dirs without the WAL segments kept in pg_wal.
+  tar -cf "${out}" --exclude='*/pg_wal/*' -C "${PGDIR}" "${@}"
   sync "${out}"
 }
 
@@ -658,6 +671,7 @@ main() {
   meta runs "${RUNS}"
   meta churn "${CHURN_TX}"
   meta data_bytes "$(data_bytes)"
+  meta data_bytes_with_wal "$(data_bytes all)"
   meta fs "$(findmnt -rn -o FSTYPE --target "${WORK}" | head -n 1)"
   meta cpus "$(nproc)"
   meta versions "PostgreSQL ${PG_VERSION}, $(borg --version), pgBackRest $(pgbackrest version | awk '{print $2}'), node $(node --version)"
