@@ -81,8 +81,7 @@ EOF
   /usr/sbin/sshd -t -f "${t}/sshd/sshd_config"
   /usr/sbin/sshd -D -f "${t}/sshd/sshd_config" -E "${t}/logs/sshd.log" &
   pgb_started_add pid "$!"
-  local i
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     if (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null; then break; fi
     sleep 0.1
   done
@@ -117,7 +116,9 @@ setup() {
 pgb_teardown_all_but_root() {
   local kind arg
   while read -r kind arg; do
-    [[ "${kind}" == pid ]] && kill -TERM "${arg}" 2>/dev/null || true
+    if [[ "${kind}" == pid ]]; then
+      kill -TERM "${arg}" 2>/dev/null || true
+    fi
   done < <(tac "${PGB_T}/.started")
   sleep 0.2
 }
@@ -180,14 +181,18 @@ RSH() {
     "${PORT}" "${KEY}" "${KNOWN_HOSTS}"
 }
 
+# ssh with exactly those options; the caller adds its own options and the destination.
+ssh_with_key() {
+  timeout 30 ssh -p "${PORT}" -i "${KEY}" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+    -o UserKnownHostsFile="${KNOWN_HOSTS}" -o ConnectTimeout=10 "$@"
+}
+
 ssh_as_puller() {
-  # shellcheck disable=SC2046
-  timeout 30 $(RSH) "$@" "${PULL_USER}@127.0.0.1"
+  ssh_with_key "$@" "${PULL_USER}@127.0.0.1"
 }
 
 ssh_cmd() {
-  # shellcheck disable=SC2046
-  timeout 30 $(RSH) "${PULL_USER}@127.0.0.1" "$@"
+  ssh_with_key "${PULL_USER}@127.0.0.1" "$@"
 }
 
 rsync_as_puller() {
@@ -360,19 +365,19 @@ assert_no_loot() {
 
 @test "no port forwarding: -W, -L and -R are all refused" {
   # -W: a direct-tcpip channel to the sshd itself.
-  run timeout 30 $(RSH) -W "127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1" </dev/null
+  run ssh_with_key -W "127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1" </dev/null
   assert_failure
   refute_output --partial 'SSH-2.0'
   # -R: the server refuses to listen for us.
-  run timeout 30 $(RSH) -N -o ExitOnForwardFailure=yes -R "127.0.0.1:55442:127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1"
+  run ssh_with_key -N -o ExitOnForwardFailure=yes -R "127.0.0.1:55442:127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1"
   assert_failure
   assert_output --partial 'forwarding failed'
   # -L: the local end listens, but the server refuses the channel when it is used.
-  timeout 20 $(RSH) -N -o ExitOnForwardFailure=yes -L "127.0.0.1:55443:127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1" \
+  ssh_with_key -N -o ExitOnForwardFailure=yes -L "127.0.0.1:55443:127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1" \
     2>"${PGB_T}/logs/forward-L.err" &
   local fwd_pid=$!
-  local i banner=""
-  for i in $(seq 50); do
+  local banner=""
+  for _ in $(seq 50); do
     if banner="$(timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/55443 && head -c 7 <&3' 2>/dev/null)"; then break; fi
     sleep 0.1
   done

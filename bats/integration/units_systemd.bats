@@ -127,9 +127,18 @@ in_ct() {
   nsenter --target "${CT_PID}" --all -- "$@"
 }
 
+# borg inside the container, in directory DIR, the passphrase in its environment (never argv).
+borg_ct() {
+  local dir="$1" pass
+  shift
+  pass="$(secret_of borg)"
+  BORG_PASSPHRASE="${pass}" BORG_BASE_DIR=/var/lib/pgb-gen/borg \
+    in_ct env --chdir="${dir}" borg "$@"
+}
+
 wait_for_boot() {
-  local i state=""
-  for i in $(seq 120); do
+  local state=""
+  for _ in $(seq 120); do
     CT_PID="$(container_pid)"
     if [[ -n "${CT_PID}" ]]; then
       state="$(in_ct systemctl is-system-running 2>/dev/null || true)"
@@ -144,12 +153,12 @@ wait_for_boot() {
 }
 
 stop_container() {
-  local pid i
+  local pid
   pid="$(cat "${PGB_T}/nspawn.pid" 2>/dev/null)" || return 0
   kill -0 "${pid}" 2>/dev/null || return 0
   # SIGTERM to systemd-nspawn shuts a booted container down in order.
   kill -TERM "${pid}" 2>/dev/null || true
-  for i in $(seq 60); do
+  for _ in $(seq 60); do
     kill -0 "${pid}" 2>/dev/null || return 0
     sleep 0.5
   done
@@ -159,7 +168,7 @@ stop_container() {
 
 # A PostgreSQL 15 cluster inside the container, run by its systemd as a transient unit.
 start_postgres() {
-  local data=/var/lib/pgbtest/svc_a i
+  local data=/var/lib/pgbtest/svc_a
   in_ct install -d -o postgres -g postgres -m 0700 /var/lib/pgbtest
   in_ct runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "${data}" -U postgres \
     --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >"${PGB_T}/logs/initdb.log" 2>&1
@@ -171,7 +180,7 @@ EOF
   in_ct systemd-run --quiet --unit=pgbtest-pg -p User=postgres -p RuntimeDirectory=pgbtest-pg \
     /usr/lib/postgresql/15/bin/postgres -D "${data}" -p "${PG_PORT}" \
     -c listen_addresses=127.0.0.1 -c unix_socket_directories=/run/pgbtest-pg -c max_wal_senders=4
-  for i in $(seq 60); do
+  for _ in $(seq 60); do
     in_ct /usr/lib/postgresql/15/bin/pg_isready -q -h 127.0.0.1 -p "${PG_PORT}" && break
     sleep 0.5
   done
@@ -181,8 +190,7 @@ EOF
 
 # Waits until the container's systemd has no job left (the Borg units run after the backup).
 wait_for_jobs() {
-  local i
-  for i in $(seq 240); do
+  for _ in $(seq 240); do
     [[ -z "$(in_ct systemctl list-jobs --no-legend 2>/dev/null)" ]] && return 0
     sleep 0.5
   done
@@ -261,17 +269,14 @@ secret_of() {
 
 @test "the primary archive holds the base backup byte for byte" {
   local archive rel
-  export BORG_PASSPHRASE
-  BORG_PASSPHRASE="$(secret_of borg)"
-  export BORG_BASE_DIR=/var/lib/pgb-gen/borg
-  run in_ct borg list --short /mnt/backup/borg
+  run borg_ct / list --short /mnt/backup/borg
   assert_success
   assert_equal "${#lines[@]}" 1
   archive="${lines[0]}"
   [[ "${archive}" == "${SRV}-pg-artifacts-"* ]]
   in_ct mkdir -p /root/extract
-  in_ct sh -c 'cd /root/extract && borg extract "/mnt/backup/borg::$1"' _ "${archive}"
-  rel="$(cd "${BACKUP_DISK}/postgres/basebackups" && ls -d svc_a_basebackup_* | head -n 1)"
+  borg_ct /root/extract extract "/mnt/backup/borg::${archive}"
+  rel="$(find "${BACKUP_DISK}/postgres/basebackups" -mindepth 1 -maxdepth 1 -name 'svc_a_basebackup_*' -printf '%f\n' | head -n 1)"
   run diff -r "${BACKUP_DISK}/postgres/basebackups/${rel}" "${CT_ROOT}/root/extract/mnt/backup/postgres/basebackups/${rel}"
   assert_success
 }
@@ -283,10 +288,7 @@ secret_of() {
   run in_ct systemctl start pgb-borg-external.service
   assert_success
   assert_equal "$(unit_result pgb-borg-external.service)" 'success 0'
-  export BORG_PASSPHRASE
-  BORG_PASSPHRASE="$(secret_of borg)"
-  export BORG_BASE_DIR=/var/lib/pgb-gen/borg
-  run in_ct borg list --short /media/usb/borg
+  run borg_ct / list --short /media/usb/borg
   assert_success
   assert_equal "${#lines[@]}" 1
   # systemd's own view of the loaded units (online, not --offline): at most 1.5 each.
@@ -331,8 +333,8 @@ secret_of() {
     'PidFile /run/pgbtest-sshd.pid' >"${CT_ROOT}/etc/pgbtest/sshd_config"
   in_ct install -d -m 0755 /run/sshd
   in_ct systemd-run --quiet --unit=pgbtest-sshd /usr/sbin/sshd -D -f /etc/pgbtest/sshd_config
-  local i score
-  for i in $(seq 40); do
+  local score
+  for _ in $(seq 40); do
     in_ct bash -c "exec 3<>/dev/tcp/127.0.0.1/${SSH_PORT}" 2>/dev/null && break
     sleep 0.25
   done
