@@ -97,7 +97,7 @@ teardown_file() {
   # sshd first (its sessions run as the pull user), then the user, then the scratch root.
   pgb_teardown_all_but_root
   if [[ -f "${PGB_T}/created-user" ]]; then
-    userdel -- "$(cat "${PGB_T}/created-user")" 2>/dev/null || true
+    remove_user "$(cat "${PGB_T}/created-user")"
   fi
   if [[ -f "${PGB_T}/created-run-sshd" ]]; then
     rmdir /run/sshd 2>/dev/null || true
@@ -108,19 +108,43 @@ teardown_file() {
 setup() {
   load helpers/common
   pgb_load_bats_libs
+  # The attacker holds the dev machine's key and uses the same ssh options as the dev script.
+  SSH_OPTS=(-p "${PORT}" -i "${KEY}" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes
+    -o UserKnownHostsFile="${KNOWN_HOSTS}" -o ConnectTimeout=10)
   rm -rf -- "${LOOT:?}"
   mkdir -p "${LOOT}"
 }
 
-# Kills what the suite started but keeps the scratch root (the user is removed after sshd).
+# Stops what the suite started (sshd) and waits until it is gone, keeping the scratch root.
 pgb_teardown_all_but_root() {
   local kind arg
   while read -r kind arg; do
     if [[ "${kind}" == pid ]]; then
       kill -TERM "${arg}" 2>/dev/null || true
+      for _ in $(seq 50); do
+        kill -0 "${arg}" 2>/dev/null || break
+        sleep 0.1
+      done
     fi
   done < <(tac "${PGB_T}/.started")
-  sleep 0.2
+}
+
+# userdel, retried: a session of the user may still be ending, or another suite may hold the
+# passwd lock for a moment. Says so when it finally fails.
+remove_user() {
+  local user="$1"
+  for _ in $(seq 20); do
+    getent passwd "${user}" >/dev/null || return 0
+    userdel -- "${user}" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  # Sessions still open belong to this suite's own sshd and test user: end them by pid.
+  local pid
+  for pid in $(ps -u "${user}" -o pid= 2>/dev/null); do
+    kill -KILL "${pid}" 2>/dev/null || true
+  done
+  sleep 0.5
+  userdel -- "${user}" || printf 'teardown: could not remove test user %s\n' "${user}" >&2
 }
 
 # Artifacts as the server keeps them: root-owned, private modes, binary content, a sentinel,
@@ -175,16 +199,14 @@ tree_state() {
   (cd "${TREE}" && find . -printf '%p %y %m %u %g %s %T@ %l\n' | sort && find . -type f -exec sha256sum {} + | sort)
 }
 
-# The attacker holds the dev machine's key and uses the same ssh options as the dev script.
+# The same options as one string, for rsync -e (no option holds a space).
 RSH() {
-  printf 'ssh -p %s -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=%s -o ConnectTimeout=10' \
-    "${PORT}" "${KEY}" "${KNOWN_HOSTS}"
+  printf 'ssh %s' "${SSH_OPTS[*]}"
 }
 
 # ssh with exactly those options; the caller adds its own options and the destination.
 ssh_with_key() {
-  timeout 30 ssh -p "${PORT}" -i "${KEY}" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
-    -o UserKnownHostsFile="${KNOWN_HOSTS}" -o ConnectTimeout=10 "$@"
+  timeout 30 ssh "${SSH_OPTS[@]}" "$@"
 }
 
 ssh_as_puller() {
@@ -373,7 +395,7 @@ assert_no_loot() {
   assert_failure
   assert_output --partial 'forwarding failed'
   # -L: the local end listens, but the server refuses the channel when it is used.
-  ssh_with_key -N -o ExitOnForwardFailure=yes -L "127.0.0.1:55443:127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1" \
+  timeout 20 ssh "${SSH_OPTS[@]}" -N -o ExitOnForwardFailure=yes -L "127.0.0.1:55443:127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1" \
     2>"${PGB_T}/logs/forward-L.err" &
   local fwd_pid=$!
   local banner=""
