@@ -36,8 +36,15 @@ EOF
 
 teardown_file() {
   load helpers/common
-  if [[ -n "${PULL_USER:-}" ]] && getent passwd "${PULL_USER}" >/dev/null; then
-    userdel -r -- "${PULL_USER}" 2>/dev/null || userdel -- "${PULL_USER}" || true
+  if [[ -n "${PULL_USER:-}" ]]; then
+    # Retried: another suite may hold the passwd lock for a moment.
+    for _ in $(seq 20); do
+      getent passwd "${PULL_USER}" >/dev/null || break
+      userdel -r -- "${PULL_USER}" 2>/dev/null || sleep 0.5
+    done
+    if getent passwd "${PULL_USER}" >/dev/null; then
+      printf 'teardown: could not remove test user %s\n' "${PULL_USER}" >&2
+    fi
   fi
   pgb_teardown_all
 }
