@@ -71,7 +71,7 @@ function serverDirs(s: ServerModel) {
 
 function serverTimers(s: ServerModel) {
   const wal = s.services.filter((v) => v.wal).map((v) => `pgb-receivewal@${v.name}.service`);
-  return [names.serverUnits.backupTimer, ...wal];
+  return [names.serverUnits.backupTimer, names.serverUnits.drillTimer, ...wal];
 }
 
 export interface RestoreSource {
