@@ -1,0 +1,132 @@
+# Shared set-up for the integration suites: repo root, bats libraries, a scratch root,
+# a registry of what a suite started (so teardown stops exactly that), and logged runs.
+# Integration suites run as root against real programs; nothing here is a stub.
+
+PGB_HELPERS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PGB_REPO_ROOT="$(cd "${PGB_HELPERS_DIR}/../../.." && pwd)"
+export PGB_HELPERS_DIR PGB_REPO_ROOT
+
+# bats-support/bats-assert: the project's node_modules first, Debian's packages second.
+pgb_load_bats_libs() {
+  local lib dir
+  for lib in bats-support bats-assert; do
+    for dir in "${PGB_REPO_ROOT}/node_modules/${lib}" "/usr/lib/bats/${lib}"; do
+      if [[ -f "${dir}/load.bash" ]]; then
+        # shellcheck disable=SC1091
+        source "${dir}/load.bash"
+        continue 2
+      fi
+    done
+    printf 'integration helpers: %s not found (npm ci, or apt-get install %s)\n' "${lib}" "${lib}" >&2
+    return 1
+  done
+}
+
+pgb_require_root() {
+  if [[ "${EUID}" -ne 0 ]]; then
+    printf 'integration suites mount tmpfs and start PostgreSQL: run them as root\n' >&2
+    return 1
+  fi
+}
+
+# pgb_ensure_pkg COMMAND DEBIAN_PACKAGE: installs the package when the command is missing.
+pgb_ensure_pkg() {
+  local cmd="$1" pkg="$2"
+  command -v "${cmd}" >/dev/null 2>&1 && return 0
+  printf '# installing %s (for %s)\n' "${pkg}" "${cmd}" >&3
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkg}" >/dev/null 2>&1; then
+    apt-get update -q >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkg}" >/dev/null
+  fi
+  command -v "${cmd}" >/dev/null 2>&1
+}
+
+# pgb_scratch_init: creates the suite's scratch root PGB_T (mktemp -d). The config schema only
+# accepts paths of [A-Za-z0-9._/-], so the path is checked. 0711: the postgres user must be able
+# to reach its data directories below it, nobody may list it.
+pgb_scratch_init() {
+  PGB_T="$(mktemp -d "${TMPDIR:-/tmp}/pgb-itest.XXXXXXXX")"
+  if [[ ! "${PGB_T}" =~ ^/[A-Za-z0-9._/-]+$ ]]; then
+    printf 'scratch dir %s has characters the config schema refuses; set TMPDIR\n' "${PGB_T}" >&2
+    rm -rf -- "${PGB_T}"
+    return 1
+  fi
+  chmod 0711 "${PGB_T}"
+  mkdir -p "${PGB_T}/logs" "${PGB_T}/tmp"
+  : >"${PGB_T}/.started"
+  export PGB_T
+}
+
+# The registry of started things: one "KIND ARG" line each, undone in reverse order.
+pgb_started_add() {
+  printf '%s %s\n' "$1" "$2" >>"${PGB_T}/.started"
+}
+
+pgb_started_remove() {
+  local kind="$1" arg="$2"
+  grep -vxF "${kind} ${arg}" "${PGB_T}/.started" >"${PGB_T}/.started.new" || true
+  mv -f "${PGB_T}/.started.new" "${PGB_T}/.started"
+}
+
+# Stops everything the suite started (clusters, processes, mounts), newest first, then
+# removes the scratch root. Safe to call twice and after a half-finished set-up.
+pgb_teardown_all() {
+  [[ -n "${PGB_T:-}" && -d "${PGB_T}" ]] || return 0
+  local kind arg
+  while read -r kind arg; do
+    case "${kind}" in
+      pg) pg_cluster_stop "${arg}" || true ;;
+      pid) kill -KILL "${arg}" 2>/dev/null || true ;;
+      pgid) kill -KILL -- "-${arg}" 2>/dev/null || true ;;
+      mount) pgb_umount "${arg}" || true ;;
+    esac
+  done < <(tac "${PGB_T}/.started")
+  # PGB_KEEP_LOGS=DIR keeps the run's logs (scripts' and servers') for a look after the suite.
+  if [[ -n "${PGB_KEEP_LOGS:-}" ]]; then
+    mkdir -p "${PGB_KEEP_LOGS}"
+    cp -a "${PGB_T}/logs/." "${PGB_KEEP_LOGS}/" 2>/dev/null || true
+    find "${PGB_T}" -maxdepth 3 -name '*.log' -not -path "${PGB_T}/logs/*" -exec cp -t "${PGB_KEEP_LOGS}/" {} + 2>/dev/null || true
+  fi
+  if findmnt -rn -o TARGET | grep -qF "${PGB_T}/"; then
+    printf 'teardown: mounts left under %s; not removing it\n' "${PGB_T}" >&2
+    return 1
+  fi
+  rm -rf -- "${PGB_T}"
+}
+
+# pgb_run_logged NAME CMD...: runs CMD with stdout+stderr into logs/NAME.log; sets status and
+# output like bats' run, without failing the test on a non-zero exit.
+# shellcheck disable=SC2034 # status, output and PGB_LAST_LOG are read by the tests
+pgb_run_logged() {
+  local name="$1" log
+  shift
+  log="${PGB_T}/logs/${name}.log"
+  status=0
+  "$@" >"${log}" 2>&1 || status=$?
+  output="$(cat "${log}")"
+  PGB_LAST_LOG="${log}"
+}
+
+# Every line a generated script prints carries a UTC stamp and a level.
+assert_log_lines_stamped() {
+  local log="$1" bad
+  bad="$(grep -vE '^\[[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\] \[(INFO| OK |WARN|ERR )\] ' "${log}" || true)"
+  if [[ -n "${bad}" ]]; then
+    printf 'lines of %s without a UTC stamp and level:\n%s\n' "${log}" "${bad}" >&2
+    return 1
+  fi
+}
+
+# Builds the pgb-gen CLI when dist/ is missing or older than src/ (templates are read at run time).
+pgb_build_cli() {
+  local main="${PGB_REPO_ROOT}/dist/cli/main.js"
+  if [[ ! -f "${main}" ]] || [[ -n "$(find "${PGB_REPO_ROOT}/src" -newer "${main}" -name '*.ts' -print -quit)" ]]; then
+    (cd "${PGB_REPO_ROOT}" && npx --no-install tsc -p tsconfig.json)
+  fi
+}
+
+# pgb_generate CONFIG OUTDIR: pgb-gen build.
+pgb_generate() {
+  pgb_build_cli
+  node "${PGB_REPO_ROOT}/dist/cli/main.js" build -c "$1" -o "$2"
+}

@@ -1,0 +1,124 @@
+# Real PostgreSQL clusters (initdb + pg_ctl as the postgres user) on 127.0.0.1 ports,
+# standing in for the dockerized services. Unix sockets live in one private directory.
+
+PGB_PG_VERSION="${PGB_PG_VERSION:-15}"
+PGB_PG_BIN="/usr/lib/postgresql/${PGB_PG_VERSION}/bin"
+export PGB_PG_VERSION PGB_PG_BIN
+
+pg_sock_dir() { printf '%s/pg/sock' "${PGB_T}"; }
+
+pg_as_postgres() {
+  runuser -u postgres -- "$@"
+}
+
+# pg_cluster_create DATADIR PORT: initdb, loopback only, enough WAL senders for killed
+# pg_basebackups (their walsenders linger), fast settings for a test machine.
+pg_cluster_create() {
+  local dir="$1" port="$2" sock
+  sock="$(pg_sock_dir)"
+  mkdir -p "$(dirname "${dir}")" "${sock}"
+  chown postgres:postgres "$(dirname "${dir}")" "${sock}"
+  chmod 0700 "${sock}"
+  pg_as_postgres "${PGB_PG_BIN}/initdb" -D "${dir}" -U postgres -E UTF8 --locale=C \
+    --auth-local=trust --auth-host=scram-sha-256 >"${dir}.initdb.log" 2>&1
+  cat >>"${dir}/postgresql.conf" <<EOF
+# pgb-gen integration test cluster
+port = ${port}
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '${sock}'
+password_encryption = 'scram-sha-256'
+max_wal_senders = 10
+max_replication_slots = 10
+wal_level = replica
+shared_buffers = 16MB
+fsync = off
+synchronous_commit = off
+full_page_writes = on
+logging_collector = off
+EOF
+}
+
+# pg_cluster_start DATADIR [POSTGRES_OPTIONS]: starts the cluster and registers it for teardown.
+pg_cluster_start() {
+  local dir="$1"
+  local opts="${2:-}"
+  # 3>&-: a daemon holding bats' fd 3 would keep bats waiting forever.
+  pg_as_postgres "${PGB_PG_BIN}/pg_ctl" -D "${dir}" -l "${dir}.log" -w -t 60 ${opts:+-o "${opts}"} start >/dev/null 3>&-
+  pgb_started_add pg "${dir}"
+}
+
+# pg_cluster_stop DATADIR: fast shutdown (immediate if that hangs); a no-op when not running.
+pg_cluster_stop() {
+  local dir="$1"
+  if [[ -f "${dir}/postmaster.pid" ]]; then
+    pg_as_postgres "${PGB_PG_BIN}/pg_ctl" -D "${dir}" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+      pg_as_postgres "${PGB_PG_BIN}/pg_ctl" -D "${dir}" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+  fi
+  pgb_started_remove pg "${dir}"
+}
+
+pg_cluster_running() {
+  pg_as_postgres "${PGB_PG_BIN}/pg_ctl" -D "$1" status >/dev/null 2>&1
+}
+
+# pg_psql PORT [psql args...]: superuser psql over the private socket, unaligned, tuples only.
+pg_psql() {
+  local port="$1"
+  shift
+  pg_as_postgres "${PGB_PG_BIN}/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$(pg_sock_dir)" -p "${port}" -d postgres "$@"
+}
+
+# pg_apply_hba DATADIR SNIPPET: pg_hba.conf = local trust for the superuser's socket, then the
+# generated replication rules verbatim, then SCRAM for everything else; reloads the server.
+pg_apply_hba() {
+  local dir="$1" snippet="$2" port
+  port="$(sed -n "s/^port = \([0-9]*\)$/\1/p" "${dir}/postgresql.conf" | tail -n 1)"
+  {
+    printf '# pgb-gen integration test: socket for the test harness\n'
+    printf 'local   all             all                                     trust\n'
+    cat "${snippet}"
+    printf 'host    all             all             127.0.0.1/32            scram-sha-256\n'
+  } >"${dir}/pg_hba.conf"
+  chown postgres:postgres "${dir}/pg_hba.conf"
+  pg_psql "${port}" -c 'SELECT pg_reload_conf()' >/dev/null
+  # A rule PostgreSQL could not parse shows up here with its error.
+  [[ "$(pg_psql "${port}" -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')" == "0" ]]
+}
+
+# pg_apply_role PORT SQL_FILE USER PASSWORD_FILE: runs the generated role SQL with its psql
+# variables set on stdin (the password never reaches a command line).
+pg_apply_role() {
+  local port="$1" sql="$2" user="$3" pass_file="$4"
+  {
+    printf '\\set repl_user %s\n' "'${user}'"
+    printf '\\set repl_password %s\n' "'$(head -n 1 "${pass_file}")'"
+    cat "${sql}"
+  } | pg_psql "${port}" -f - >/dev/null
+}
+
+# pg_table_digest PORT TABLE ORDER_BY [DB]: "rows|md5 of every row in order" of a table.
+pg_table_digest() {
+  local port="$1" table="$2" order="$3" db="${4:-postgres}"
+  pg_as_postgres "${PGB_PG_BIN}/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$(pg_sock_dir)" -p "${port}" -d "${db}" \
+    -c "SELECT count(*) || '|' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY ${order})), '-') FROM ${table} t"
+}
+
+# pg_fill_random PORT TABLE MIB: appends MIB MiB of incompressible rows (fresh random bytes).
+pg_fill_random() {
+  local port="$1" table="$2" mib="$3"
+  pg_psql "${port}" -c "CREATE TABLE IF NOT EXISTS ${table} (id bigserial PRIMARY KEY, payload bytea)" \
+    -c "ALTER TABLE ${table} ALTER COLUMN payload SET STORAGE EXTERNAL" \
+    -c "INSERT INTO ${table} (payload)
+        SELECT decode(string_agg(md5(random()::text || clock_timestamp()::text || g::text || r::text), ''), 'hex')
+        FROM generate_series(1, ${mib} * 16) AS r, generate_series(1, 4096) AS g GROUP BY r" \
+    -c 'CHECKPOINT' >/dev/null
+}
+
+# pg_fill_compressible PORT TABLE MIB: a big table that compresses well (slow backups, small archives).
+pg_fill_compressible() {
+  local port="$1" table="$2" mib="$3"
+  pg_psql "${port}" -c "CREATE TABLE IF NOT EXISTS ${table} (id bigint, filler text)" \
+    -c "ALTER TABLE ${table} SET (autovacuum_enabled = off)" \
+    -c "INSERT INTO ${table} SELECT g, repeat('pgb', 300) FROM generate_series(1, ${mib} * 1024) g" \
+    -c 'CHECKPOINT' >/dev/null
+}
