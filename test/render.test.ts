@@ -25,6 +25,7 @@ describe('rendering the example config', () => {
       'main-server/root/usr/local/sbin/pgb-restore.sh', 'main-server/root/usr/local/sbin/pgb_receivewal.sh',
       'main-server/root/etc/systemd/system/pg-backup-all.service', 'main-server/root/etc/systemd/system/pg-backup-all.timer',
       'main-server/root/etc/systemd/system/pgb-receivewal@.service', 'main-server/root/etc/sudoers.d/pgb-pull-main-server',
+      'main-server/root/etc/pgb-gen/rsyncd-main-server.conf',
       'main-server/snippets/fstab', 'main-server/snippets/pg_hba.conf', 'main-server/snippets/replication-role.sql',
       'main-server/snippets/authorized_keys', 'main-server/snippets/pg-borg.env.template',
       'omarchy/install.sh', 'omarchy/README.md', 'omarchy/MANIFEST', 'omarchy/root/usr/local/sbin/pull-server-backups.sh',
@@ -59,7 +60,26 @@ describe('rendering the example config', () => {
   it('never renders the runbook\'s rsync-as-root sudo rule', () => {
     const sudoers = files.find((f) => f.path.includes('sudoers.d'))!.content.split('\n').filter((l) => !l.startsWith('#')).join('\n');
     expect(sudoers).not.toMatch(/NOPASSWD:\s*\/usr\/bin\/rsync\b/);
-    expect(sudoers).toContain('/usr/bin/rrsync -ro /mnt/backup');
+    expect(sudoers).toContain('Cmnd_Alias PGB_PULL_MAIN_SERVER = /usr/bin/rsync --server --daemon --config\\=/etc/pgb-gen/rsyncd-main-server.conf .\n');
+    expect(sudoers).not.toContain('env_keep');
+    const keys = files.find((f) => f.path === 'main-server/snippets/authorized_keys')!.content;
+    expect(keys).toContain('command="sudo -n /usr/bin/rsync --server --daemon --config=/etc/pgb-gen/rsyncd-main-server.conf ."');
+  });
+
+  it('serves the pull key exactly the two trees, never the rest of the backup disk (the Borg repo beside them)', () => {
+    const conf = files.find((f) => f.path === 'main-server/root/etc/pgb-gen/rsyncd-main-server.conf')!.content;
+    const lines = conf.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(lines.filter((l) => l.startsWith('[') || l.startsWith('path ='))).toEqual([
+      '[artifacts]', 'path = /mnt/backup/postgres', '[config]', 'path = /mnt/backup/config',
+    ]);
+    for (const l of ['use chroot = yes', 'read only = yes', 'write only = no', 'list = no', 'uid = root', 'gid = root'])
+      expect(lines).toContain(l);
+    expect(conf).not.toMatch(/^path = \/mnt\/backup(\/borg)?$/m);
+    const manifest = files.find((f) => f.path === 'main-server/MANIFEST')!.content;
+    expect(manifest).toMatch(/^0644 root root \/etc\/pgb-gen\/rsyncd-main-server\.conf [0-9a-f]{64}$/m);
+    const pull = files.find((f) => f.path === 'omarchy/root/usr/local/sbin/pull-server-backups.sh')!.content;
+    expect(pull).toContain('source="${user}@${host}::"');
+    expect(pull).toContain("readonly ARTIFACTS_MODULE='artifacts'");
   });
 });
 

@@ -172,7 +172,7 @@ broken_bundle() {
 
 @test "a broken sudoers file is refused by visudo and never goes live; nothing else is installed" {
   local copy="${PGB_T}/broken.$$" typo="${PGB_T}/typo.$$"
-  broken_bundle "${copy}" "${PULL_USER} ALL=(root NOPASSWD: /usr/bin/rrsync"
+  broken_bundle "${copy}" "${PULL_USER} ALL=(root NOPASSWD: /usr/bin/rsync"
   broken_bundle "${typo}" "${PULL_USER} ALL=(root) NOPASSWD: PGB_PULL_TYPO"
   run "${copy}/install.sh" --root "${R}"
   assert_failure

@@ -1,9 +1,12 @@
 #!/usr/bin/env bats
 # The hardened pull path, for real: an sshd on 127.0.0.1 started by this suite, a test pull user
 # with /bin/sh, the GENERATED sudoers drop-in (checked with visudo -cf, installed under its own
-# unique name) and the GENERATED authorized_keys line. The sshd config itself forbids nothing
-# (forwarding, PTYs and commands are allowed there), so every refusal below comes from the
-# generated key options, the forced rrsync -ro command and the sudoers rule.
+# unique name), the GENERATED rsync daemon config (at its own unique path below /etc/pgb-gen) and
+# the GENERATED authorized_keys line. The sshd config itself forbids nothing (forwarding, PTYs and
+# commands are allowed there), so every refusal below comes from the generated key options, the
+# forced `sudo -n rsync --server --daemon --config=...` command, the daemon config and the sudoers rule.
+# The backup disk also holds the Borg repository (a sibling of the two served trees): the key
+# reads the two trees and nothing else.
 # The pull succeeds and is byte-identical; every attack fails and leaves no trace.
 
 PORT=55441
@@ -12,7 +15,7 @@ setup_file() {
   load helpers/common
   pgb_require_root
   local cmd
-  for cmd in sshd ssh ssh-keygen rsync rrsync sudo visudo runuser useradd userdel diff; do
+  for cmd in sshd ssh ssh-keygen rsync sudo visudo runuser useradd userdel diff; do
     command -v "${cmd}" >/dev/null || { printf 'missing command: %s\n' "${cmd}" >&2; return 1; }
   done
   pgb_scratch_init
@@ -21,6 +24,8 @@ setup_file() {
   export DEV="pgbsec-dev-$$"
   export PULL_USER="pgbpull$$"
   export SUDOERS_LIVE="/etc/sudoers.d/pgb-pull-${SRV}"
+  export RSYNCD_LIVE="/etc/pgb-gen/rsyncd-${SRV}.conf"
+  export RSYNCD_LOCK="/run/lock/pgb-rsyncd-${SRV}.lock"
   export TREE="${t}/backup"
   export GEN="${t}/gen"
   export KEY="${t}/dev/key"
@@ -28,6 +33,7 @@ setup_file() {
   export PULLED="${t}/dev/pulled"
   export LOOT="${t}/loot"
   export OUTSIDE="${t}/outside"
+  export BORG_REPO_DIR="${t}/backup/borg"
   export MARKER="${t}/pwned"
   export EVIL_NAME="pgb-evil-$$"
 
@@ -57,6 +63,14 @@ setup_file() {
   visudo -cqf "${sudoers}"
   install -m 0440 -o root -g root "${sudoers}" "${SUDOERS_LIVE}"
   visudo -cq
+
+  # The generated rsync daemon config, root-owned 0644 as MANIFEST says.
+  grep -qxF "0644 root root ${RSYNCD_LIVE} $(sha256sum <"${GEN}/${SRV}/root${RSYNCD_LIVE}" | cut -d' ' -f1)" "${GEN}/${SRV}/MANIFEST"
+  if [[ ! -d /etc/pgb-gen ]]; then
+    install -d -m 0755 -o root -g root /etc/pgb-gen
+    : >"${t}/created-etc-pgb-gen"
+  fi
+  install -m 0644 -o root -g root "${GEN}/${SRV}/root${RSYNCD_LIVE}" "${RSYNCD_LIVE}"
 
   # The generated authorized_keys line, root-owned as the snippet advises.
   install -d -m 0755 -o root -g root "${t}/home/.ssh"
@@ -93,7 +107,10 @@ EOF
 teardown_file() {
   load helpers/common
   [[ -n "${PGB_T:-}" ]] || return 0
-  rm -f -- "${SUDOERS_LIVE}"
+  rm -f -- "${SUDOERS_LIVE}" "${RSYNCD_LIVE}" "${RSYNCD_LOCK}"
+  if [[ -f "${PGB_T}/created-etc-pgb-gen" ]]; then
+    rmdir /etc/pgb-gen 2>/dev/null || true
+  fi
   # sshd first (its sessions run as the pull user), then the user, then the scratch root.
   pgb_teardown_all_but_root
   if [[ -f "${PGB_T}/created-user" ]]; then
@@ -148,10 +165,15 @@ remove_user() {
 }
 
 # Artifacts as the server keeps them: root-owned, private modes, binary content, a sentinel,
-# and a config copy. Plus traps: symlinks to /etc/shadow and to a private file outside the tree.
+# and a config copy; beside them on the backup disk, the Borg repository. Plus traps: symlinks to
+# /etc/shadow, to a private file outside the tree and to the Borg repository, in both trees.
 populate_tree() {
   local base="${TREE}/postgres/basebackups/svc_basebackup_2026-01-01T02_00_00Z"
-  mkdir -p "${base}/base/1" "${TREE}/postgres/wal/svc" "${TREE}/config/etc/docker" "${TREE}/borg"
+  mkdir -p "${base}/base/1" "${TREE}/postgres/wal/svc" "${TREE}/config/etc/docker" "${BORG_REPO_DIR}/data/0"
+  printf '[repository]\nversion = 1\nsegments_per_dir = 1000\nid = %s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+    >"${BORG_REPO_DIR}/config"
+  head -c 65536 /dev/urandom >"${BORG_REPO_DIR}/data/0/1"
+  chmod -R go-rwx "${BORG_REPO_DIR}"
   head -c 1048576 /dev/urandom >"${base}/base/1/16384"
   printf 'START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n' >"${base}/backup_label"
   head -c 65536 /dev/urandom >"${TREE}/postgres/wal/svc/000000010000000000000002"
@@ -163,6 +185,9 @@ populate_tree() {
   ln -s /etc/shadow "${TREE}/postgres/shadow-link"
   ln -s ../../outside/secret "${TREE}/postgres/secret-link"
   ln -s "${OUTSIDE}" "${TREE}/postgres/outside-dir"
+  ln -s ../borg "${TREE}/postgres/borg-link"
+  ln -s "${BORG_REPO_DIR}" "${TREE}/config/borg-abs-link"
+  ln -s .. "${TREE}/config/up-link"
 }
 
 write_config() {
@@ -231,31 +256,62 @@ assert_no_trace() {
   assert [ ! -e "/${EVIL_NAME}" ]
 }
 
-# Nothing the attacker received is a copy of /etc/shadow or of the private file outside the tree.
+# Nothing the attacker received is a copy of /etc/shadow, of the private file outside the tree or
+# of any file of the Borg repository.
 assert_no_loot() {
-  local f
+  local f b
   while IFS= read -r -d '' f; do
     if cmp -s -- "${f}" /etc/shadow || cmp -s -- "${f}" "${OUTSIDE}/secret"; then
       fail "leaked to the client: ${f}"
     fi
+    while IFS= read -r -d '' b; do
+      if cmp -s -- "${f}" "${b}"; then
+        fail "Borg repository file ${b} leaked to the client: ${f}"
+      fi
+    done < <(find "${BORG_REPO_DIR}" -type f -print0)
   done < <(find "${LOOT}" -type f -print0)
 }
 
-@test "the generated key line is restricted: restrict, from= the dev address, forced sudo -n rrsync -ro" {
+# The forced command, as the suite expects it in the key line and in sudo's rule.
+PULL_ARGV() {
+  printf '/usr/bin/rsync --server --daemon --config=%s .' "${RSYNCD_LIVE}"
+}
+
+@test "the generated key line is restricted: restrict, from= the dev address, forced sudo -n rsync daemon" {
   run cat "${PGB_T}/home/.ssh/authorized_keys"
   assert_success
   assert_equal "$(wc -l <"${PGB_T}/home/.ssh/authorized_keys")" 1
-  assert_output "restrict,from=\"127.0.0.1\",command=\"sudo -n /usr/bin/rrsync -ro ${TREE}\" $(cat "${KEY}.pub")"
+  assert_output "restrict,from=\"127.0.0.1\",command=\"sudo -n $(PULL_ARGV)\" $(cat "${KEY}.pub")"
+  # The dev machine's key set-up prints the very same line.
+  run bash "${GEN}/${DEV}/root/usr/local/sbin/pgb_pull_keygen.sh"
+  assert_success
+  assert_line "restrict,from=\"127.0.0.1\",command=\"sudo -n $(PULL_ARGV)\" $(cat "${KEY}.pub")"
   run getent passwd "${PULL_USER}"
   assert_output --regexp ':/bin/sh$'
 }
 
-@test "sudo allows the pull user exactly one command: rrsync -ro on the pull root" {
+@test "sudo allows the pull user exactly one command: the rsync daemon with the generated config" {
   run sudo -n -l -U "${PULL_USER}"
   assert_success
-  assert_output --partial "(root) NOPASSWD: /usr/bin/rrsync -ro ${TREE}"
+  # sudoers writes "=" in an argument as "\=", and sudo -l prints it so.
+  assert_output --partial "(root) NOPASSWD: $(PULL_ARGV | sed 's/=/\\=/')"
   assert_equal "$(grep -c 'NOPASSWD' <<<"${output}")" 1
   refute_output --partial '(ALL'
+  # No env_keep: sudo hands the daemon none of the client's environment.
+  run cat "${SUDOERS_LIVE}"
+  refute_output --partial 'env_keep'
+}
+
+@test "the daemon config serves exactly the two trees: read-only, chrooted, unlisted, no link following" {
+  run grep -E '^(\[|path =)' "${RSYNCD_LIVE}"
+  assert_output "$(printf '[artifacts]\npath = %s\n[config]\npath = %s' "${TREE}/postgres" "${TREE}/config")"
+  local line
+  for line in 'use chroot = yes' 'read only = yes' 'write only = no' 'list = no' 'uid = root' \
+    'refuse options = delete remove-source-files copy-links copy-unsafe-links copy-dirlinks'; do
+    run grep -cxF "${line}" "${RSYNCD_LIVE}"
+    assert_output 1
+  done
+  assert_equal "$(stat -c '%U %G %a' "${RSYNCD_LIVE}")" 'root root 644'
 }
 
 @test "the generated dev pull script pulls both trees, byte-identical, through the forced command" {
@@ -274,96 +330,179 @@ assert_no_loot() {
   assert [ -L "${PULLED}/${SRV}/postgres/secret-link" ]
   run find "${PULLED}" -type f -exec cmp -s {} "${OUTSIDE}/secret" \; -print
   assert_output ''
+  assert_equal "$(cd "${PULLED}/${SRV}/config" && find . -printf '%p %y %m %s %l\n' | sort)" \
+    "$(cd "${TREE}/config" && find . -printf '%p %y %m %s %l\n' | sort)"
+  # Exactly the two trees, and nothing of the Borg repository beside them.
+  assert_equal "$(ls -A "${PULLED}/${SRV}")" "$(printf 'config\npostgres')"
+  run find "${PULLED}" -type f -exec cmp -s {} "${BORG_REPO_DIR}/config" \; -print
+  assert_output ''
   # The sshd log shows the forced command, i.e. the key options were applied.
   run grep -c 'forced-command' "${PGB_T}/logs/sshd.log"
   assert_success
   assert_no_trace
 }
 
-@test "pushing a file into the tree is refused and leaves no trace" {
+@test "pushing a file into either tree is refused and leaves no trace" {
   printf 'evil\n' >"${PGB_T}/${EVIL_NAME}"
-  run rsync_as_puller "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1:postgres/"
-  assert_failure
-  run rsync_as_puller "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1:"
-  assert_failure
+  local dest
+  for dest in ::artifacts/ ::config/ ::artifacts ::artifacts/wal/ :postgres/ :; do
+    run rsync_as_puller "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1${dest}"
+    assert_failure
+  done
   assert_no_trace
 }
 
 @test "writing into /etc/sudoers.d or /root is refused, with or without --rsync-path='sudo rsync'" {
   printf 'ALL ALL=(ALL) NOPASSWD: ALL\n' >"${PGB_T}/${EVIL_NAME}"
   local dest
-  for dest in /etc/sudoers.d/ /root/ ../../../../etc/sudoers.d/ /; do
-    run rsync_as_puller "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1:${dest}"
+  for dest in :/etc/sudoers.d/ :/root/ :../../../../etc/sudoers.d/ :/ ::/etc/sudoers.d/ ::/root/ \
+    ::artifacts/../../../../etc/sudoers.d/ ::artifacts//etc/sudoers.d/ ::config/../../../../root/ ::etc/sudoers.d/ ::root/; do
+    run rsync_as_puller "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1${dest}"
     assert_failure
-    run rsync_as_puller --rsync-path='sudo rsync' "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1:${dest}"
+    run rsync_as_puller --rsync-path='sudo rsync' "${PGB_T}/${EVIL_NAME}" "${PULL_USER}@127.0.0.1${dest}"
     assert_failure
   done
   assert_no_trace
 }
 
 @test "deleting on the server (--remove-source-files, --delete pushes) is refused and leaves no trace" {
-  run rsync_as_puller -a --remove-source-files "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/"
+  run rsync_as_puller -a --remove-source-files "${PULL_USER}@127.0.0.1::artifacts/" "${LOOT}/"
+  assert_failure
+  assert_output --partial 'refuse --remove-source-files'
+  run rsync_as_puller -a -M--remove-source-files "${PULL_USER}@127.0.0.1::config/" "${LOOT}/"
   assert_failure
   mkdir -p "${PGB_T}/empty"
+  run rsync_as_puller -a --delete "${PGB_T}/empty/" "${PULL_USER}@127.0.0.1::artifacts/"
+  assert_failure
   run rsync_as_puller -a --delete "${PGB_T}/empty/" "${PULL_USER}@127.0.0.1:postgres/"
   assert_failure
   assert_no_trace
 }
 
-@test "reading outside the tree with .. or absolute paths is refused" {
+@test "reading outside the two trees with .. or absolute paths is refused" {
   local src
-  for src in ../../../etc/shadow postgres/../../../etc/shadow /etc/shadow /etc/ "${OUTSIDE}/secret" ../outside/secret; do
-    run rsync_as_puller -a "${PULL_USER}@127.0.0.1:${src}" "${LOOT}/"
+  for src in ::artifacts/../../../etc/shadow ::artifacts/../../outside/secret ::config/../../outside/secret \
+    ::artifacts//etc/shadow "::artifacts/${OUTSIDE}/secret" ::/etc/shadow ::/etc/ ::etc/shadow "::${OUTSIDE}/secret" \
+    :../../../etc/shadow :postgres/../../../etc/shadow :/etc/shadow :/etc/ ":${OUTSIDE}/secret" :../outside/secret; do
+    run rsync_as_puller -a "${PULL_USER}@127.0.0.1${src}" "${LOOT}/"
     assert_failure
   done
   assert_no_loot
   assert_no_trace
 }
 
+@test "the Borg repository beside the two trees cannot be read, by module, path, .. or symlink" {
+  local src
+  # As a module of its own, as a path of the backup disk, and from inside each tree.
+  for src in ::borg/ ::borg/config ::backup/borg/ ::postgres/../borg/ "::${BORG_REPO_DIR}/" "::${BORG_REPO_DIR}/config" \
+    ::artifacts/../borg/ ::artifacts/../borg/config ::config/../borg/ ::config/../borg/data/0/1 \
+    ::artifacts/borg-link/ ::artifacts/borg-link/config ::config/borg-abs-link/config ::config/up-link/borg/config \
+    :borg/ :borg/config :../borg/ ":${BORG_REPO_DIR}/config"; do
+    run rsync_as_puller -a "${PULL_USER}@127.0.0.1${src}" "${LOOT}/"
+    assert_failure
+  done
+  # Link-following options are refused outright; the links arrive as links only.
+  run rsync_as_puller -a -L "${PULL_USER}@127.0.0.1::artifacts/" "${LOOT}/"
+  assert_failure
+  run rsync_as_puller -a --copy-dirlinks "${PULL_USER}@127.0.0.1::config/" "${LOOT}/"
+  assert_failure
+  # The whole of each tree: nothing of the repository comes along.
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1::artifacts/" "${LOOT}/a/"
+  assert_success
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1::config/" "${LOOT}/c/"
+  assert_success
+  assert [ -L "${LOOT}/a/borg-link" ]
+  assert [ -L "${LOOT}/c/borg-abs-link" ]
+  assert_no_loot
+  assert_no_trace
+}
+
+@test "no path outside the two modules exists for the key: no listing, no other module name" {
+  # A module listing (list = no): nothing is named, not even the two modules.
+  run rsync_as_puller "${PULL_USER}@127.0.0.1::"
+  refute_output --partial artifacts
+  refute_output --partial config
+  refute_output --partial borg
+  # Any other module name is unknown, whatever the backup disk holds.
+  local module
+  for module in borg backup postgres etc root . .. '*' 'art*' artifacts.. Artifacts; do
+    run rsync_as_puller -a "${PULL_USER}@127.0.0.1::${module}/" "${LOOT}/"
+    (( status != 0 )) || fail "module ${module} was served"
+  done
+  # The server's own rsync root (the old single-colon form) serves nothing at all now.
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/"
+  assert_failure
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1:" "${LOOT}/"
+  assert_failure
+  # Inside a module, .. never climbs above it: what arrives is that module's own content.
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1::config/../../" "${LOOT}/up/"
+  if (( status == 0 )); then
+    assert_equal "$(cd "${LOOT}/up" && find . ! -name . -printf '%p\n' | sort)" \
+      "$(cd "${TREE}/config" && find . ! -name . -printf '%p\n' | sort)"
+  fi
+  assert_no_loot
+  assert_no_trace
+}
+
 @test "symlinks inside the tree never leak their targets (-L, -k, --copy-unsafe-links, through a dir link)" {
   local opt
-  # Options that make the sending side follow links: rrsync refuses them below a restricted dir.
+  # Options that make the sending side follow links: the daemon config refuses them.
   for opt in -L -k --copy-links --copy-unsafe-links --copy-dirlinks; do
-    run rsync_as_puller -a "${opt}" "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/"
+    run rsync_as_puller -a "${opt}" "${PULL_USER}@127.0.0.1::artifacts/" "${LOOT}/"
     (( status != 0 )) || fail "rsync ${opt} was not refused"
   done
   # -K only changes the client's own side: allowed, and the links still arrive as links.
-  run rsync_as_puller -a -K "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/k/"
+  run rsync_as_puller -a -K "${PULL_USER}@127.0.0.1::artifacts/" "${LOOT}/k/"
   assert_success
   assert [ -L "${LOOT}/k/shadow-link" ]
   # Through a directory symlink, and the file symlinks named directly.
-  run rsync_as_puller -a "${PULL_USER}@127.0.0.1:postgres/outside-dir/secret" "${LOOT}/"
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1::artifacts/outside-dir/secret" "${LOOT}/"
   assert_failure
-  run rsync_as_puller -a "${PULL_USER}@127.0.0.1:postgres/outside-dir/" "${LOOT}/dir/"
-  run rsync_as_puller "${PULL_USER}@127.0.0.1:postgres/shadow-link" "${LOOT}/"
-  run rsync_as_puller "${PULL_USER}@127.0.0.1:postgres/secret-link" "${LOOT}/"
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1::artifacts/outside-dir/" "${LOOT}/dir/"
+  assert_failure
+  run rsync_as_puller "${PULL_USER}@127.0.0.1::artifacts/shadow-link" "${LOOT}/"
+  run rsync_as_puller "${PULL_USER}@127.0.0.1::artifacts/secret-link" "${LOOT}/"
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1::artifacts/shadow-link" "${LOOT}/l/"
+  assert [ -L "${LOOT}/l/shadow-link" ]
   assert_no_loot
   assert_no_trace
 }
 
 @test "rsync -e / --rsync-path command execution on the server is refused" {
-  # What a client can make the forced command see in SSH_ORIGINAL_COMMAND.
-  run ssh_cmd "rsync --server --sender -e 'sh -c \"touch ${MARKER}\"' . postgres/"
+  # Whatever the client puts in SSH_ORIGINAL_COMMAND, sshd runs the forced daemon, which reads
+  # a module request and never a command.
+  run ssh_cmd "rsync --server --sender -e 'sh -c \"touch ${MARKER}\"' . postgres/" </dev/null
   assert_failure
-  run ssh_cmd "rsync --server --sender -vlogDtpre.iLsfxCIvu --rsh='touch ${MARKER}' . postgres/"
+  run ssh_cmd "rsync --server --sender -vlogDtpre.iLsfxCIvu --rsh='touch ${MARKER}' . postgres/" </dev/null
   assert_failure
-  run ssh_cmd "touch ${MARKER}; rsync --server --sender -vlogDtpre.iLsfxCIvu . postgres/"
+  run ssh_cmd "touch ${MARKER}; rsync --server --sender -vlogDtpre.iLsfxCIvu . postgres/" </dev/null
   assert_failure
-  run ssh_cmd "rsync --server --sender -vlogDtpre.iLsfxCIvu . postgres/ \$(touch ${MARKER})"
+  run ssh_cmd "rsync --server --sender -vlogDtpre.iLsfxCIvu . postgres/ \$(touch ${MARKER})" </dev/null
   assert_failure
-  run rsync_as_puller -a --rsync-path="touch ${MARKER}; rsync" "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/"
+  run ssh_cmd "rsync --server --daemon --config=${PGB_T}/${EVIL_NAME} ." </dev/null
+  assert_failure
+  run rsync_as_puller -a --rsync-path="touch ${MARKER}; rsync" "${PULL_USER}@127.0.0.1::artifacts/" "${LOOT}/"
   run rsync_as_puller -a --rsync-path="sudo rsync" "${PULL_USER}@127.0.0.1:/etc/shadow" "${LOOT}/"
   assert_failure
   # A remote shell for a second hop: -e on the server side is never honoured.
-  run rsync_as_puller -a "${PULL_USER}@127.0.0.1:postgres/" "${LOOT}/" --rsync-path="rsync -e 'sh -c \"touch ${MARKER}\"'"
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1::artifacts/" "${LOOT}/" --rsync-path="rsync -e 'sh -c \"touch ${MARKER}\"'"
+  # Options smuggled to the daemon side with -M: a command, another config, another log, a daemon.
+  printf 'use chroot = no\n[all]\npath = /\n' >"${PGB_T}/${EVIL_NAME}.conf"
+  local opt
+  for opt in "--rsh=touch ${MARKER}" "-esh -c 'touch ${MARKER}'" "--config=${PGB_T}/${EVIL_NAME}.conf" \
+    "--dparam=use chroot=no" --daemon "--log-file=${MARKER}" "--files-from=/etc/shadow" --insecure-links; do
+    run rsync_as_puller -a "-M${opt}" "${PULL_USER}@127.0.0.1::artifacts/" "${LOOT}/m/"
+  done
+  run rsync_as_puller -a "${PULL_USER}@127.0.0.1::all/etc/shadow" "${LOOT}/"
+  assert_failure
   assert_no_loot
   assert_no_trace
 }
 
 @test "no shell: plain commands, an interactive login and sudo through ssh all fail" {
   local cmd
-  for cmd in id "sh -c id" "/bin/bash -i" "sudo -n id" "sudo -n /usr/bin/rrsync -ro /" "cat /etc/shadow"; do
-    run ssh_cmd "${cmd}"
+  for cmd in id "sh -c id" "/bin/bash -i" "sudo -n id" "sudo -n /usr/bin/rsync --server --daemon ." "cat /etc/shadow"; do
+    run ssh_cmd "${cmd}" </dev/null
     assert_failure
     refute_output --partial 'uid='
     refute_output --partial 'root:'
@@ -414,14 +553,20 @@ assert_no_loot() {
 @test "sudo with any other argv is refused for the pull user" {
   local -a argv
   local attempt
+  printf 'use chroot = no\n[all]\npath = /\n' >"${PGB_T}/${EVIL_NAME}.conf"
   for attempt in \
-    "/usr/bin/rrsync -ro /" \
-    "/usr/bin/rrsync -ro ${TREE}/.." \
-    "/usr/bin/rrsync -wo ${TREE}" \
-    "/usr/bin/rrsync ${TREE}" \
-    "/usr/bin/rrsync -ro ${TREE} extra" \
-    "/usr/bin/rrsync -ro -munge ${TREE}" \
+    "/usr/bin/rsync --server --daemon ." \
+    "/usr/bin/rsync --server --daemon --config=${PGB_T}/${EVIL_NAME}.conf ." \
+    "/usr/bin/rsync --server --daemon --config ${RSYNCD_LIVE} ." \
+    "/usr/bin/rsync --server --daemon --config=${RSYNCD_LIVE} --dparam=usechroot=no ." \
+    "/usr/bin/rsync --server --daemon --config=${RSYNCD_LIVE} . extra" \
+    "/usr/bin/rsync --server --daemon --config=${RSYNCD_LIVE}" \
+    "/usr/bin/rsync --daemon --config=${RSYNCD_LIVE} ." \
+    "/usr/bin/rsync --daemon --config=${RSYNCD_LIVE} --port=55444 --address=127.0.0.1" \
     "/usr/bin/rsync --server --sender -e.Lsfx . /etc/shadow" \
+    "/usr/bin/rsync --server --sender -e.Lsfx . ${BORG_REPO_DIR}/config" \
+    "/usr/bin/rrsync -ro /" \
+    "/usr/bin/rrsync -ro ${TREE}" \
     "/usr/bin/rsync --version" \
     "/usr/bin/id" \
     "/bin/sh -c id"; do
@@ -431,10 +576,10 @@ assert_no_loot() {
     assert_output --partial 'password is required'
     refute_output --partial 'uid=0'
   done
-  # The one allowed argv, run the way sshd runs it, works (positive control).
-  run runuser -u "${PULL_USER}" -- env SSH_CONNECTION='127.0.0.1 1 127.0.0.1 2' \
-    SSH_ORIGINAL_COMMAND='rsync --server --sender -e.Lsfx . postgres/.pgb-sentinel' \
-    sudo -n /usr/bin/rrsync -ro "${TREE}" </dev/null
+  # The one allowed argv, run the way sshd runs it, works (positive control): the daemon greets.
+  read -r -a argv <<<"$(PULL_ARGV)"
+  run runuser -u "${PULL_USER}" -- sudo -n "${argv[@]}" </dev/null
   refute_output --partial 'password is required'
+  assert_output --partial '@RSYNCD:'
   assert_no_trace
 }

@@ -224,7 +224,9 @@ secret_of() {
   run in_ct visudo -c
   assert_success
   run in_ct sudo -n -l -U pgbnspull
-  assert_output --partial '(root) NOPASSWD: /usr/bin/rrsync -ro /mnt/backup'
+  assert_output --partial "(root) NOPASSWD: /usr/bin/rsync --server --daemon --config\\=/etc/pgb-gen/rsyncd-${SRV}.conf ."
+  # The daemon config the forced command names, placed root-owned 0644 from MANIFEST.
+  assert_equal "$(stat -c '%U %G %a' "${CT_ROOT}/etc/pgb-gen/rsyncd-${SRV}.conf")" 'root root 644'
   # The second run finds nothing to do, systemd included.
   run in_ct /root/pgb-bundle/install.sh
   assert_success
@@ -346,6 +348,15 @@ secret_of() {
   assert_success
   run diff -r --no-dereference "${BACKUP_DISK}/config" "${CT_ROOT}/mnt/upload/${SRV}/config"
   assert_success
+  # The two trees and nothing else of the backup disk: the Borg repository beside them stays there.
+  assert [ -f "${BACKUP_DISK}/borg/config" ]
+  assert_equal "$(ls -A "${CT_ROOT}/mnt/upload/${SRV}")" "$(printf 'config\npostgres')"
+  run in_ct rsync --list-only -e "ssh -p ${SSH_PORT} -i /etc/backup/ssh/backup_servers_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=/etc/backup/ssh/known_hosts" \
+    pgbnspull@127.0.0.1::artifacts/../borg/config
+  assert_failure
+  run in_ct rsync --list-only -e "ssh -p ${SSH_PORT} -i /etc/backup/ssh/backup_servers_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=/etc/backup/ssh/known_hosts" \
+    pgbnspull@127.0.0.1::borg/
+  assert_failure
   score="$(in_ct systemd-analyze security --no-pager pull-server-backups.service | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
   printf '# pull-server-backups.service online exposure %s\n' "${score}" >&3
   (( 10#${score/./} <= 15 ))
@@ -373,6 +384,7 @@ secret_of() {
   assert_failure
   assert [ ! -e "${CT_ROOT}/usr/local/sbin/pg_backup_all.sh" ]
   assert [ ! -e "${CT_ROOT}/etc/sudoers.d/pgb-pull-${SRV}" ]
+  assert [ ! -e "${CT_ROOT}/etc/pgb-gen/rsyncd-${SRV}.conf" ]
   assert [ -s "${CT_ROOT}/etc/borg/pg-borg.env" ]
   run in_ct visudo -c
   assert_success

@@ -2,8 +2,8 @@
 # Unit suite of the generated pull-server-backups.sh (dev machine "devbox" pulling servers
 # "alpha" and "beta"). rsync and ssh are PATH stubs that stand in for the network: the rsync stub
 # runs the ssh command it was given with -e (so the ssh stub logs the options as ssh would get
-# them) and then serves each server's files from a local tree, REMOTE/<host>/<path relative to
-# the server's rrsync root>, copying with the real rsync.
+# them) and then serves each server's files from a local tree, REMOTE/<host>/<module>/<path>
+# (USER@HOST::MODULE/PATH, rsync's daemon over ssh), copying with the real rsync.
 
 # Stub knobs are exported per test on purpose: each test runs in its own process.
 # shellcheck disable=SC2030,SC2031
@@ -39,7 +39,8 @@ if [[ " ${SSH_DOWN_HOSTS:-} " == *" ${host} "* ]]; then
 fi'
 }
 
-# rsync stub: USER@HOST:PATH is served from REMOTE/HOST/PATH after the -e ssh command succeeded.
+# rsync stub: USER@HOST::MODULE/PATH is served from REMOTE/HOST/MODULE/PATH after the -e ssh
+# command succeeded; any other form of source is an error (the server has only the daemon).
 # --list-only of a missing path fails as rsync does (rc 23); hosts in RSYNC_FAIL_HOSTS fail the
 # copy itself (rc 23) after the listing worked.
 make_rsync_stub() {
@@ -60,11 +61,15 @@ while (( $# )); do
   shift
 done
 src="${pos[0]}"
-userhost="${src%%:*}"
-rel="${src#*:}"
+if [[ "${src}" != *::* ]]; then
+  printf "rsync stub: not a daemon-over-ssh source: %s\n" "${src}" >&2
+  exit 1
+fi
+userhost="${src%%::*}"
+rel="${src#*::}"
 host="${userhost#*@}"
 read -ra ssh_cmd <<<"${e:-ssh}"
-if ! "${ssh_cmd[@]}" "${userhost}" rsync --server --sender . "${rel}"; then
+if ! "${ssh_cmd[@]}" "${userhost}" rsync --server --daemon .; then
   printf "rsync: connection unexpectedly closed (0 bytes received so far) [Receiver]\n" >&2
   exit 255
 fi
@@ -92,18 +97,20 @@ setup() {
   export REMOTE="${D}/remote"
   ut_secret "${SSH_KEY}" 'PRIVATE KEY'
   ut_secret "${KNOWN_HOSTS}" '[alpha.example]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA'
-  # alpha: artifacts at postgres/, settings at config/; beta: pg/ and settings/.
-  remote_server alpha.example postgres config
-  remote_server beta.example pg settings
+  # Both serve the modules artifacts and config; alpha's trees are postgres/ and config/ under its
+  # backup disk, beta's pg/ and settings/: that is where they land locally.
+  remote_server alpha.example
+  remote_server beta.example
 }
 
 teardown() {
   ut_teardown
 }
 
-# remote_server HOST ARTIFACTS_REL CONFIG_REL: a mounted server side, with its sentinel.
+# remote_server HOST: a mounted server side, with its sentinel, as its two modules.
 remote_server() {
   local root="${REMOTE}/$1"
+  set -- "$1" artifacts config
   mkdir -p "${root}/$2/basebackups/svc_a_basebackup_2024-01-01T02_00_00Z" "${root}/$2/wal/svc_a" "${root}/$3/etc/app"
   printf '%s\n' "$1 base" >"${root}/$2/basebackups/svc_a_basebackup_2024-01-01T02_00_00Z/PG_VERSION"
   printf 'wal\n' >"${root}/$2/wal/svc_a/000000010000000000000001"
@@ -124,21 +131,21 @@ local_copy() {
   assert_output --partial "[alpha] pull complete"
   assert_output --partial "[beta] pull complete"
   assert_output --partial "devbox: all 2 server(s) pulled"
-  run diff -r "${REMOTE}/alpha.example/postgres" "${LOCAL_BASE}/alpha/postgres"
+  run diff -r "${REMOTE}/alpha.example/artifacts" "${LOCAL_BASE}/alpha/postgres"
   assert_success
   run diff -r "${REMOTE}/alpha.example/config" "${LOCAL_BASE}/alpha/config"
   assert_success
-  run diff -r "${REMOTE}/beta.example/pg" "${LOCAL_BASE}/beta/pg"
+  run diff -r "${REMOTE}/beta.example/artifacts" "${LOCAL_BASE}/beta/pg"
   assert_success
-  run diff -r "${REMOTE}/beta.example/settings" "${LOCAL_BASE}/beta/settings"
+  run diff -r "${REMOTE}/beta.example/config" "${LOCAL_BASE}/beta/settings"
   assert_success
   # With the sentinel there, the mirror deletes what the server pruned.
   assert [ ! -e "${LOCAL_BASE}/alpha/postgres/basebackups/svc_a_basebackup_2023-12-31T02_00_00Z" ]
   assert_equal "$(stat -c '%a' "${LOCAL_BASE}")" 700
   # The sentinel was checked before the first --delete of each server.
   run grep -nE -- "(--list-only|--delete)" "${STUB_LOG}/rsync.log"
-  assert_regex "${lines[0]}" "--list-only .* jared@alpha\.example:postgres/\.pgb-sentinel$"
-  assert_regex "${lines[1]}" "--delete .* jared@alpha\.example:postgres/ ${LOCAL_BASE}/alpha/postgres/$"
+  assert_regex "${lines[0]}" "--list-only .* jared@alpha\.example::artifacts/\.pgb-sentinel$"
+  assert_regex "${lines[1]}" "--delete .* jared@alpha\.example::artifacts/ ${LOCAL_BASE}/alpha/postgres/$"
 }
 
 @test "pinned host keys: every ssh gets our key, StrictHostKeyChecking=yes and our known_hosts; no --rsync-path" {
@@ -155,13 +162,14 @@ local_copy() {
   assert_equal "$(stub_count ssh "^-p 2223 -i ${SSH_KEY} .* puller@beta\.example ")" "$((calls / 2))"
   assert_equal "$(stub_count rsync '--rsync-path')" 0
   assert_equal "$(stub_count ssh 'StrictHostKeyChecking=(no|accept-new)')" 0
-  # Remote paths are relative to the server's read-only rsync root.
-  assert_equal "$(stub_count rsync ' [a-z]+@[a-z.]+:/')" 0
+  # Every remote path names one of the server's two rsync modules (daemon over ssh), never a path.
+  assert_equal "$(stub_count rsync ' [a-z]+@[a-z.]+::(artifacts|config)/')" "${calls}"
+  assert_equal "$(stub_count rsync ' [a-z]+@[a-z.]+:[^:]')" 0
 }
 
 @test "sentinel missing (server disk unmounted): no rsync with --delete, the local copy untouched, others pulled, exit 1" {
-  rm -rf -- "${REMOTE}/alpha.example/postgres" "${REMOTE}/alpha.example/config"
-  mkdir -p "${REMOTE}/alpha.example/postgres"
+  rm -rf -- "${REMOTE}/alpha.example/artifacts" "${REMOTE}/alpha.example/config"
+  mkdir -p "${REMOTE}/alpha.example/artifacts"
   local_copy alpha postgres
   local before
   before="$(ut_tree "${LOCAL_BASE}/alpha")"
@@ -173,12 +181,12 @@ local_copy() {
   assert_equal "$(ut_tree "${LOCAL_BASE}/alpha")" "${before}"
   assert [ -f "${LOCAL_BASE}/alpha/postgres/basebackups/svc_a_basebackup_2023-12-31T02_00_00Z/PG_VERSION" ]
   # beta was still pulled.
-  run diff -r "${REMOTE}/beta.example/pg" "${LOCAL_BASE}/beta/pg"
+  run diff -r "${REMOTE}/beta.example/artifacts" "${LOCAL_BASE}/beta/pg"
   assert_success
 }
 
 @test "sentinel missing while other files are there: still no --delete" {
-  rm -f -- "${REMOTE}/alpha.example/postgres/.pgb-sentinel"
+  rm -f -- "${REMOTE}/alpha.example/artifacts/.pgb-sentinel"
   run bash "${PULL_SCRIPT}"
   assert_failure 1
   assert_equal "$(stub_count rsync '--delete.*alpha\.example')" 0
@@ -198,7 +206,7 @@ local_copy() {
   assert_output --partial "devbox: 1 of 2 server(s) failed"
   assert_equal "$(stub_count rsync '--delete.*alpha\.example')" 0
   assert_equal "$(ut_tree "${LOCAL_BASE}/alpha")" "${before}"
-  run diff -r "${REMOTE}/beta.example/settings" "${LOCAL_BASE}/beta/settings"
+  run diff -r "${REMOTE}/beta.example/config" "${LOCAL_BASE}/beta/settings"
   assert_success
 }
 
@@ -214,19 +222,19 @@ local_copy() {
   export RSYNC_FAIL_HOSTS=alpha.example
   run bash "${PULL_SCRIPT}"
   assert_failure 1
-  assert_output --partial "[alpha] pulling postgres failed"
+  assert_output --partial "[alpha] pulling artifacts failed"
   assert_output --partial "[beta] pull complete"
-  run diff -r "${REMOTE}/beta.example/pg" "${LOCAL_BASE}/beta/pg"
+  run diff -r "${REMOTE}/beta.example/artifacts" "${LOCAL_BASE}/beta/pg"
   assert_success
 }
 
 @test "a server without system settings: artifacts pulled, settings skipped, exit 0" {
-  rm -rf -- "${REMOTE}/beta.example/settings"
+  rm -rf -- "${REMOTE}/beta.example/config"
   run bash "${PULL_SCRIPT}"
   assert_success
-  assert_output --partial "[beta] no system settings on the server (settings); skipped"
+  assert_output --partial "[beta] no system settings on the server (config); skipped"
   assert [ ! -e "${LOCAL_BASE}/beta/settings" ]
-  run diff -r "${REMOTE}/beta.example/pg" "${LOCAL_BASE}/beta/pg"
+  run diff -r "${REMOTE}/beta.example/artifacts" "${LOCAL_BASE}/beta/pg"
   assert_success
 }
 

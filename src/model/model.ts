@@ -17,8 +17,8 @@ export interface ServiceModel {
 export interface ServerModel extends Omit<ServerConfig, 'services'> {
   lockFile: string;
   services: ServiceModel[];
-  /** rrsync root: the deepest directory holding both artifact trees. */
-  pullRoot: string;
+  /** Where a dev machine keeps each pulled tree, below <localBase>/<server>/: the tree's path relative
+   * to the deepest directory holding both (the server serves them as two rsync modules, nothing else). */
   artifactsRel: string;
   configArtifactsRel: string;
   archivePrefix: string;
@@ -51,7 +51,7 @@ const byName = <T extends { name: string }>(xs: T[]) => [...xs].sort((x, y) => (
 
 export function buildModel(cfg: Config): Model {
   const servers = byName(cfg.servers).map((s): ServerModel => {
-    const pullRoot = commonParent(s.paths.artifacts, s.paths.configArtifacts);
+    const localRoot = commonParent(s.paths.artifacts, s.paths.configArtifacts);
     const devs = byName(cfg.devs).filter((d) => d.pullFrom.includes(s.name));
     return {
       ...s,
@@ -65,9 +65,8 @@ export function buildModel(cfg: Config): Model {
         wal: v.wal,
         slot: slotName(v.name),
       })),
-      pullRoot,
-      artifactsRel: posix.relative(pullRoot, s.paths.artifacts),
-      configArtifactsRel: posix.relative(pullRoot, s.paths.configArtifacts),
+      artifactsRel: posix.relative(localRoot, s.paths.artifacts),
+      configArtifactsRel: posix.relative(localRoot, s.paths.configArtifacts),
       archivePrefix: archivePrefix(s.name),
       pullFrom: s.ssh.allowFrom.length ? [...s.ssh.allowFrom] : devs.flatMap((d) => (d.address ? [d.address] : [])),
       pullKeys: devs.flatMap((d) => (d.publicKey ? [d.publicKey] : [])),

@@ -39,9 +39,17 @@ export const slotName = (service: string) => `pgb_${service.replace(/-/g, '_')}`
 export const SENTINEL = '.pgb-sentinel';
 export const basebackupDir = 'basebackups';
 export const walDir = 'wal';
-export const RRSYNC = '/usr/bin/rrsync';
-/** The one command the pull key may run on a server: read-only rsync of the pull root, via sudo. */
-export const pullCommand = (pullRoot: string) => `sudo -n ${RRSYNC} -ro ${pullRoot}`;
+export const RSYNC = '/usr/bin/rsync';
+/** Root-owned rsync daemon config that defines the only two trees the pull key can read. */
+export const rsyncdConfig = (server: string) => `/etc/pgb-gen/rsyncd-${server}.conf`;
+/** Its modules: the dev machine pulls <user>@<host>::<module>/ and nothing else exists for it. */
+export const rsyncModules = { artifacts: 'artifacts', config: 'config' } as const;
+/** Lock file behind the daemon's "max connections". */
+export const rsyncdLockFile = (server: string) => `/run/lock/pgb-rsyncd-${server}.lock`;
+/** The argv after "sudo -n": rsync's daemon over the SSH channel, its config fixed by us, not by the client. */
+export const pullArgv = (server: string) => [RSYNC, '--server', '--daemon', `--config=${rsyncdConfig(server)}`, '.'];
+/** The one command the pull key may run on a server: a read-only rsync daemon of two modules, via sudo. */
+export const pullCommand = (server: string) => `sudo -n ${pullArgv(server).join(' ')}`;
 /** authorized_keys options for the pull key: no PTY, no forwarding, forced command, source addresses. */
-export const authorizedKeyOptions = (pullRoot: string, from: readonly string[]) =>
-  ['restrict', ...(from.length ? [`from="${from.join(',')}"`] : []), `command="${pullCommand(pullRoot)}"`].join(',');
+export const authorizedKeyOptions = (server: string, from: readonly string[]) =>
+  ['restrict', ...(from.length ? [`from="${from.join(',')}"`] : []), `command="${pullCommand(server)}"`].join(',');

@@ -40,6 +40,7 @@ function serverArtifacts(s: ServerModel): Artifact[] {
     unit(names.serverUnits.drillService, 'pgb-restore-drill.service'),
     unit(names.serverUnits.drillTimer, 'pgb-restore-drill.timer'),
     { ...installed(s.name, names.sudoersFile(s.name), '0440', 'server/sudoers', view) },
+    installed(s.name, names.rsyncdConfig(s.name), '0644', 'server/rsyncd.conf', view),
     local(s.name, 'snippets/fstab', '0644', 'server/snippets/fstab', view),
     local(s.name, 'snippets/pg_hba.conf', '0644', 'server/snippets/pg_hba.conf', view),
     local(s.name, 'snippets/replication-role.sql', '0644', 'server/snippets/replication-role.sql', view),
@@ -114,7 +115,7 @@ function restoreViewForDev(d: DevModel) {
 
 function devArtifacts(d: DevModel): Artifact[] {
   const keyOptions = (s: ServerModel) =>
-    names.authorizedKeyOptions(s.pullRoot, s.ssh.allowFrom.length ? s.ssh.allowFrom : d.address ? [d.address] : []);
+    names.authorizedKeyOptions(s.name, s.ssh.allowFrom.length ? s.ssh.allowFrom : d.address ? [d.address] : []);
   const view = { d, names, keyOptions };
   const sbin = d.scriptsDir;
   const unit = (u: string, t: string) => installed(d.name, join(names.UNIT_DIR, u), '0644', `dev/units/${t}`, view);
