@@ -94,6 +94,7 @@ STAMP=""
 CHANGES=0
 STAGED=""
 UNITS_CHANGED=0
+ENABLE_FAILED=0
 # MANIFEST, one entry per line: mode owner group dest sha256.
 declare -a M_MODE=() M_OWNER=() M_GROUP=() M_DEST=() M_SHA=()
 
@@ -138,7 +139,7 @@ parse_args() {
 # Prints what is done, or in --dry-run what would be done.
 say() {
   if (( DRY_RUN )); then
-    printf '[dry-run] would %s\n' "$*"
+    log_info "[dry-run] would $*"
   else
     log_info "$*"
   fi
@@ -196,6 +197,7 @@ precheck_sudoers() {
   local i
   for i in "${!M_DEST[@]}"; do
     is_sudoers "${M_DEST[i]}" || continue
+    require_commands visudo sudo
     if ! visudo -csqf "${HERE}/root${M_DEST[i]}" >/dev/null; then
       visudo -csf "${HERE}/root${M_DEST[i]}" >&2 || true
       die "visudo refuses root${M_DEST[i]}; nothing changed"
@@ -366,12 +368,12 @@ ensure_secrets() {
   done
 }
 
-# The pull user logs in only to run the forced rrsync command; its shell must be /bin/sh.
+# The pull user logs in only to run the forced rsync daemon command; its shell must be /bin/sh.
 ensure_pull_user() {
   local shell
   [[ -n "${PULL_USER}" ]] || return 0
   if ! on_live_system; then
-    printf '(--root) not creating or checking the pull user %s on this machine\n' "${PULL_USER}"
+    log_info "(--root) not creating or checking the pull user ${PULL_USER} on this machine"
     return 0
   fi
   if ! getent passwd "${PULL_USER}" >/dev/null; then
@@ -385,7 +387,7 @@ ensure_pull_user() {
   else
     shell="$(getent passwd "${PULL_USER}" | cut -d: -f7)"
     if [[ "${shell}" != "/bin/sh" ]]; then
-      log_warn "pull user ${PULL_USER} has shell ${shell}, not /bin/sh; rrsync's forced command runs through it (chsh -s /bin/sh ${PULL_USER})"
+      log_warn "pull user ${PULL_USER} has shell ${shell}, not /bin/sh; the key's forced command runs through it (chsh -s /bin/sh ${PULL_USER})"
     fi
   fi
 }
@@ -394,8 +396,7 @@ enable_units() {
   local unit
   if ! systemd_running; then
     if (( UNITS_CHANGED || ${#ENABLE_UNITS[@]} )); then
-      printf 'systemd is not running here%s: not running systemctl daemon-reload, systemctl enable --now %s\n' \
-        "$(on_live_system || printf ' (--root)')" "${ENABLE_UNITS[*]}"
+      log_info "systemd is not running here$(on_live_system || printf ' (--root)'): not running systemctl daemon-reload, systemctl enable --now ${ENABLE_UNITS[*]}"
     fi
     return 0
   fi
@@ -409,7 +410,11 @@ enable_units() {
     fi
     say "systemctl enable --now ${unit}"
     changed
-    (( DRY_RUN )) || systemctl enable --now -- "${unit}"
+    if (( ! DRY_RUN )) && ! systemctl enable --now -- "${unit}"; then
+      # Every file is in place: report the unit (see its journal) and go on with the others.
+      log_err "could not enable and start ${unit}; see: journalctl -u ${unit}"
+      ENABLE_FAILED=$((ENABLE_FAILED + 1))
+    fi
   done
 }
 
@@ -444,7 +449,7 @@ uninstall_files() {
     say "systemctl daemon-reload"
     (( DRY_RUN )) || systemctl daemon-reload
   fi
-  if on_live_system && (( ! DRY_RUN )) && ! visudo -cq >/dev/null; then
+  if on_live_system && (( ! DRY_RUN )) && command -v visudo >/dev/null && ! visudo -cq >/dev/null; then
     log_warn "visudo -c reports a problem in the remaining sudoers files; check with: visudo -c"
   fi
   log_info "secret files, data directories and the pull user are left in place"
@@ -459,7 +464,7 @@ reminders() {
 main() {
   parse_args "$@"
   (( DRY_RUN )) || require_root
-  require_commands sha256sum install cmp stat visudo flock findmnt getent
+  require_commands sha256sum install cmp stat flock findmnt getent
   HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
   STAMP="$(date -u +'%Y%m%dT%H%M%SZ')"
   # One install at a time: the lock is held on MANIFEST itself, so nothing is created for it.
@@ -481,6 +486,9 @@ main() {
     reminders
   fi
 
+  if (( ENABLE_FAILED > 0 )); then
+    die "${ENABLE_FAILED} unit(s) could not be enabled and started; every file is in place, fix and run install.sh again"
+  fi
   if (( CHANGES == 0 )); then
     log_ok "nothing to change: ${HOST_NAME} is up to date"
   elif (( DRY_RUN )); then

@@ -192,10 +192,24 @@ archive_count() {
   borg list --lock-wait "${LOCK_WAIT}" --glob-archives "${ARCHIVE_PREFIX}*" --short "$1" | wc -l
 }
 
+# A create that ran out of space mid-write can leave its uncommitted segments and its lock
+# behind: Borg 1.2.4's own rollback fails with ENOSPC when closing the segment, and the drive
+# is then too full even to rewrite the repo config. Every write transaction removes
+# uncommitted segments first, so a compact gives that space back (and clears the stale lock).
+clear_failed_transaction() {
+  if borg compact --lock-wait "${LOCK_WAIT}" "${EXTERNAL_REPO}" >"${RUN_DIR}/borg.out" 2>&1; then
+    log_lines info <"${RUN_DIR}/borg.out"
+  else
+    log_lines warn <"${RUN_DIR}/borg.out"
+    log_warn "compact before making room did not finish (drive full); trying to make room anyway"
+  fi
+}
+
 # Deletes the oldest archive with the reserve lowered: on a full drive Borg cannot
 # even delete or compact inside its own reserve (FIELD-NOTES), so lower it, free, restore it.
 delete_oldest_external() {
   local oldest count
+  clear_failed_transaction
   count="$(archive_count "${EXTERNAL_REPO}")" || return 1
   if (( count <= 1 )); then
     log_warn "external repo holds ${count} archive(s); never deleting the last one"
@@ -222,8 +236,11 @@ backup_external() {
     return 1
   fi
   require_repo "${EXTERNAL_REPO}" || return 1
-  free_bytes="$(df -PB1 --output=avail "${EXTERNAL_MOUNT}" | tail -n 1 | tr -d ' ')"
-  if (( free_bytes < EXTERNAL_WARN_FREE_BYTES )); then
+  # GNU df refuses -P together with --output: plain -B1 --output=avail.
+  if ! free_bytes="$(df -B1 --output=avail "${EXTERNAL_MOUNT}" | tail -n 1 | tr -d ' ')" ||
+    [[ ! "${free_bytes}" =~ ^[0-9]+$ ]]; then
+    log_warn "could not read the free space of ${EXTERNAL_MOUNT}"
+  elif (( free_bytes < EXTERNAL_WARN_FREE_BYTES )); then
     log_warn "external drive low on space: ${free_bytes} bytes free at ${EXTERNAL_MOUNT}"
   fi
   until create_archive "${EXTERNAL_REPO}" "${archive}"; do

@@ -114,7 +114,8 @@ clean_stale_temp() {
 backup_one() {
   local name="$1" host="$2" port="$3" version="$4"
   local bin="${PG_BIN_ROOT}/${version}/bin"
-  local stamp tmp_dir final_dir rc=0
+  local stamp tmp_dir final_dir rc=0 failure="" line
+  local err="${RUN_DIR}/${name}.err"
   stamp="$(date -u +'%Y-%m-%dT%H_%M_%SZ')"
   tmp_dir="${BASE_DIR}/.tmp_${name}_${stamp}"
   final_dir="${BASE_DIR}/${name}_basebackup_${stamp}"
@@ -129,14 +130,24 @@ backup_one() {
   # -X stream: the WAL needed to make the backup consistent is inside it.
   if ! PGPASSFILE="${RUN_DIR}/pgpass" "${bin}/pg_basebackup" \
       -h "${host}" -p "${port}" -U "${REPL_USER}" -w \
-      -D "${tmp_dir}" -Fp -X stream -c fast; then
-    log_err "[${name}] pg_basebackup failed; nothing promoted"
-    rc=1
-  elif ! "${bin}/pg_verifybackup" -q "${tmp_dir}"; then
-    log_err "[${name}] pg_verifybackup failed; left for inspection until the next run: ${tmp_dir}"
-    rc=1
-  elif ! mv -T -- "${tmp_dir}" "${final_dir}"; then
-    log_err "[${name}] could not promote ${tmp_dir}"
+      -D "${tmp_dir}" -Fp -X stream -c fast 2>>"${err}"; then
+    failure="pg_basebackup failed; nothing promoted"
+  elif ! "${bin}/pg_verifybackup" -q "${tmp_dir}" 2>>"${err}"; then
+    failure="pg_verifybackup failed; left for inspection until the next run: ${tmp_dir}"
+  elif ! mv -T -- "${tmp_dir}" "${final_dir}" 2>>"${err}"; then
+    failure="could not promote ${tmp_dir}"
+  fi
+  # What the tools printed, one stamped line each, tagged with the service (jobs run in parallel).
+  while IFS= read -r line; do
+    [[ -n "${line}" ]] || continue
+    if [[ -n "${failure}" ]]; then
+      log_err "[${name}] ${line}"
+    else
+      log_warn "[${name}] ${line}"
+    fi
+  done <"${err}"
+  if [[ -n "${failure}" ]]; then
+    log_err "[${name}] ${failure}"
     rc=1
   else
     log_ok "[${name}] base backup verified and promoted: ${final_dir}"
@@ -168,18 +179,32 @@ list_backups() {
   find "${BASE_DIR}" -mindepth 1 -maxdepth 1 -type d -name "${name}_basebackup_*" -printf '%f\n' | sort
 }
 
+# The epoch of a backup dir's UTC stamp (the format backup_one writes); fails for any other name.
+backup_epoch() {
+  local stamp="${1#"$2_basebackup_"}"
+  [[ "${stamp}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z$ ]] || return 1
+  date -u -d "${stamp//_/:}" +%s 2>/dev/null
+}
+
 # Raw retention: remove backups older than KEEP_RAW_DAYS, but never the newest of a service.
+# The newest is the newest with a readable stamp: a dir of another name is kept, and never
+# counts as the newest (it could sort after every real one).
 prune_raw() {
-  local now cutoff name stamp epoch backup
+  local now cutoff name epoch backup newest
   local -a backups
   now="$(date -u +%s)"
   cutoff=$((now - KEEP_RAW_DAYS * 86400))
   for name in "${SERVICE_NAMES[@]}"; do
     mapfile -t backups < <(list_backups "${name}")
-    (( ${#backups[@]} > 1 )) || continue
-    for backup in "${backups[@]:0:${#backups[@]}-1}"; do
-      stamp="${backup#"${name}_basebackup_"}"
-      if ! epoch="$(date -u -d "${stamp//_/:}" +%s 2>/dev/null)"; then
+    newest=""
+    for backup in "${backups[@]}"; do
+      if backup_epoch "${backup}" "${name}" >/dev/null; then
+        newest="${backup}"
+      fi
+    done
+    for backup in "${backups[@]}"; do
+      [[ "${backup}" != "${newest}" ]] || continue
+      if ! epoch="$(backup_epoch "${backup}" "${name}")"; then
         log_warn "[${name}] cannot read the date of ${backup}; keeping it"
         continue
       fi
@@ -191,8 +216,10 @@ prune_raw() {
   done
 }
 
-# The WAL segment a base backup starts from, read from its backup_label.
+# The WAL segment a base backup starts from, read from its backup_label (nothing when the
+# file is missing: the caller then prunes no WAL).
 backup_start_segment() {
+  [[ -f "$1/backup_label" ]] || return 0
   sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]\{24\}\)).*$/\1/p' "$1/backup_label"
 }
 

@@ -343,99 +343,96 @@ backup_start_segment() {
   printf '%s\n' "${seg}"
 }
 
-# Segments per log file, from the size of a WAL file (pg_receivewal pads .partial files too).
-segments_per_log() {
-  local f size="${DEFAULT_WAL_SEGMENT_SIZE}"
-  for f in "$@"; do
-    if [[ -f "${f}" ]]; then
-      size="$(stat -c %s -- "${f}")"
-      break
-    fi
-  done
-  (( size >= 1048576 && (size & (size - 1)) == 0 )) || size="${DEFAULT_WAL_SEGMENT_SIZE}"
-  printf '%s\n' "$(( 0x100000000 / size ))"
-}
-
-# Position of a segment name on its timeline-independent axis.
-segment_pos() {
-  local name="$1" per_log="$2"
-  printf '%s\n' "$(( 16#${name:8:8} * per_log + 16#${name:16:8} ))"
-}
-
 # Copies (or moves, with "move") the WAL a base backup starting at START_SEG needs into STAGE:
 # every segment from START_SEG on, and every timeline history file. A .partial segment, as
 # PostgreSQL documents for pg_receivewal, is renamed without the suffix (unless the complete
-# segment is there too).
+# segment is there too). Prints how many files it staged.
 stage_wal() {
-  local from="$1" stage="$2" start="$3" mode="$4" f base count=0
-  mkdir -p "${stage}"
-  [[ -d "${from}" ]] || { printf '0\n'; return 0; }
+  local from="$1" stage="$2" start="$3" mode="$4" f base
+  local -a whole=() partial=()
+  if [[ ! -d "${from}" ]]; then
+    printf '0\n'
+    return 0
+  fi
   while IFS= read -r f; do
     base="${f%.partial}"
-    if [[ "${f}" == *.history ]]; then
-      :
-    elif [[ "${base:8:16}" < "${start:8:16}" ]]; then
-      continue
-    elif [[ "${f}" == *.partial && -e "${from}/${base}" ]]; then
+    if [[ "${f}" != *.history && "${base:8:16}" < "${start:8:16}" ]]; then
       continue
     fi
+    if [[ "${f}" == *.partial ]]; then
+      [[ -e "${from}/${base}" ]] || partial+=("${f}")
+    else
+      whole+=("${from}/${f}")
+    fi
+  done < <(find "${from}" -maxdepth 1 -type f -regextype posix-extended \
+             -regex '.*/([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history)' -printf '%f\n' | sort)
+  if (( ${#whole[@]} )); then
+    if [[ "${mode}" == move ]]; then
+      mv -f -t "${stage}" -- "${whole[@]}" || die "could not move the WAL into ${stage}"
+    else
+      cp -p -t "${stage}" -- "${whole[@]}" || die "could not copy the WAL from ${from}"
+    fi
+  fi
+  for f in "${partial[@]}"; do
+    base="${f%.partial}"
     if [[ "${mode}" == move ]]; then
       mv -f -- "${from}/${f}" "${stage}/${base}"
     elif ! cp -p -- "${from}/${f}" "${stage}/${base}" 2>/dev/null; then
       # The receiver finished that segment while we copied: take the complete one.
       cp -p -- "${from}/${base}" "${stage}/${base}" || die "could not copy WAL ${from}/${f}"
     fi
-    count=$((count + 1))
-  done < <(find "${from}" -maxdepth 1 -type f -regextype posix-extended \
-             -regex '.*/([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history)' -printf '%f\n' | sort)
-  printf '%s\n' "${count}"
+  done
+  printf '%s\n' "$(( ${#whole[@]} + ${#partial[@]} ))"
 }
 
 # Follows the WAL from START_SEG through consecutive segments found in the given dirs
-# (the staged or streamed WAL, and the base backup's own pg_wal). Prints
-# "LAST_SEGMENT<TAB>ITS_MTIME_NS<TAB>FIRST_SEGMENT_AFTER_A_GAP (or -)".
+# (the staged or streamed WAL, and the base backup's own pg_wal); timelines are not told apart.
+# Prints "LAST_SEGMENT<TAB>ITS_MTIME_NS<TAB>FIRST_SEGMENT_AFTER_A_GAP (or -)".
 wal_chain() {
-  local start="$1" f name pos per_log start_pos end_pos max_pos=-1
+  local start="$1" dir t size name secs frac ns pos per_log="" start_pos end_pos gap_pos=-1
   shift
-  local -a files=()
+  local -a found=()
   local -A mtimes=() names=()
-  for f in "$@"; do
-    [[ -d "${f}" ]] || continue
-    while IFS= read -r name; do
-      files+=("${f}/${name}")
-    done < <(find "${f}" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}(\.partial)?' -printf '%f\n')
+  for dir in "$@"; do
+    [[ -d "${dir}" ]] || continue
+    while IFS= read -r t; do
+      found+=("${t}")
+    done < <(find "${dir}" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}(\.partial)?' -printf '%T@ %s %f\n')
   done
-  per_log="$(segments_per_log "${files[@]}")"
-  for f in "${files[@]}"; do
-    name="${f##*/}"
+  for t in "${found[@]}"; do
+    read -r t size name <<<"${t}"
     name="${name%.partial}"
-    pos="$(segment_pos "${name}" "${per_log}")"
-    local mt
-    mt="$(mtime_ns "${f}")"
-    if [[ -z "${mtimes[${pos}]:-}" ]] || (( mt > mtimes[${pos}] )); then
-      mtimes[${pos}]="${mt}"
+    if [[ -z "${per_log}" ]]; then
+      # Segments per log file, from the segment size (pg_receivewal pads .partial files too).
+      (( size >= 1048576 && (size & (size - 1)) == 0 )) || size="${DEFAULT_WAL_SEGMENT_SIZE}"
+      per_log=$(( 0x100000000 / size ))
+    fi
+    secs="${t%.*}"
+    frac=0
+    [[ "${t}" != *.* ]] || frac="${t#*.}000000000"
+    ns=$(( secs * 1000000000 + 10#${frac:0:9} ))
+    pos=$(( 16#${name:8:8} * per_log + 16#${name:16:8} ))
+    if [[ -z "${mtimes[${pos}]:-}" ]] || (( ns > mtimes[${pos}] )); then
+      mtimes[${pos}]="${ns}"
       names[${pos}]="${name}"
     fi
-    if (( pos > max_pos )); then
-      max_pos="${pos}"
-    fi
   done
-  start_pos="$(segment_pos "${start}" "${per_log}")"
-  [[ -n "${mtimes[${start_pos}]:-}" ]] || { printf -- '-\t0\t-\n'; return 0; }
+  per_log="${per_log:-$(( 0x100000000 / DEFAULT_WAL_SEGMENT_SIZE ))}"
+  start_pos=$(( 16#${start:8:8} * per_log + 16#${start:16:8} ))
+  if [[ -z "${mtimes[${start_pos}]:-}" ]]; then
+    printf -- '-\t0\t-\n'
+    return 0
+  fi
   end_pos="${start_pos}"
   while [[ -n "${mtimes[$((end_pos + 1))]:-}" ]]; do
     end_pos=$((end_pos + 1))
   done
-  local gap="-"
-  if (( max_pos > end_pos )); then
-    for (( pos = end_pos + 2; pos <= max_pos; pos++ )); do
-      if [[ -n "${names[${pos}]:-}" ]]; then
-        gap="${names[${pos}]}"
-        break
-      fi
-    done
-  fi
-  printf '%s\t%s\t%s\n' "${names[${end_pos}]}" "${mtimes[${end_pos}]}" "${gap}"
+  for pos in "${!names[@]}"; do
+    if (( pos > end_pos && (gap_pos < 0 || pos < gap_pos) )); then
+      gap_pos="${pos}"
+    fi
+  done
+  printf '%s\t%s\t%s\n' "${names[${end_pos}]}" "${mtimes[${end_pos}]}" "${names[${gap_pos}]:--}"
 }
 
 # The transaction records of one segment. pg_waldump stops with an error at the end of the
@@ -675,7 +672,11 @@ cmd_restore() {
     elif [[ -n "${last_ns}" ]] && (( target_ns < last_ns )); then
       pg_target="$(pg_time_of_ns "${target_ns}")"
     else
-      log_info "[${service}] no transaction in the WAL after the target time (last one: ${last_ns:+$(fmt_ns "${last_ns}")}${last_ns:-none after the backup}): the state at the target is the end of the WAL, recovering to that"
+      local last_seen="none after the backup"
+    if [[ -n "${last_ns}" ]]; then
+      last_seen="$(fmt_ns "${last_ns}")"
+    fi
+    log_info "[${service}] no transaction in the WAL after the target time (last one: ${last_seen}): the state at the target is the end of the WAL, recovering to that"
     fi
   fi
 
@@ -690,7 +691,11 @@ cmd_restore() {
   chmod 700 "${DEST}"
   write_recovery_settings "${pg_target}" "restore of ${server}/${bb} from ${where}${pg_target:+ to ${pg_target}}"
   RESTORE_DONE=yes
-  log_ok "[${service}] restored ${bb} into ${DEST} (recovery ${pg_target:+to ${pg_target}}${pg_target:-to the end of the WAL}; WAL staged in ${WAL_STAGE})"
+  local recovery_to="the end of the WAL"
+  if [[ -n "${pg_target}" ]]; then
+    recovery_to="${pg_target}"
+  fi
+  log_ok "[${service}] restored ${bb} into ${DEST} (recovery to ${recovery_to}; WAL staged in ${WAL_STAGE})"
 
   if [[ -n "${OPT_VERIFY}" ]]; then
     verify_restore "${version}" "${service}" || exit 1
@@ -740,12 +745,23 @@ verify_restore() {
   # Our own pg_hba: the socket dir is private to RUN_AS, so trust on it lets in only RUN_AS and root.
   printf 'local all all trust\n' >"${VERIFY_DIR}/pg_hba.conf"
   chown -R "${RUN_AS}:" "${VERIFY_DIR}"
-  VERIFY_PORT="${OPT_PORT:-5432}"
-  if [[ -n "${OPT_PORT}" ]]; then listen='127.0.0.1'; else listen="''"; fi
-  log_info "[${service}] starting PostgreSQL ${version} on the restored data (${OPT_PORT:+127.0.0.1:${OPT_PORT}}${OPT_PORT:-private socket only})"
+  local where="private socket only"
+  VERIFY_PORT=5432
+  listen="''"
+  if [[ -n "${OPT_PORT}" ]]; then
+    VERIFY_PORT="${OPT_PORT}"
+    listen='127.0.0.1'
+    where="127.0.0.1:${OPT_PORT}"
+  fi
+  log_info "[${service}] starting PostgreSQL ${version} on the restored data (${where})"
+  local opts="-c port=${VERIFY_PORT} -c listen_addresses=${listen} -c unix_socket_directories=${VERIFY_DIR}"
   # archive_mode off: a restored copy must never push WAL into the source's archive.
-  if ! as_pg "${VERIFY_BIN}/pg_ctl" -D "${DEST}" -l "${VERIFY_DIR}/postgres.log" -W start -o \
-      "-c port=${VERIFY_PORT} -c listen_addresses=${listen} -c unix_socket_directories=${VERIFY_DIR} -c hba_file=${VERIFY_DIR}/pg_hba.conf -c archive_mode=off -c logging_collector=off -c ssl=off -c jit=off -c cluster_name=pgb-verify" >/dev/null; then
+  opts+=" -c hba_file=${VERIFY_DIR}/pg_hba.conf -c archive_mode=off -c logging_collector=off -c ssl=off -c jit=off -c cluster_name=pgb-verify"
+  if (( version >= 14 )); then
+    # The copy starts "interrupted": one syncfs instead of an fsync per file (PostgreSQL 14+).
+    opts+=" -c recovery_init_sync_method=syncfs"
+  fi
+  if ! as_pg "${VERIFY_BIN}/pg_ctl" -D "${DEST}" -l "${VERIFY_DIR}/postgres.log" -W start -o "${opts}" >/dev/null; then
     pg_log_tail
     log_err "[${service}] PostgreSQL did not start"
     return 1
@@ -770,7 +786,7 @@ verify_restore() {
       log_err "[${service}] recovery not finished after ${OPT_TIMEOUT}s"
       return 1
     fi
-    sleep 1
+    sleep 0.5
   done
   log_ok "[${service}] recovery finished; the restored copy was promoted"
   if ! dbs="$(verify_psql template1 'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1')"; then

@@ -12,7 +12,7 @@ readonly SERVER_NAMES=('main-server')
 readonly SERVER_HOSTS=('203.0.113.10')
 readonly SERVER_PORTS=('2222')
 readonly SERVER_USERS=('jared')
-readonly SERVER_OPTIONS=('restrict,command="sudo -n /usr/bin/rrsync -ro /mnt/backup"')
+readonly SERVER_OPTIONS=('restrict,command="sudo -n /usr/bin/rsync --server --daemon --config=/etc/pgb-gen/rsyncd-main-server.conf ."')
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }

@@ -16,7 +16,10 @@ readonly SERVER_NAMES=('main-server')
 readonly SERVER_HOSTS=('203.0.113.10')
 readonly SERVER_PORTS=('2222')
 readonly SERVER_USERS=('jared')
-# Paths relative to each server's read-only rsync root (its forced rrsync command).
+# The server's key runs a read-only rsync daemon (its forced command) serving exactly two modules.
+readonly ARTIFACTS_MODULE='artifacts'
+readonly CONFIG_MODULE='config'
+# Where each module lands locally, below LOCAL_BASE/<server>/.
 readonly SERVER_ARTIFACTS=('postgres')
 readonly SERVER_CONFIG=('config')
 
@@ -83,16 +86,17 @@ ssh_command() {
 
 # The server writes a sentinel into its artifacts tree only when its backup disk is mounted.
 # Without it the server side may be a bare mount point: a --delete would wipe our copy.
+# source is user@host:: (rsync's daemon over ssh): paths are module/path on the server.
 remote_has_sentinel() {
-  local port="$1" source="$2" rel="$3"
-  rsync --list-only -e "$(ssh_command "${port}")" "${source}${rel}/${SENTINEL_NAME}" >/dev/null 2>"${RUN_DIR}/sentinel.err"
+  local port="$1" source="$2"
+  rsync --list-only -e "$(ssh_command "${port}")" "${source}${ARTIFACTS_MODULE}/${SENTINEL_NAME}" >/dev/null 2>"${RUN_DIR}/sentinel.err"
 }
 
 pull_tree() {
-  local port="$1" source="$2" rel="$3" dest="$4"
+  local port="$1" source="$2" module="$3" dest="$4"
   mkdir -p "${dest}"
   chmod 700 "${dest}"
-  rsync -a --delete --partial-dir=.rsync-partial -e "$(ssh_command "${port}")" "${source}${rel}/" "${dest}/"
+  rsync -a --delete --partial-dir=.rsync-partial -e "$(ssh_command "${port}")" "${source}${module}/" "${dest}/"
 }
 
 pull_server() {
@@ -101,23 +105,23 @@ pull_server() {
   host="${SERVER_HOSTS[i]}"
   port="${SERVER_PORTS[i]}"
   user="${SERVER_USERS[i]}"
-  source="${user}@${host}:"
+  source="${user}@${host}::"
   dest="${LOCAL_BASE}/${name}"
 
   log_info "[${name}] pulling from ${user}@${host}:${port} into ${dest}"
-  if ! remote_has_sentinel "${port}" "${source}" "${SERVER_ARTIFACTS[i]}"; then
+  if ! remote_has_sentinel "${port}" "${source}"; then
     log_lines_from "${RUN_DIR}/sentinel.err"
     log_err "[${name}] no ${SENTINEL_NAME} on the server (backup disk unmounted, or server unreachable); NOT pulling, local copy left untouched"
     return 1
   fi
-  if ! pull_tree "${port}" "${source}" "${SERVER_ARTIFACTS[i]}" "${dest}/${SERVER_ARTIFACTS[i]}"; then
-    log_err "[${name}] pulling ${SERVER_ARTIFACTS[i]} failed"
+  if ! pull_tree "${port}" "${source}" "${ARTIFACTS_MODULE}" "${dest}/${SERVER_ARTIFACTS[i]}"; then
+    log_err "[${name}] pulling ${ARTIFACTS_MODULE} failed"
     return 1
   fi
-  if ! rsync --list-only -e "$(ssh_command "${port}")" "${source}${SERVER_CONFIG[i]}/" >/dev/null 2>&1; then
-    log_info "[${name}] no system settings on the server (${SERVER_CONFIG[i]}); skipped"
-  elif ! pull_tree "${port}" "${source}" "${SERVER_CONFIG[i]}" "${dest}/${SERVER_CONFIG[i]}"; then
-    log_err "[${name}] pulling ${SERVER_CONFIG[i]} failed"
+  if ! rsync --list-only -e "$(ssh_command "${port}")" "${source}${CONFIG_MODULE}/" >/dev/null 2>&1; then
+    log_info "[${name}] no system settings on the server (${CONFIG_MODULE}); skipped"
+  elif ! pull_tree "${port}" "${source}" "${CONFIG_MODULE}" "${dest}/${SERVER_CONFIG[i]}"; then
+    log_err "[${name}] pulling ${CONFIG_MODULE} failed"
     return 1
   fi
   log_ok "[${name}] pull complete"
