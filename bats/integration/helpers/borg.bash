@@ -37,6 +37,11 @@ pgb_borg_archive_count() {
   pgb_borg_archives "$1" | wc -l
 }
 
+# The reserve a local repository keeps (additional_free_space), read from its config file.
+pgb_repo_reserve() {
+  sed -n 's/^additional_free_space = //p' "$1/config"
+}
+
 # Bytes a repository takes on disk.
 pgb_repo_bytes() {
   du -sb "$1" | cut -f1

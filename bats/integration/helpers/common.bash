@@ -33,7 +33,7 @@ pgb_require_root() {
 pgb_ensure_pkg() {
   local cmd="$1" pkg="$2"
   command -v "${cmd}" >/dev/null 2>&1 && return 0
-  printf '# installing %s (for %s)\n' "${pkg}" "${cmd}" >&3
+  { printf '# installing %s (for %s)\n' "${pkg}" "${cmd}" >&3; } 2>/dev/null || true
   if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkg}" >/dev/null 2>&1; then
     apt-get update -q >/dev/null 2>&1 || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkg}" >/dev/null
@@ -55,6 +55,11 @@ pgb_scratch_init() {
   mkdir -p "${PGB_T}/logs" "${PGB_T}/tmp"
   : >"${PGB_T}/.started"
   export PGB_T
+}
+
+# pgb_mark LABEL: a timestamped line in logs/timing.log (where a slow suite spends its time).
+pgb_mark() {
+  printf '%s %s\n' "$(date +%s.%N)" "$*" >>"${PGB_T}/logs/timing.log"
 }
 
 # The registry of started things: one "KIND ARG" line each, undone in reverse order.

@@ -12,7 +12,9 @@ pg_as_postgres() {
 }
 
 # pg_cluster_create DATADIR PORT: initdb, loopback only, enough WAL senders for killed
-# pg_basebackups (their walsenders linger), fast settings for a test machine.
+# pg_basebackups (their walsenders linger), fast settings for a test machine. WAL segments are
+# PGB_WAL_SEGSIZE MiB (default 1, not 16: base backups carry whole segments, small ones keep
+# every copy, verify and archive fast).
 pg_cluster_create() {
   local dir="$1" port="$2" sock
   sock="$(pg_sock_dir)"
@@ -20,7 +22,7 @@ pg_cluster_create() {
   chown postgres:postgres "$(dirname "${dir}")" "${sock}"
   chmod 0700 "${sock}"
   pg_as_postgres "${PGB_PG_BIN}/initdb" -D "${dir}" -U postgres -E UTF8 --locale=C \
-    --auth-local=trust --auth-host=scram-sha-256 >"${dir}.initdb.log" 2>&1
+    --auth-local=trust --auth-host=scram-sha-256 --wal-segsize="${PGB_WAL_SEGSIZE:-1}" >"${dir}.initdb.log" 2>&1
   cat >>"${dir}/postgresql.conf" <<EOF
 # pgb-gen integration test cluster
 port = ${port}

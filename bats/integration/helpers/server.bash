@@ -30,6 +30,7 @@ pgb_server_setup() {
   export PGB_SERVICES="${PGB_SERVICES:-service_a:55401 service_b:55402 service_c:55403}"
   pgb_require_root
   pgb_scratch_init
+  pgb_mark setup: start
   pgb_test_paths
 
   # Host settings the nightly run copies (configPaths).
@@ -38,6 +39,7 @@ pgb_server_setup() {
 
   pgb_repl_secret_init
   pgb_borg_secret_init "${PGB_PASSPHRASE_FILE}"
+  pgb_mark setup: secrets
   pgb_write_config "${PGB_T}/pgb.config.yaml"
   pgb_generate "${PGB_T}/pgb.config.yaml" "${PGB_T}/out" >"${PGB_T}/logs/build.log" 2>&1
   export PGB_SBIN="${PGB_T}/out/${PGB_SERVER_NAME}/root/usr/local/sbin"
@@ -51,6 +53,7 @@ pgb_server_setup() {
     fi
   done
 
+  pgb_mark setup: built
   pgb_mount_tmpfs "${PGB_BACKUP_MOUNT}" "${PGB_BACKUP_SIZE:-2g}"
   pgb_mount_tmpfs "${PGB_EXT_MOUNT}" "${PGB_EXT_SIZE:-256m}"
 
@@ -63,6 +66,7 @@ pgb_server_setup() {
   for pid in "${pids[@]}"; do
     wait "${pid}"
   done
+  pgb_mark setup: initdb finished
   while read -r name; do
     pgb_service_start "${name}"
     pg_apply_hba "$(pg_service_dir "${name}")" "${PGB_SNIPPETS}/pg_hba.conf"
@@ -70,8 +74,10 @@ pgb_server_setup() {
       "${PGB_REPL_USER}" "${PGB_REPL_PASS_FILE}"
   done < <(pgb_service_names)
 
+  pgb_mark setup: clusters up
   pgb_borg_repo_init "${PGB_PRIMARY_REPO}"
   pgb_borg_repo_init "${PGB_EXT_REPO}" "${PGB_EXT_RESERVE:-1048576}"
+  pgb_mark setup: repos
 }
 
 pgb_service_start() {
