@@ -63,6 +63,8 @@ const labels = {
   'gen-nofc': 'generated, defaults, files cache disabled',
   'gen-nosync': 'generated, pg_basebackup --no-sync + one syncfs',
   'gen-nocheck': 'generated, defaults, no borg check in the nightly run',
+  'gen-tuned': 'generated, lz4 + fixed,8192 + --no-sync/syncfs + no nightly check',
+  'gen-tuned-zstd': 'generated, zstd,3 + fixed,8192 + --no-sync/syncfs + no nightly check',
   raw: 'raw artifacts still on disk (cp -a)',
 };
 const label = (c) => labels[c] ?? c;
@@ -79,7 +81,7 @@ out.push('Peak RSS is that of the largest single process of the step. Warm page 
 // 1. nightly
 const limit = time('nightly', 'tar');
 const runbook = time('nightly', 'runbook');
-const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'gen-default', 'gen-p1', 'gen-p3', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed', 'gen-nosync', 'gen-nocheck']
+const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'gen-default', 'gen-p1', 'gen-p3', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed', 'gen-nosync', 'gen-nocheck', 'gen-tuned', 'gen-tuned-zstd']
   .filter((c) => of('nightly', c).length);
 out.push('', '1. Nightly pipeline, day 1 (base backups of all services + Borg archive with prune, compact, check; fresh repo)');
 out.push(table(['candidate', 'median', 'min-max', 'x limit', 'x runbook', 'parts (median)', 'repo', 'peak RSS'],
@@ -93,7 +95,7 @@ out.push(table(['candidate', 'median', 'min-max', 'x limit', 'x runbook', 'parts
 
 // 2. day 2
 const incr = bytes('day2', 'pgbackrest', 'growth');
-const growthCands = ['gen-default', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed', 'gen-nofc', 'runbook', 'pgbackrest'].filter((c) => of('day2', c).length);
+const growthCands = ['gen-default', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed', 'gen-nofc', 'gen-tuned', 'runbook', 'pgbackrest'].filter((c) => of('day2', c).length);
 out.push('', `2. Day 2 after pgbench -t ${meta.churn} per database (same raw base backups for every Borg candidate; Borg archives all raw backups kept on disk)`);
 out.push(`  base backups (generated, defaults): day 1 ${fmtT(time('day1', 'raw'))}, day 2 ${fmtT(time('day2', 'raw'))}; churn ${fmtT(time('churn', 'pgbench'))}`);
 out.push(table(['candidate', 'day-2 growth', 'min-max', 'x pgBR incr', 'day-2 time', 'min-max', 'day-1 time', 'day-1 repo', 'peak RSS'],
@@ -129,7 +131,7 @@ out.push(table(['candidate', 'median', 'min-max', 'x node -e 0', 'peak RSS'], [
 ]));
 
 // targets
-const bestGrowth = ['gen-default', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed']
+const bestGrowth = ['gen-default', 'gen-lz4', 'gen-fixed', 'gen-lz4-fixed', 'gen-tuned']
   .filter((c) => bytes('day2', c, 'growth'))
   .sort((a, b) => bytes('day2', a, 'growth').med - bytes('day2', b, 'growth').med)[0];
 const mark = (x, limit) => (Number.isFinite(x) ? (x <= limit ? 'met' : 'NOT met') : 'n/a');

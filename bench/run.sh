@@ -68,8 +68,8 @@ BURN_STEP=1000
 KEEP=""
 # Candidates of each phase (full run; --smoke runs each kind of step once).
 NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default gen-p1 gen-p3 gen-lz4 gen-fixed gen-lz4-fixed gen-nosync
-  gen-nocheck)
-GROWTH=(gen-default gen-lz4 gen-fixed gen-lz4-fixed gen-nofc runbook pgbackrest)
+  gen-nocheck gen-tuned gen-tuned-zstd)
+GROWTH=(gen-default gen-lz4 gen-fixed gen-lz4-fixed gen-nofc gen-tuned runbook pgbackrest)
 RESTORE=(gen-default gen-lz4 gen-fixed gen-lz4-fixed raw pgbackrest)
 
 parse_args() {
@@ -96,7 +96,7 @@ parse_args() {
     BURN_STEP=100
     PORT_BASE=55470
     RESTORE_PORT=55481
-    NIGHTLY=(tar runbook pgbackrest proto-overlap gen-nosync)
+    NIGHTLY=(tar runbook pgbackrest proto-overlap gen-tuned)
     GROWTH=(gen-nofc pgbackrest)
     RESTORE=(gen-nofc raw pgbackrest)
   fi
@@ -268,23 +268,28 @@ data_bytes() {
 
 # ---- generated scripts ---------------------------------------------------------------------------
 # One pgb-gen build for every candidate: each candidate is a server of one config, with its own
-# Borg repository and the levers it measures. GEN_SPECS: name|parallelJobs|compression|chunkerParams|pgBinRoot
-# ("-" keeps the schema default; "nosync": pg_basebackup --no-sync then one syncfs, see pgbin_nosync).
+# Borg repository and the levers it measures. GEN_SPECS: name|parallelJobs|compression|chunkerParams|edits
+# ("-" keeps the schema default). Edits, for levers the config has no field for yet:
+#   nosync   pg_basebackup --no-sync, then one syncfs of the backup disk (a wrapper in pgBinRoot)
+#   nocheck  no `borg check` of the primary repo in the nightly run (its line removed)
+#   nofc     `borg create --files-cache disabled`
 readonly GEN_SPECS=("gen-default|-|-|-|-" "gen-p1|1|-|-|-" "gen-p3|3|-|-|-" "gen-lz4|-|lz4|-|-"
-  "gen-fixed|-|-|fixed,8192|-" "gen-lz4-fixed|-|lz4|fixed,8192|-" "gen-nosync|-|-|-|nosync" "gen-nofc|-|-|-|-"
-  "gen-nocheck|-|-|-|-")
+  "gen-fixed|-|-|fixed,8192|-" "gen-lz4-fixed|-|lz4|fixed,8192|-" "gen-nosync|-|-|-|nosync"
+  "gen-nocheck|-|-|-|nocheck" "gen-nofc|-|-|-|nofc" "gen-tuned|-|lz4|fixed,8192|nosync,nocheck"
+  "gen-tuned-zstd|-|-|fixed,8192|nosync,nocheck")
 gen_all() {
-  local cfg="${WORK}/cfg/candidates.yaml" spec name parallel compression chunker bin_root borg_extra i
+  local cfg="${WORK}/cfg/candidates.yaml" spec name parallel compression chunker edits bin_root borg_extra i
   log "generating the scripts of every candidate with one pgb-gen build"
   pgbin_nosync
   {
     printf 'version: 1\nservers:\n'
     for spec in "${GEN_SPECS[@]}"; do
-      IFS='|' read -r name parallel compression chunker bin_root <<<"${spec}"
+      IFS='|' read -r name parallel compression chunker edits <<<"${spec}"
       borg_extra=""
       [[ "${compression}" == - ]] || borg_extra+=", compression: \"${compression}\""
       [[ "${chunker}" == - ]] || borg_extra+=", chunkerParams: \"${chunker}\""
-      if [[ "${bin_root}" == nosync ]]; then bin_root="${WORK}/pgbin-nosync"; else bin_root="$(dirname "$(dirname "${PG_BIN}")")"; fi
+      bin_root="$(dirname "$(dirname "${PG_BIN}")")"
+      if [[ ",${edits}," == *,nosync,* ]]; then bin_root="${WORK}/pgbin-nosync"; fi
       printf '  - name: %s\n    host: 127.0.0.1\n' "${name}"
       printf '    paths: { backupMount: %s, artifacts: %s, configArtifacts: %s, lockFile: %s, pgBinRoot: %s }\n' \
         "${MNT}" "${ART}" "${CFGART}" "${WORK}/lock/bench.lock" "${bin_root}"
@@ -301,19 +306,26 @@ gen_all() {
   } >"${cfg}"
   node "${ROOT}/dist/cli/main.js" build -c "${cfg}" -o "${GEN}" >>"${LOGFILE}" 2>&1 || die "pgb-gen build failed (config ${cfg})"
   for spec in "${GEN_SPECS[@]}"; do
-    [[ -f "$(sbin_of "${spec%%|*}")/pg_backup_all.sh" ]] || die "no pg_backup_all.sh generated for ${spec%%|*}"
+    IFS='|' read -r name parallel compression chunker edits <<<"${spec}"
+    [[ -f "$(sbin_of "${name}")/pg_backup_all.sh" ]] || die "no pg_backup_all.sh generated for ${name}"
+    if [[ ",${edits}," == *,nocheck,* ]]; then edit_nocheck "$(sbin_of "${name}")/borg_pg_artifacts.sh"; fi
+    if [[ ",${edits}," == *,nofc,* ]]; then edit_nofc "$(sbin_of "${name}")/borg_pg_artifacts.sh"; fi
   done
-  # The files-cache lever: the default borg script with `--files-cache disabled`.
-  sed -i 's/ create --stats / create --stats --files-cache disabled /' "$(sbin_of gen-nofc)/borg_pg_artifacts.sh"
-  grep -q -- '--files-cache disabled' "$(sbin_of gen-nofc)/borg_pg_artifacts.sh" \
-    || die "could not add --files-cache disabled to borg_pg_artifacts.sh (its borg create line changed?)"
-  # The check lever: the default borg script without its nightly `borg check` of the primary repo.
+}
+
+# The files-cache lever: `borg create --files-cache disabled` (day 2 re-reads the older raw backups).
+edit_nofc() {
+  sed -i 's/ create --stats / create --stats --files-cache disabled /' "$1"
+  grep -q -- '--files-cache disabled' "$1" || die "could not add --files-cache disabled to $1 (its borg create line changed?)"
+}
+
+# The check lever: no nightly `borg check` of the primary repo (it re-reads the whole repository).
+edit_nocheck() {
   # shellcheck disable=SC2016 # the generated script's text, not an expansion
-  local check_line='borg_run "checked ${PRIMARY_REPO}" check ' nocheck
-  nocheck="$(sbin_of gen-nocheck)/borg_pg_artifacts.sh"
-  grep -vF -- "${check_line}" "${nocheck}" >"${nocheck}.new" && mv "${nocheck}.new" "${nocheck}"
-  if [[ "$(grep -c 'borg_run "checked ' "${nocheck}")" != 1 ]]; then
-    die "could not remove the primary borg check from borg_pg_artifacts.sh (its check line changed?)"
+  local check_line='borg_run "checked ${PRIMARY_REPO}" check '
+  grep -vF -- "${check_line}" "$1" >"$1.new" && mv "$1.new" "$1"
+  if [[ "$(grep -c 'borg_run "checked ' "$1")" != 1 ]]; then
+    die "could not remove the primary borg check from $1 (its check line changed?)"
   fi
 }
 
