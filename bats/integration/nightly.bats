@@ -63,12 +63,10 @@ teardown() {
     done < <(pgb_service_names)
     while read -r kind arg; do
       case "${kind}" in
-        pid | pgid) pgb_started_remove "${kind}" "${arg}" ;;
-      esac
-      case "${kind}" in
         pid) kill -KILL "${arg}" 2>/dev/null || true ;;
         pgid) kill -KILL -- "-${arg}" 2>/dev/null || true ;;
       esac
+      pgb_started_remove "${kind}" "${arg}"
     done < <(grep -E '^(pid|pgid) ' "${PGB_T}/.started" || true)
   fi
 }
@@ -111,7 +109,7 @@ verify_backup() {
   "${PGB_PG_BIN}/pg_verifybackup" -q "$1"
 }
 
-# stamp_days_ago DAYS [HOURS]: a base backup stamp (as the script writes it) that long ago.
+# stamp_ago DAYS [HOURS]: a base backup stamp (as the script writes it) that long ago.
 stamp_ago() {
   date -u -d "@$(($(date -u +%s) - $1 * 86400 - ${2:-0} * 3600))" +'%Y-%m-%dT%H_%M_%SZ'
 }

@@ -108,7 +108,8 @@ pg_table_digest() {
 # pg_fill_random PORT TABLE MIB: appends MIB MiB of incompressible rows (fresh random bytes).
 pg_fill_random() {
   local port="$1" table="$2" mib="$3"
-  pg_psql "${port}" -c "CREATE TABLE IF NOT EXISTS ${table} (id bigserial PRIMARY KEY, payload bytea)" \
+  pg_psql "${port}" -c 'SET client_min_messages = warning' \
+    -c "CREATE TABLE IF NOT EXISTS ${table} (id bigserial PRIMARY KEY, payload bytea)" \
     -c "ALTER TABLE ${table} ALTER COLUMN payload SET STORAGE EXTERNAL" \
     -c "INSERT INTO ${table} (payload)
         SELECT decode(string_agg(md5(random()::text || clock_timestamp()::text || g::text || r::text), ''), 'hex')
@@ -119,7 +120,8 @@ pg_fill_random() {
 # pg_fill_compressible PORT TABLE MIB: a big table that compresses well (slow backups, small archives).
 pg_fill_compressible() {
   local port="$1" table="$2" mib="$3"
-  pg_psql "${port}" -c "CREATE TABLE IF NOT EXISTS ${table} (id bigint, filler text)" \
+  pg_psql "${port}" -c 'SET client_min_messages = warning' \
+    -c "CREATE TABLE IF NOT EXISTS ${table} (id bigint, filler text)" \
     -c "ALTER TABLE ${table} SET (autovacuum_enabled = off)" \
     -c "INSERT INTO ${table} SELECT g, repeat('pgb', 300) FROM generate_series(1, ${mib} * 1024) g" \
     -c 'CHECKPOINT' >/dev/null
