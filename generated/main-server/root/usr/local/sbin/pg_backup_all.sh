@@ -19,7 +19,7 @@ readonly PG_BIN_ROOT='/usr/lib/postgresql'
 readonly REPL_USER='repl_backup'
 readonly REPL_PASS_FILE='/etc/pg_backup/repl_password'
 readonly KEEP_RAW_DAYS='3'
-readonly PARALLEL_JOBS='2'
+readonly PARALLEL_JOBS='3'
 readonly SERVICE_NAMES=('service_a' 'service_b')
 readonly SERVICE_HOSTS=('127.0.0.1' '127.0.0.1')
 readonly SERVICE_PORTS=('5433' '5434')
@@ -128,13 +128,17 @@ backup_one() {
   log_info "[${name}] base backup from ${host}:${port} (PostgreSQL ${version})"
   # -Fp: plain format is what pg_verifybackup can verify and what Borg deduplicates.
   # -X stream: the WAL needed to make the backup consistent is inside it.
+  # --no-sync + one syncfs after verifying: the backup is as durable before promotion as with
+  # pg_basebackup's fsync of every file, and measured faster (npm run bench).
   if ! PGPASSFILE="${RUN_DIR}/pgpass" "${bin}/pg_basebackup" \
       -h "${host}" -p "${port}" -U "${REPL_USER}" -w \
-      -D "${tmp_dir}" -Fp -X stream -c fast 2>>"${err}"; then
+      -D "${tmp_dir}" -Fp -X stream -c fast --no-sync 2>>"${err}"; then
     failure="pg_basebackup failed; nothing promoted"
   elif ! "${bin}/pg_verifybackup" -q "${tmp_dir}" 2>>"${err}"; then
     failure="pg_verifybackup failed; left for inspection until the next run: ${tmp_dir}"
-  elif ! mv -T -- "${tmp_dir}" "${final_dir}" 2>>"${err}"; then
+  elif ! sync -f "${tmp_dir}" 2>>"${err}"; then
+    failure="could not flush ${tmp_dir} to disk; nothing promoted"
+  elif ! mv -T -- "${tmp_dir}" "${final_dir}" 2>>"${err}" || ! sync -f "${BASE_DIR}" 2>>"${err}"; then
     failure="could not promote ${tmp_dir}"
   fi
   # What the tools printed, one stamped line each, tagged with the service (jobs run in parallel).
