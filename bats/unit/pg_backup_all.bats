@@ -102,7 +102,7 @@ old_backup() {
   # Version-matched binaries, plain format with streamed WAL, into a temp dir first.
   assert_equal "$(stub_count pg_basebackup-15)" 2
   for port in 5433 5434; do
-    run stub_count pg_basebackup-15 "^-h 127\.0\.0\.1 -p ${port} -U ${REPL_USER} -w -D ${BASE_DIR}/\.tmp_svc_[ab]_[0-9T_-]+Z -Fp -X stream -c fast$"
+    run stub_count pg_basebackup-15 "^-h 127\.0\.0\.1 -p ${port} -U ${REPL_USER} -w -D ${BASE_DIR}/\.tmp_svc_[ab]_[0-9T_-]+Z -Fp -X stream -c fast --no-sync$"
     assert_output 1
   done
   # Each temp dir was verified before it was promoted.
