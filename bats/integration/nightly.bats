@@ -17,8 +17,9 @@ setup_file() {
   pgb_ensure_pkg borg borgbackup
   export PGB_SERVICES="service_a:55401 service_b:55402 service_c:55403"
   export PGB_RAW_DAYS=1
-  export PGB_EXT_RESERVE=$((1024 * 1024))
-  export PGB_EXT_WARN_FREE=$((8 * 1024 * 1024))
+  # The external drive keeps the config's default reserve; warn when it has less than 8 MiB beyond.
+  export PGB_EXT_RESERVE=629145600
+  export PGB_EXT_WARN_FREE=$((PGB_EXT_RESERVE + 8 * 1024 * 1024))
   pgb_server_setup
   local name pids=() pid
   while read -r name; do
@@ -448,32 +449,55 @@ all_promoted() {
   assert_equal "$(pgb_borg_archives "${PGB_EXT_REPO}")" "${ext_before}"
 }
 
-@test "[2] external drive fills on a later night: oldest external archives deleted and compacted until it fits, never the last; primary untouched" {
-  local port_a used size day src
+# A night, two days after the last, with fresh incompressible data in service_a (last night's is
+# gone): base backups, then Borg (TARGET, default all), at that night's date.
+night_date() { date -u -d "+$((2 * $1)) days" +%F; }
+night() {
+  local n="$1" mib="$2" target="${3:-all}" port_a
   port_a="$(pg_service_port service_a)"
-  night_date() { date -u -d "+$((2 * $1)) days" +%F; }
-  fresh_data() {
-    pg_psql "${port_a}" -c 'TRUNCATE probe' >/dev/null
-    pg_fill_random "${port_a}" probe "$1"
-  }
+  pg_psql "${port_a}" -c 'TRUNCATE probe' >/dev/null
+  pg_fill_random "${port_a}" probe "${mib}"
+  pgb_nightly "night${n}" "$(night_date "${n}") 02:00:00" "${target}"
+}
 
-  # An older night already on the drive, with 8 MiB of data of its own.
-  src="${PGB_T}/tmp/oldnight"
-  day="$(date -u -d '-3 days' +%F)"
-  mkdir -p "${src}"
-  head -c $((8 * 1024 * 1024)) /dev/urandom >"${src}/data"
+# old_night_archive DAYS_AGO MIB: an archive of an older night on the external drive, with MIB of
+# data of its own.
+old_night_archive() {
+  local day src="${PGB_T}/tmp/oldnight"
+  day="$(date -u -d "-$1 days" +%F)"
+  rm -rf "${src}" && mkdir -p "${src}"
+  head -c $(($2 * 1024 * 1024)) /dev/urandom >"${src}/data"
   tborg create --timestamp "${day}T02:00:00" "${PGB_EXT_REPO}::${PGB_ARCHIVE_PREFIX}${day}T02:00:00Z" "${src}"
-  # The small drive: what it holds, its reserve, 1 MiB more. Tonight brings 4 MiB of fresh,
-  # incompressible data: it cannot fit without deleting the oldest archive.
+  printf '%s' "${PGB_ARCHIVE_PREFIX}${day}T02:00:00Z"
+}
+
+# compact_external: Borg 1.2 asks every commit for one whole free segment (~546 MB, on top of
+# the reserve) as soon as 10 segments hold freeable space; from a fully compacted repository it
+# asks only for what compacting the segments it touches needs, so the sizes the tests pick hold.
+compact_external() {
+  tborg compact --threshold 0 "${PGB_EXT_REPO}"
+}
+
+# squeeze_external MIB: the drive shrunk to what it holds, the repo's reserve, and MIB more.
+squeeze_external() {
+  local used
   used="$(pgb_fs_used "${PGB_EXT_MOUNT}")"
-  size=$((used + PGB_EXT_RESERVE + 1024 * 1024))
-  pgb_resize_tmpfs "${PGB_EXT_MOUNT}" "${size}"
+  pgb_resize_tmpfs "${PGB_EXT_MOUNT}" $((used + $(pgb_repo_reserve "${PGB_EXT_REPO}") + $1 * 1024 * 1024))
+}
+
+@test "[2] external drive fills on a later night: oldest external archives deleted and compacted until it fits, never the last; primary untouched" {
+  # The drive keeps the config's default reserve (600 MiB: what Borg needs to prune and compact a
+  # full drive, FIELD-NOTES); beyond it, an older night's 8 MiB and 1 MiB free. Tonight brings
+  # 4 MiB of fresh, incompressible data: it cannot fit without deleting the oldest archive.
+  local seed
+  seed="$(old_night_archive 3 8)"
+  compact_external
+  squeeze_external 1
 
   local ext_before ext_after primary_before primary_after archive deleted kept gone
   ext_before="$(pgb_borg_archives "${PGB_EXT_REPO}")"
   primary_before="$(pgb_borg_archives "${PGB_PRIMARY_REPO}")"
-  fresh_data 4
-  pgb_nightly night1 "$(night_date 1) 02:00:00"
+  night 1 4
   expect_rc 0 "${PGB_BACKUP_RC}" "${PGB_T}/logs/night1.backup.log"
   expect_rc 0 "${PGB_BORG_RC}" "${PGB_T}/logs/night1.borg.log"
   assert_log_lines_stamped "${PGB_LAST_LOG}"
@@ -486,10 +510,11 @@ all_promoted() {
   # Room was made by deleting the OLDEST archive(s), the rest kept in order.
   deleted="$(comm -23 <(sort <<<"${ext_before}") <(sort <<<"${ext_after}"))"
   [[ -n "${deleted}" ]]
-  assert_equal "$(head -n 1 <<<"${deleted}")" "${PGB_ARCHIVE_PREFIX}${day}T02:00:00Z"
+  assert_equal "$(head -n 1 <<<"${deleted}")" "${seed}"
   kept="$(grep -vxF -e "${archive}" <<<"${ext_after}" || true)"
   assert_equal "$(printf '%s\n%s\n' "$(grep -xF -f <(printf '%s\n' "${deleted}") <<<"${ext_before}")" "${kept}" | sed '/^$/d')" "${ext_before}"
   grep -qE '\[WARN\] external drive full; making room \(1/25\)' "${PGB_LAST_LOG}"
+  grep -qF 'Insufficient free space' "${PGB_LAST_LOG}"
   while read -r gone; do
     grep -qF "[WARN] deleting the oldest external archive to make room: ${gone}" "${PGB_LAST_LOG}"
   done <<<"${deleted}"
@@ -500,12 +525,11 @@ all_promoted() {
   assert_equal "$(comm -23 <(sort <<<"${primary_before}") <(sort <<<"${primary_after}"))" ""
   assert_equal "$(grep -cxF "${archive}" <<<"${primary_after}")" 1
 
-  # A night bigger than the whole drive: the drive is emptied down to its newest archive (more
-  # than one round of making room), the last archive is never deleted.
+  # A night bigger than everything the drive can give: the drive is emptied down to its newest
+  # archive (more than one round of making room), the last archive is never deleted.
   ext_before="${ext_after}"
   (( $(grep -c . <<<"${ext_before}") >= 2 ))
-  fresh_data $(((size / 1024 / 1024) + 4))
-  pgb_nightly night2 "$(night_date 2) 02:00:00" external
+  night 2 24 external
   expect_rc 0 "${PGB_BACKUP_RC}" "${PGB_T}/logs/night2.backup.log"
   expect_rc 1 "${PGB_BORG_RC}" "${PGB_T}/logs/night2.borg.log"
   ext_after="$(pgb_borg_archives "${PGB_EXT_REPO}")"
@@ -514,5 +538,38 @@ all_promoted() {
   grep -qF 'never deleting the last one' "${PGB_LAST_LOG}"
   grep -qF '[ERR ] external repository FAILED' "${PGB_LAST_LOG}"
   assert_equal "$(pgb_repo_reserve "${PGB_EXT_REPO}")" "${PGB_EXT_RESERVE}"
+  tborg check "${PGB_EXT_REPO}"
+}
+
+@test "[2] a drive configured with a small reserve runs out of space mid-write: the failed transaction is cleared, the oldest archive deleted, the night fits" {
+  # The same server built with reserveBytes 1 MiB (what pgb_repo_init.sh then sets on the repo).
+  local small="${PGB_T}/small-reserve" seed
+  PGB_EXT_RESERVE=$((1024 * 1024)) pgb_write_config "${small}.yaml"
+  pgb_generate "${small}.yaml" "${small}" >/dev/null
+  tborg config "${PGB_EXT_REPO}" additional_free_space $((1024 * 1024))
+  seed="$(old_night_archive 5 8)"
+  compact_external
+  # 1 MiB free beyond the reserve: tonight's 4 MiB cannot even be written.
+  squeeze_external 1
+
+  local ext_before ext_after archive
+  ext_before="$(pgb_borg_archives "${PGB_EXT_REPO}")"
+  night 3 4 none
+  expect_rc 0 "${PGB_BACKUP_RC}" "${PGB_T}/logs/night3.backup.log"
+  pgb_run_logged night3.small env -u BORG_PASSPHRASE "TMPDIR=${PGB_T}/tmp" "BORG_BASE_DIR=${BORG_BASE_DIR}" TZ=UTC \
+    faketime "$(night_date 3) 02:30:00" bash "${small}/${PGB_SERVER_NAME}/root/usr/local/sbin/borg_pg_artifacts.sh" external
+  expect_rc 0 "${status}" "${PGB_LAST_LOG}"
+  assert_log_lines_stamped "${PGB_LAST_LOG}"
+  # Borg ran out of space writing (not at its commit check), and the run recovered from it.
+  grep -qF 'No space left on device' "${PGB_LAST_LOG}"
+  grep -qF "[WARN] deleting the oldest external archive to make room: ${seed}" "${PGB_LAST_LOG}"
+  ext_after="$(pgb_borg_archives "${PGB_EXT_REPO}")"
+  archive="$(tail -n 1 <<<"${ext_after}")"
+  [[ "${archive}" == "${PGB_ARCHIVE_PREFIX}$(night_date 3)T02:"* ]]
+  fails grep -qxF "${seed}" <<<"${ext_after}"
+  assert_equal "$(grep -vxF "${archive}" <<<"${ext_after}")" "$(grep -vxF "${seed}" <<<"${ext_before}")"
+  # No uncommitted segments or stale lock left behind, reserve back.
+  assert_equal "$(pgb_repo_reserve "${PGB_EXT_REPO}")" $((1024 * 1024))
+  fails compgen -G "${PGB_EXT_REPO}/lock.*"
   tborg check "${PGB_EXT_REPO}"
 }

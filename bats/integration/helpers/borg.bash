@@ -46,3 +46,4 @@ pgb_repo_reserve() {
 pgb_repo_bytes() {
   du -sb "$1" | cut -f1
 }
+

@@ -39,9 +39,9 @@ pgb_write_config() {
     printf '      external:\n'
     printf '        mount: %s\n' "${PGB_EXT_MOUNT}"
     printf '        path: %s\n' "${PGB_EXT_REPO}"
-    printf '        warnFreeBytes: %s\n' "${PGB_EXT_WARN_FREE:-8388608}"
+    printf '        warnFreeBytes: %s\n' "${PGB_EXT_WARN_FREE:-637534208}"
     printf '        maxPruneIterations: %s\n' "${PGB_EXT_MAX_PRUNE:-25}"
-    printf '        reserveBytes: %s\n' "${PGB_EXT_RESERVE:-1048576}"
+    printf '        reserveBytes: %s\n' "${PGB_EXT_RESERVE:-629145600}"
     printf '    borg:\n'
     printf '      encryption: repokey-blake2\n'
     printf '      compression: "zstd,3"\n'

@@ -4,7 +4,8 @@
 # pgb_teardown_all from teardown_file.
 #
 # Knobs: PGB_SERVICES (default three services on 127.0.0.1:55401-55403), PGB_BACKUP_SIZE (tmpfs
-# size of the backup disk), PGB_EXT_SIZE (of the external drive), plus config.bash's.
+# size of the backup disk, default 2g), PGB_EXT_SIZE (of the external drive, default 1g), plus
+# config.bash's.
 
 pg_service_dir() { printf '%s/pg/%s' "${PGB_T}" "$1"; }
 
@@ -55,7 +56,8 @@ pgb_server_setup() {
 
   pgb_mark setup: built
   pgb_mount_tmpfs "${PGB_BACKUP_MOUNT}" "${PGB_BACKUP_SIZE:-2g}"
-  pgb_mount_tmpfs "${PGB_EXT_MOUNT}" "${PGB_EXT_SIZE:-256m}"
+  # tmpfs takes memory only for what is written: room for the default 600 MiB reserve costs nothing.
+  pgb_mount_tmpfs "${PGB_EXT_MOUNT}" "${PGB_EXT_SIZE:-1g}"
 
   # initdb in parallel, then start, harden and load each cluster.
   local name pids=() pid
@@ -76,7 +78,7 @@ pgb_server_setup() {
 
   pgb_mark setup: clusters up
   pgb_borg_repo_init "${PGB_PRIMARY_REPO}"
-  pgb_borg_repo_init "${PGB_EXT_REPO}" "${PGB_EXT_RESERVE:-1048576}"
+  pgb_borg_repo_init "${PGB_EXT_REPO}" "${PGB_EXT_RESERVE:-629145600}"
   pgb_mark setup: repos
 }
 
@@ -110,7 +112,7 @@ pgb_run_script() {
 }
 
 # pgb_nightly LOGNAME [FAKE_TIME [TARGET]]: one night as the timers run it: base backups, then
-# the Borg repositories (TARGET: all (default), primary or external). FAKE_TIME
+# the Borg repositories (TARGET: all (default), primary, external, or none). FAKE_TIME
 # ("YYYY-MM-DD HH:MM:SS", UTC; empty for now) runs the night at that date (faketime).
 # Sets PGB_BACKUP_RC and PGB_BORG_RC; logs in logs/LOGNAME.backup.log and .borg.log.
 # shellcheck disable=SC2034,SC2154 # status comes from pgb_run_logged; the RCs are for the tests
@@ -123,6 +125,8 @@ pgb_nightly() {
   pgb_script_cmd pg_backup_all.sh
   pgb_run_logged "${log}.backup" "${pre[@]}" "${PGB_CMD[@]}"
   PGB_BACKUP_RC="${status}"
+  PGB_BORG_RC=""
+  [[ "${target}" != none ]] || return 0
   pgb_script_cmd borg_pg_artifacts.sh
   pgb_run_logged "${log}.borg" "${pre[@]}" "${PGB_CMD[@]}" "${target}"
   PGB_BORG_RC="${status}"
