@@ -121,7 +121,7 @@ ext_calls() {
     run bash -c 'grep -E -- " ${1}(::| *$)" "$2" | cut -d" " -f1' _ "${repo}" "${STUB_LOG}/borg.log"
     assert_equal "$(printf '%s ' "${lines[@]}")" "create prune compact check "
   done
-  run stub_count borg "^create --stats --lock-wait 30 --compression lz4 --chunker-params fixed,8192 --exclude ${ARTIFACTS}/basebackups/\.tmp_\* ${PRIMARY_REPO}::${ARCHIVE_PREFIX}[0-9T:-]+Z ${ARTIFACTS} ${CONFIG_ARTIFACTS}$"
+  run stub_count borg "^create --stats --lock-wait 30 --compression zstd,3 --chunker-params fixed,8192 --exclude ${ARTIFACTS}/basebackups/\.tmp_\* ${PRIMARY_REPO}::${ARCHIVE_PREFIX}[0-9T:-]+Z ${ARTIFACTS} ${CONFIG_ARTIFACTS}$"
   assert_output 1
   run stub_count borg "^prune --list --lock-wait 30 --glob-archives ${ARCHIVE_PREFIX}\* --keep-daily 7 --keep-weekly 4 --keep-monthly 6 ${EXT_REPO}$"
   assert_output 1
