@@ -84,6 +84,9 @@ export const cases: [string, (c: any) => void, string[]][] = [
   ['a missing required field', (c) => { delete c.servers[0].services[0].pgVersion; }, [
     "test.yaml:5:9 servers[0].services[0].pgVersion: expected number, found nothing",
   ]],
+  ['a retention that keeps nothing', (c) => { c.servers[0].retention = { keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }; }, [
+    'test.yaml:9:7 servers[0].retention: expected at least one of keepDaily, keepWeekly, keepMonthly above 0 (Borg refuses a prune that keeps nothing)',
+  ]],
   ['a secret value in the config', (c) => { c.servers[0].replication = { password: 'hunter2' }; }, [
     "test.yaml:9:7 servers[0].replication.password: expected a known key, found unknown key \"password\"",
   ]],

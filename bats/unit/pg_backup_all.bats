@@ -221,6 +221,20 @@ old_backup() {
   assert_equal "$(stub_count pg_basebackup-15)" 2
 }
 
+@test "the private run dir a killed run left behind (with its pgpass) is removed by the next run" {
+  local tmp="${BATS_TEST_TMPDIR}/tmp"
+  mkdir -p "${tmp}/pgb-backup-alpha.KILLED01" "${tmp}/pgb-backup-beta.OTHER001"
+  printf '*:*:*:repl:secret\n' >"${tmp}/pgb-backup-alpha.KILLED01/pgpass"
+  TMPDIR="${tmp}" run bash "${BACKUP_SCRIPT}"
+  assert_success
+  assert [ ! -e "${tmp}/pgb-backup-alpha.KILLED01" ]
+  # Another server's run dir is not this run's business.
+  assert [ -d "${tmp}/pgb-backup-beta.OTHER001" ]
+  # This run removed its own dir too.
+  run find "${tmp}" -maxdepth 1 -name 'pgb-backup-alpha.*'
+  assert_output ''
+}
+
 @test "stale .tmp_ dirs of an interrupted run are removed; promoted backups are not" {
   mkdir -p "${BASE_DIR}/.tmp_svc_a_2020-01-01T00_00_00Z/base" "${BASE_DIR}/.tmp_svc_b_2020-01-01T00_00_00Z"
   printf 'partial\n' >"${BASE_DIR}/.tmp_svc_a_2020-01-01T00_00_00Z/base/1"

@@ -150,6 +150,11 @@ export const configSchema = z
         else seen.set(v, i);
       });
     };
+    cfg.servers.forEach((s, si) => {
+      const r = s.retention;
+      if (r.keepDaily + r.keepWeekly + r.keepMonthly === 0)
+        ctx.addIssue({ code: 'custom', params: { described: true }, path: ['servers', si, 'retention'], message: 'at least one of keepDaily, keepWeekly, keepMonthly above 0 (Borg refuses a prune that keeps nothing)' });
+    });
     const hostNames = [...cfg.servers.map((s) => s.name), ...cfg.devs.map((d) => d.name)];
     dup(hostNames, (i) => (i < cfg.servers.length ? ['servers', i, 'name'] : ['devs', i - cfg.servers.length, 'name']), 'host name');
     cfg.servers.forEach((s, si) => {

@@ -100,6 +100,16 @@ cleanup() {
   fi
 }
 
+# A private dir for this run (it holds the pgpass). A run killed with SIGKILL cannot remove
+# its own; under the lock no other run is alive, so the next run removes those first.
+make_run_dir() {
+  local parent="${TMPDIR:-/tmp}" stale
+  while IFS= read -r stale; do
+    rm -rf -- "${stale}"
+  done < <(find "${parent}" -maxdepth 1 -type d -name "pgb-backup-${SERVER_NAME}.*" -user root -print)
+  RUN_DIR="$(mktemp -d "${parent}/pgb-backup-${SERVER_NAME}.XXXXXXXX")"
+}
+
 # Temp dirs of runs that died (power loss, SIGKILL) never hold a promoted backup: remove them.
 clean_stale_temp() {
   local stale
@@ -283,7 +293,7 @@ main() {
     die "${BACKUP_MOUNT} is not a mounted filesystem; refusing to write to the root disk"
   fi
   take_lock "${LOCK_FILE}"
-  RUN_DIR="$(mktemp -d)"
+  make_run_dir
   trap cleanup EXIT
   write_pgpass "${REPL_PASS_FILE}" "${RUN_DIR}/pgpass" "${REPL_USER}"
 
