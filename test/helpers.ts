@@ -1,5 +1,5 @@
 // Shared test helpers: configs as objects, rendered in memory or written to temp dirs.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -36,8 +36,15 @@ export function render(cfg: unknown) {
   return renderConfig(parse(cfg));
 }
 
+// Every temp dir of this test process lives under one root, removed when the process ends.
+let tempRoot: string | undefined;
 export function tempDir(prefix = 'pgb-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  if (!tempRoot) {
+    const root = mkdtempSync(join(tmpdir(), 'pgb-vitest-'));
+    process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+    tempRoot = root;
+  }
+  return mkdtempSync(join(tempRoot, prefix));
 }
 
 export function writeTemp(dir: string, name: string, content: string): string {
