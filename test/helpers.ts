@@ -1,5 +1,5 @@
 // Shared test helpers: configs as objects, rendered in memory or written to temp dirs.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -36,15 +36,9 @@ export function render(cfg: unknown) {
   return renderConfig(parse(cfg));
 }
 
-// Every temp dir of this test process lives under one root, removed when the process ends.
-let tempRoot: string | undefined;
+/** A fresh temp dir under the run's root (test/global-setup.ts removes it at the end). */
 export function tempDir(prefix = 'pgb-test-'): string {
-  if (!tempRoot) {
-    const root = mkdtempSync(join(tmpdir(), 'pgb-vitest-'));
-    process.on('exit', () => rmSync(root, { recursive: true, force: true }));
-    tempRoot = root;
-  }
-  return mkdtempSync(join(tempRoot, prefix));
+  return mkdtempSync(join(process.env.PGB_TEST_TMP ?? tmpdir(), prefix));
 }
 
 export function writeTemp(dir: string, name: string, content: string): string {
