@@ -28,7 +28,8 @@ export const isShellScript = (f: OutFile) => f.path.endsWith('.sh');
 
 /** Runs shellcheck on every generated script; returns its gcc-format findings. */
 export function shellcheck(files: OutFile[]): { findings: string; ok: boolean } {
-  const bin = process.env.SHELLCHECKJS_BIN || 'shellcheck';
+  // The npm wrapper downloads a binary unless SHELLCHECKJS_BIN names one: prefer the system's.
+  const bin = process.env.SHELLCHECKJS_BIN || (existsSync('/usr/bin/shellcheck') ? '/usr/bin/shellcheck' : 'shellcheck');
   let findings = '';
   for (const f of files.filter(isShellScript)) {
     const r = spawnSync(bin, ['-f', 'gcc', '-s', 'bash', '-'], { input: f.content, encoding: 'utf8' });
