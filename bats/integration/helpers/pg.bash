@@ -7,8 +7,10 @@ export PGB_PG_VERSION PGB_PG_BIN
 
 pg_sock_dir() { printf '%s/pg/sock' "${PGB_T}"; }
 
+# Runs from / : the checkout may sit where postgres cannot enter (a 0700 temp dir, /root),
+# and psql would then print "could not change directory" into the output under test.
 pg_as_postgres() {
-  runuser -u postgres -- "$@"
+  (cd / && runuser -u postgres -- "$@")
 }
 
 # pg_cluster_create DATADIR PORT: initdb, loopback only, enough WAL senders for killed
