@@ -65,6 +65,9 @@ const service = z.strictObject({
   wal: z.boolean().default(true).describe('Stream WAL continuously with pg_receivewal for point-in-time recovery'),
 });
 
+const restoreJobs = z.number().int().min(1).max(64).default(2)
+  .describe('Parallel `borg extract` processes when pgb-restore.sh restores from a Borg archive (npm run bench)');
+
 const external = z.strictObject({
   mount: absPath.default('/media/usb').describe('Mount point of the external drive'),
   path: absPath.default('/media/usb/borg').describe('Borg repository on the external drive'),
@@ -103,6 +106,8 @@ const server = z.strictObject({
       .describe('fixed,8192 matches PostgreSQL pages: day-2 growth 0.26x pgBackRest incremental vs 0.99x for default (npm run bench)'),
     passphraseFile: absPath.default('/etc/borg/pg-borg.env').describe('Root-only file with BORG_PASSPHRASE=...'),
     lockWait: z.number().int().min(0).max(86400).default(600),
+    checkSchedule: onCalendar.default('Sun 04:30')
+      .describe('OnCalendar of pgb-borg-check.timer: `borg check` re-reads the whole repository, so it runs weekly, not in the nightly window (npm run bench)'),
     keyExportDir: absPath.default('/root').describe('Where pgb_repo_init.sh exports each repository key (root-only); copy them off the machine'),
   }).prefault({}),
   replication: z.strictObject({
@@ -117,6 +122,7 @@ const server = z.strictObject({
     keepMonthly: z.number().int().min(0).default(6),
   }).prefault({}),
   parallelJobs: z.number().int().min(1).max(64).default(3).describe('Base backups run at once (they wait on the network and disk: 3 beat 1 and 2 on 2 cores, npm run bench)'),
+  restoreJobs: restoreJobs,
   fstab: z.array(fstabEntry).default([]),
   services: z.array(service).min(1),
   configPaths: z.array(absPath).default([]).describe('Host settings copied into configArtifacts nightly'),
@@ -134,6 +140,7 @@ const dev = z.strictObject({
   lockFile: absPath.default('/run/lock/pgb-pull.lock'),
   scriptsDir: absPath.default('/usr/local/sbin'),
   pgBinRoot: absPath.default('/usr/lib/postgresql'),
+  restoreJobs: restoreJobs,
 });
 
 export const configSchema = z

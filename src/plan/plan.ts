@@ -89,6 +89,7 @@ export interface RestoreSource {
 function restoreViewForServer(s: ServerModel) {
   return {
     pgBinRoot: s.paths.pgBinRoot,
+    jobs: s.restoreJobs,
     sources: [{
       server: s.name,
       artifacts: s.paths.artifacts,
@@ -104,6 +105,7 @@ function restoreViewForServer(s: ServerModel) {
 function restoreViewForDev(d: DevModel) {
   return {
     pgBinRoot: d.pgBinRoot,
+    jobs: d.restoreJobs,
     sources: d.servers.map((s): RestoreSource => ({
       server: s.name,
       artifacts: `${d.localBase}/${s.name}/${s.artifactsRel}`,
