@@ -189,15 +189,25 @@ all_promoted() {
     assert_output 0
     # One line per Borg step.
     local step
-    for step in created pruned compacted checked; do
+    for step in created pruned compacted; do
       assert_equal "$(count_lines "\[ OK \] ${step} ${repo}( |::|$)" "${PGB_T}/logs/n1.borg.log")" 1
     done
+    # borg check re-reads the repository: the weekly unit's work, never the night's.
+    assert_equal "$(count_lines "checked ${repo}" "${PGB_T}/logs/n1.borg.log")" 0
   done
+
+  # The weekly check (what pgb-borg-check.service runs) passes on both real repositories.
+  pgb_run_script n1.check borg_pg_artifacts.sh check
+  expect_rc 0 "${status}" "${PGB_T}/logs/n1.check.log"
+  for repo in "${PGB_PRIMARY_REPO}" "${PGB_EXT_REPO}"; do
+    assert_equal "$(count_lines "\[ OK \] checked ${repo}$" "${PGB_T}/logs/n1.check.log")" 1
+  done
+  assert_equal "$(pgb_borg_archives "${PGB_PRIMARY_REPO}")" "${primary}"
 
   # Logs: every line stamped in UTC with a level, no error, no secret.
   assert_log_lines_stamped "${PGB_T}/logs/n1.backup.log"
   assert_log_lines_stamped "${PGB_T}/logs/n1.borg.log"
-  run grep -h '\[ERR \]' "${PGB_T}/logs/n1.backup.log" "${PGB_T}/logs/n1.borg.log"
+  run grep -h '\[ERR \]' "${PGB_T}/logs/n1.backup.log" "${PGB_T}/logs/n1.borg.log" "${PGB_T}/logs/n1.check.log"
   assert_failure
   run grep -rhF -e "$(head -n 1 "${PGB_REPL_PASS_FILE}")" -e "${PGB_BORG_PASS}" "${PGB_T}/logs"
   assert_failure
@@ -444,7 +454,6 @@ all_promoted() {
   # ... and compact gave the space back: the repo is smaller although tonight's archive was added.
   (( after_bytes < before_bytes ))
   assert_equal "$(count_lines "\[ OK \] compacted ${PGB_PRIMARY_REPO}$" "${PGB_LAST_LOG}")" 1
-  assert_equal "$(count_lines "\[ OK \] checked ${PGB_PRIMARY_REPO}$" "${PGB_LAST_LOG}")" 1
   # The primary target left the external repository alone.
   assert_equal "$(pgb_borg_archives "${PGB_EXT_REPO}")" "${ext_before}"
 }

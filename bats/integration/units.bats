@@ -148,6 +148,31 @@ verify_host() {
   assert_success
 }
 
+@test "borg check runs from its own weekly timer, on both repositories, never in the nightly units" {
+  local sys="${GEN_EXAMPLE}/main-server/root/etc/systemd/system"
+  local vsys="${GEN_VARIANT}/variant-srv/root/etc/systemd/system"
+  run grep -x 'ExecStart=/usr/local/sbin/borg_pg_artifacts.sh check all' "${sys}/pgb-borg-check.service"
+  assert_success
+  run grep -x -e 'Unit=pgb-borg-check.service' -e 'OnCalendar=Sun 04:30' -e 'Persistent=true' -e 'WantedBy=timers.target' \
+    "${sys}/pgb-borg-check.timer"
+  assert_equal "${#lines[@]}" 4
+  run systemd-analyze calendar 'Sun 04:30'
+  assert_success
+  # Borg's lock files live in the repositories: both writable, nothing else but the lock dir.
+  run grep -x 'ReadWritePaths=-/mnt/backup/borg -/media/usb/borg /run/lock' "${sys}/pgb-borg-check.service"
+  assert_success
+  # A remote primary and no external drive: network allowed, nothing local to write but the lock dir.
+  run grep -x 'ReadWritePaths=/run/lock' "${vsys}/pgb-borg-check.service"
+  assert_success
+  run grep -c -x 'PrivateNetwork=yes' "${vsys}/pgb-borg-check.service"
+  assert_output 0
+  # The installer enables the timer; nothing else starts a check.
+  run grep -x "readonly ENABLE_UNITS=.*'pgb-borg-check.timer'.*" "${GEN_EXAMPLE}/main-server/install.sh"
+  assert_success
+  run grep -l 'borg_pg_artifacts.sh check' -r "${sys}"
+  assert_output "${sys}/pgb-borg-check.service"
+}
+
 @test "timers fire on the configured schedule and catch up missed runs" {
   local t
   t="${GEN_VARIANT}/variant-srv/root/etc/systemd/system/pg-backup-all.timer"

@@ -315,6 +315,18 @@ secret_of() {
   refute_output --partial 'does not support BPF'
 }
 
+@test "the weekly check unit checks both repositories inside its sandbox; its timer is enabled" {
+  run in_ct systemctl is-enabled pgb-borg-check.timer
+  assert_output 'enabled'
+  run in_ct systemctl start pgb-borg-check.service
+  assert_success
+  assert_equal "$(unit_result pgb-borg-check.service)" 'success 0'
+  run in_ct journalctl -u pgb-borg-check.service --no-pager -o cat
+  assert_output --partial 'checked /mnt/backup/borg'
+  assert_output --partial 'checked /media/usb/borg'
+  assert_output --partial 'borg check complete (all)'
+}
+
 @test "the dev machine's sandboxed pull unit pulls the artifacts through the hardened ssh path" {
   run in_ct /root/pgb-dev-bundle/install.sh
   assert_success

@@ -110,7 +110,7 @@ ext_calls() {
   done
 }
 
-@test "success: create, prune, compact and check on both repos, one archive name, settings included" {
+@test "success: create, prune and compact on both repos (no check: that is the weekly unit's), one archive name" {
   run bash "${BORG_SCRIPT}"
   assert_success
   assert_output --partial "primary repository done: ${ARCHIVE_PREFIX}"
@@ -119,7 +119,7 @@ ext_calls() {
   local repo
   for repo in "${PRIMARY_REPO}" "${EXT_REPO}"; do
     run bash -c 'grep -E -- " ${1}(::| *$)" "$2" | cut -d" " -f1' _ "${repo}" "${STUB_LOG}/borg.log"
-    assert_equal "$(printf '%s ' "${lines[@]}")" "create prune compact check "
+    assert_equal "$(printf '%s ' "${lines[@]}")" "create prune compact "
   done
   run stub_count borg "^create --stats --lock-wait 30 --compression zstd,3 --chunker-params fixed,8192 --exclude ${ARTIFACTS}/basebackups/\.tmp_\* ${PRIMARY_REPO}::${ARCHIVE_PREFIX}[0-9T:-]+Z ${ARTIFACTS} ${CONFIG_ARTIFACTS}$"
   assert_output 1
@@ -151,7 +151,7 @@ ext_calls() {
   assert_output --regexp "\[WARN\] created ${PRIMARY_REPO}::${ARCHIVE_PREFIX}[^ ]+: finished with warnings \(borg rc 1\)"
   refute_output --partial '[ERR ]'
   assert_output --partial "primary repository done"
-  assert_equal "$(stub_count borg "^(prune|compact|check) .*${PRIMARY_REPO}$")" 3
+  assert_equal "$(stub_count borg "^(prune|compact) .*${PRIMARY_REPO}$")" 2
 }
 
 @test "borg error (rc 2): logged as an error, the primary stops there, exit 1; the external copy is still made" {
@@ -163,23 +163,71 @@ ext_calls() {
   assert_output --regexp "\[ERR \] created ${PRIMARY_REPO}::${ARCHIVE_PREFIX}[^ ]+: failed \(borg rc 2\)"
   assert_output --partial "primary repository FAILED"
   refute_output --partial "finished with warnings"
-  assert_equal "$(stub_count borg "^(prune|compact|check) .*${PRIMARY_REPO}$")" 0
+  assert_equal "$(stub_count borg "^(prune|compact) .*${PRIMARY_REPO}$")" 0
   # Primary failing still attempts, and makes, the external copy.
   assert_output --partial "external repository done"
-  assert_equal "$(ext_calls | tr '\n' ' ')" "create prune compact check "
+  assert_equal "$(ext_calls | tr '\n' ' ')" "create prune compact "
 }
 
-@test "borg error in check (rc 2) fails the run; a warning there does not" {
-  export BORG_RC_CHECK_EXTERNAL=2
-  run bash "${BORG_SCRIPT}"
-  assert_failure 1
-  assert_output --regexp "\[ERR \] checked ${EXT_REPO}: failed \(borg rc 2\)"
-  assert_output --partial "external repository FAILED"
-
-  export BORG_RC_CHECK_EXTERNAL=1
+@test "check: borg check of both repositories and nothing else; the nightly run never checks" {
   run bash "${BORG_SCRIPT}"
   assert_success
+  assert_equal "$(stub_count borg '^check ')" 0
+
+  : >"${STUB_LOG}/borg.log"
+  run bash "${BORG_SCRIPT}" check
+  assert_success
+  assert_equal "$(stub_calls borg | tr '\n' '|')" "check --lock-wait 30 ${PRIMARY_REPO}|check --lock-wait 30 ${EXT_REPO}|"
+  assert_output --partial "checked ${PRIMARY_REPO}"
+  assert_output --partial "checked ${EXT_REPO}"
+  assert_output --partial "borg check complete (all)"
+
+  : >"${STUB_LOG}/borg.log"
+  run bash "${BORG_SCRIPT}" check external
+  assert_success
+  assert_equal "$(stub_calls borg)" "check --lock-wait 30 ${EXT_REPO}"
+
+  run bash "${BORG_SCRIPT}" check primary extra
+  assert_failure 2
+  assert_output --partial 'usage:'
+}
+
+@test "check: an error (rc 2) on one repository fails the run, the other is still checked; a warning passes" {
+  export BORG_RC_CHECK_PRIMARY=2 BORG_MSG_CHECK_PRIMARY="Index object count mismatch."
+  run bash "${BORG_SCRIPT}" check
+  assert_failure 1
+  assert_output --regexp "\[ERR \]   borg: Index object count mismatch\."
+  assert_output --regexp "\[ERR \] checked ${PRIMARY_REPO}: failed \(borg rc 2\)"
+  assert_output --partial "[ OK ] checked ${EXT_REPO}"
+  assert_output --partial "borg check FAILED"
+
+  export BORG_RC_CHECK_PRIMARY=0 BORG_RC_CHECK_EXTERNAL=1
+  run bash "${BORG_SCRIPT}" check
+  assert_success
   assert_output --regexp "\[WARN\] checked ${EXT_REPO}: finished with warnings \(borg rc 1\)"
+}
+
+@test "check: external drive not mounted fails loudly after checking the primary" {
+  ut_unmount "${EXT_MOUNT}"
+  run bash "${BORG_SCRIPT}" check
+  assert_failure 1
+  assert_output --partial "external drive not mounted at ${EXT_MOUNT}; external repository NOT checked"
+  assert_equal "$(stub_calls borg)" "check --lock-wait 30 ${PRIMARY_REPO}"
+}
+
+@test "check: waits for a running night's lock instead of failing like a second nightly run" {
+  local ready="${BATS_TEST_TMPDIR}/holder-ready" holder
+  mkdir -p "${LOCK_FILE%/*}"
+  # A holder that keeps the lock for 2 seconds, as a night still archiving would.
+  (flock 9 && : >"${ready}" && sleep 2) 9>>"${LOCK_FILE}" &
+  holder=$!
+  until [[ -e "${ready}" ]]; do sleep 0.05; done
+  run bash "${BORG_SCRIPT}" check
+  wait "${holder}"
+  assert_success
+  assert_output --partial "waiting for the run holding ${LOCK_FILE} to finish"
+  assert_output --partial "borg check complete (all)"
+  assert_equal "$(stub_count borg '^check ')" 2
 }
 
 @test "external drive not mounted: the external copy fails loudly, the primary is done, exit 1" {
@@ -211,13 +259,13 @@ ext_calls() {
   assert_output --partial "deleting the oldest external archive to make room: ${old[0]}"
   assert_output --partial "deleting the oldest external archive to make room: ${old[1]}"
   # Order of the writes: each delete inside a lowered reserve, the reserve restored before the
-  # retry, then the normal prune, compact and check.
+  # retry, then the normal prune and compact.
   assert_equal "$(ext_calls | grep -vxE 'list|compact' | tr '\n' ' ')" \
-    "create config 0 delete ${old[0]} config 1048576 create config 0 delete ${old[1]} config 1048576 create prune check "
+    "create config 0 delete ${old[0]} config 1048576 create config 0 delete ${old[1]} config 1048576 create prune "
   # Every delete is followed by a compact (Borg frees nothing until then) while the reserve is still lowered.
   assert_equal "$(ext_calls | grep -vx list | grep -A2 '^delete ' | grep -cx compact)" 2
   run bash -c 'grep -vx list | tr "\n" " "' <<<"$(ext_calls)"
-  assert_output --regexp "delete ${old[0]} compact config 1048576 .*delete ${old[1]} compact config 1048576 .*create prune compact check $"
+  assert_output --regexp "delete ${old[0]} compact config 1048576 .*delete ${old[1]} compact config 1048576 .*create prune compact $"
   # The reserve calls are exactly `borg config REPO additional_free_space N`.
   assert_equal "$(stub_count borg "^config ${EXT_REPO} additional_free_space 0$")" 2
   assert_equal "$(stub_count borg "^config ${EXT_REPO} additional_free_space 1048576$")" 2
@@ -255,7 +303,7 @@ ext_calls() {
   assert_equal "$(stub_count borg "^create .*${EXT_REPO}::")" 4
   assert_equal "$(wc -l <"${STUB_STATE}/ext_archives")" 5
   assert_equal "$(ext_calls | grep '^config' | tail -n 1)" 'config 1048576'
-  assert_equal "$(stub_count borg "^(prune|check) .*${EXT_REPO}$")" 0
+  assert_equal "$(stub_count borg "^prune .*${EXT_REPO}$")" 0
 }
 
 @test "external drive full and the delete fails: the exit trap restores the reserve, nothing swallowed" {
@@ -299,13 +347,13 @@ ext_calls() {
   run bash "${BORG_SCRIPT}" primary
   assert_success
   assert_equal "$(stub_count borg "${EXT_REPO}")" 0
-  assert_equal "$(stub_count borg "${PRIMARY_REPO}")" 4
+  assert_equal "$(stub_count borg "${PRIMARY_REPO}")" 3
 
   : >"${STUB_LOG}/borg.log"
   run bash "${BORG_SCRIPT}" external
   assert_success
   assert_equal "$(stub_count borg "${PRIMARY_REPO}")" 0
-  assert_equal "$(stub_count borg "${EXT_REPO}")" 4
+  assert_equal "$(stub_count borg "${EXT_REPO}")" 3
 
   : >"${STUB_LOG}/borg.log"
   run bash "${BORG_SCRIPT}" everything

@@ -18,6 +18,8 @@ export const serverUnits = {
   backupTimer: 'pg-backup-all.timer',
   borgPrimary: 'pgb-borg-primary.service',
   borgExternal: 'pgb-borg-external.service',
+  borgCheck: 'pgb-borg-check.service',
+  borgCheckTimer: 'pgb-borg-check.timer',
   receiveWal: 'pgb-receivewal@.service',
   drillService: 'pgb-restore-drill.service',
   drillTimer: 'pgb-restore-drill.timer',

@@ -36,6 +36,8 @@ function serverArtifacts(s: ServerModel): Artifact[] {
     unit(names.serverUnits.backupService, 'pg-backup-all.service'),
     unit(names.serverUnits.backupTimer, 'pg-backup-all.timer'),
     unit(names.serverUnits.borgPrimary, 'pgb-borg-primary.service'),
+    unit(names.serverUnits.borgCheck, 'pgb-borg-check.service'),
+    unit(names.serverUnits.borgCheckTimer, 'pgb-borg-check.timer'),
     unit(names.serverUnits.receiveWal, 'pgb-receivewal@.service'),
     unit(names.serverUnits.drillService, 'pgb-restore-drill.service'),
     unit(names.serverUnits.drillTimer, 'pgb-restore-drill.timer'),
@@ -72,7 +74,7 @@ function serverDirs(s: ServerModel) {
 
 function serverTimers(s: ServerModel) {
   const wal = s.services.filter((v) => v.wal).map((v) => `pgb-receivewal@${v.name}.service`);
-  return [names.serverUnits.backupTimer, names.serverUnits.drillTimer, ...wal];
+  return [names.serverUnits.backupTimer, names.serverUnits.borgCheckTimer, names.serverUnits.drillTimer, ...wal];
 }
 
 export interface RestoreSource {
