@@ -67,9 +67,8 @@ BUILD_RUNS=5
 BURN_STEP=1000
 KEEP=""
 # Candidates of each phase (full run; --smoke runs each kind of step once).
-NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default gen-p1 gen-p3 gen-lz4 gen-fixed gen-lz4-fixed gen-nosync
-  gen-nocheck gen-tuned gen-tuned-zstd)
-GROWTH=(gen-default gen-lz4 gen-fixed gen-lz4-fixed gen-nofc gen-tuned runbook pgbackrest)
+NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
+GROWTH=(gen-default gen-buzhash gen-nofc gen-enc-repokey gen-enc-blake2 runbook pgbackrest)
 RESTORE=(gen-default gen-lz4 gen-fixed gen-lz4-fixed raw pgbackrest)
 
 parse_args() {
@@ -96,7 +95,7 @@ parse_args() {
     BURN_STEP=100
     PORT_BASE=55470
     RESTORE_PORT=55481
-    NIGHTLY=(tar runbook pgbackrest proto-overlap gen-tuned)
+    NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default)
     GROWTH=(gen-nofc pgbackrest)
     RESTORE=(gen-nofc raw pgbackrest)
   fi
@@ -268,28 +267,24 @@ data_bytes() {
 
 # ---- generated scripts ---------------------------------------------------------------------------
 # One pgb-gen build for every candidate: each candidate is a server of one config, with its own
-# Borg repository and the levers it measures. GEN_SPECS: name|parallelJobs|compression|chunkerParams|edits
-# ("-" keeps the schema default). Edits, for levers the config has no field for yet:
-#   nosync   pg_basebackup --no-sync, then one syncfs of the backup disk (a wrapper in pgBinRoot)
-#   nocheck  no `borg check` of the primary repo in the nightly run (its line removed)
+# Borg repository and the one lever it measures against the defaults. GEN_SPECS:
+# name|parallelJobs|compression|chunkerParams|encryption|edits ("-" keeps the schema default). Edits,
+# for levers the config has no field for:
 #   nofc     `borg create --files-cache disabled`
-readonly GEN_SPECS=("gen-default|-|-|-|-" "gen-p1|1|-|-|-" "gen-p3|3|-|-|-" "gen-lz4|-|lz4|-|-"
-  "gen-fixed|-|-|fixed,8192|-" "gen-lz4-fixed|-|lz4|fixed,8192|-" "gen-nosync|-|-|-|nosync"
-  "gen-nocheck|-|-|-|nocheck" "gen-nofc|-|-|-|nofc" "gen-tuned|-|lz4|fixed,8192|nosync,nocheck"
-  "gen-tuned-zstd|-|-|fixed,8192|nosync,nocheck")
+readonly GEN_SPECS=("gen-default|-|-|-|-|-" "gen-p1|1|-|-|-|-" "gen-zstd|-|zstd,3|-|-|-" "gen-buzhash|-|-|default|-|-"
+  "gen-enc-repokey|-|-|-|repokey|-" "gen-enc-blake2|-|-|-|repokey-blake2|-" "gen-nofc|-|-|-|-|nofc")
 gen_all() {
-  local cfg="${WORK}/cfg/candidates.yaml" spec name parallel compression chunker edits bin_root borg_extra i
+  local cfg="${WORK}/cfg/candidates.yaml" spec name parallel compression chunker encryption edits bin_root borg_extra i
   log "generating the scripts of every candidate with one pgb-gen build"
-  pgbin_nosync
+  bin_root="$(dirname "$(dirname "${PG_BIN}")")"
   {
     printf 'version: 1\nservers:\n'
     for spec in "${GEN_SPECS[@]}"; do
-      IFS='|' read -r name parallel compression chunker edits <<<"${spec}"
+      IFS='|' read -r name parallel compression chunker encryption edits <<<"${spec}"
       borg_extra=""
       [[ "${compression}" == - ]] || borg_extra+=", compression: \"${compression}\""
       [[ "${chunker}" == - ]] || borg_extra+=", chunkerParams: \"${chunker}\""
-      bin_root="$(dirname "$(dirname "${PG_BIN}")")"
-      if [[ ",${edits}," == *,nosync,* ]]; then bin_root="${WORK}/pgbin-nosync"; fi
+      [[ "${encryption}" == - ]] || borg_extra+=", encryption: ${encryption}"
       printf '  - name: %s\n    host: 127.0.0.1\n' "${name}"
       printf '    paths: { backupMount: %s, artifacts: %s, configArtifacts: %s, lockFile: %s, pgBinRoot: %s }\n' \
         "${MNT}" "${ART}" "${CFGART}" "${WORK}/lock/bench.lock" "${bin_root}"
@@ -306,9 +301,8 @@ gen_all() {
   } >"${cfg}"
   node "${ROOT}/dist/cli/main.js" build -c "${cfg}" -o "${GEN}" >>"${LOGFILE}" 2>&1 || die "pgb-gen build failed (config ${cfg})"
   for spec in "${GEN_SPECS[@]}"; do
-    IFS='|' read -r name parallel compression chunker edits <<<"${spec}"
+    IFS='|' read -r name parallel compression chunker encryption edits <<<"${spec}"
     [[ -f "$(sbin_of "${name}")/pg_backup_all.sh" ]] || die "no pg_backup_all.sh generated for ${name}"
-    if [[ ",${edits}," == *,nocheck,* ]]; then edit_nocheck "$(sbin_of "${name}")/borg_pg_artifacts.sh"; fi
     if [[ ",${edits}," == *,nofc,* ]]; then edit_nofc "$(sbin_of "${name}")/borg_pg_artifacts.sh"; fi
   done
 }
@@ -319,43 +313,21 @@ edit_nofc() {
   grep -q -- '--files-cache disabled' "$1" || die "could not add --files-cache disabled to $1 (its borg create line changed?)"
 }
 
-# The check lever: no nightly `borg check` of the primary repo (it re-reads the whole repository).
-edit_nocheck() {
-  # shellcheck disable=SC2016 # the generated script's text, not an expansion
-  local check_line='borg_run "checked ${PRIMARY_REPO}" check '
-  grep -vF -- "${check_line}" "$1" >"$1.new" && mv "$1.new" "$1"
-  if [[ "$(grep -c 'borg_run "checked ' "$1")" != 1 ]]; then
-    die "could not remove the primary borg check from $1 (its check line changed?)"
-  fi
-}
-
-# The durability lever: a PostgreSQL bin dir whose pg_basebackup skips its per-file fsyncs
-# (--no-sync) and makes the backup durable with one syncfs(2) of the backup filesystem instead.
-pgbin_nosync() {
-  local dir="${WORK}/pgbin-nosync/${PG_VERSION}/bin" f
-  mkdir -p "${dir}"
-  for f in "${PG_BIN}"/*; do
-    [[ "${f##*/}" == pg_basebackup ]] || ln -s "${f}" "${dir}/${f##*/}"
-  done
-  # shellcheck disable=SC2016 # the wrapper's own expansions, written verbatim
-  {
-    printf '#!/usr/bin/env bash\nset -euo pipefail\ntarget=""\nargs=("$@")\n'
-    printf 'for ((k = 0; k < ${#args[@]}; k++)); do\n  if [[ "${args[k]}" == -D ]]; then target="${args[k + 1]}"; fi\ndone\n'
-    printf '%q "$@" --no-sync\nsync -f "${target}"\n' "${PG_BIN}/pg_basebackup"
-  } >"${dir}/pg_basebackup"
-  chmod 755 "${dir}/pg_basebackup"
-}
-
 # The resolved value of a readonly constant in a generated script.
 script_const() {
   sed -n "s/^readonly $2=//p" "$(sbin_of "$1")/$3" | tr -d "'"
 }
 
+# A new repository for a candidate, with the encryption its generated pgb_repo_init.sh would use
+# (the runbook's and the prototype's: repokey-blake2, as in the runbook).
 fresh_repo() {
-  local cand="$1"
+  local cand="$1" encryption=repokey-blake2
+  if [[ -f "$(sbin_of "${cand}")/pgb_repo_init.sh" ]]; then
+    encryption="$(script_const "${cand}" ENCRYPTION pgb_repo_init.sh)"
+  fi
   rm -rf "$(repo_of "${cand}")" "${BORGBASE:?}/${cand}"
   mkdir -p "${BORGBASE}/${cand}"
-  bborg "${cand}" init --encryption repokey-blake2 "$(repo_of "${cand}")" >>"${LOGFILE}" 2>&1
+  bborg "${cand}" init --encryption "${encryption}" "$(repo_of "${cand}")" >>"${LOGFILE}" 2>&1
 }
 
 fresh_artifacts() {
@@ -490,9 +462,11 @@ rotate() {
   printf '%s\n' "${items[@]:k}" "${items[@]:0:k}"
 }
 
-# Day 1, nightly: everything from scratch for each candidate.
+# Nightly: for each candidate a first night into a fresh repository (day 1), then the night
+# after (phase nightly2: new base backups, the repository holding night 1, no churn between:
+# what every later night costs; pgBackRest takes an incremental backup then).
 phase_nightly() {
-  local run cand name clusters=() i cands=("${NIGHTLY[@]}")
+  local run cand name phase clusters=() i cands=("${NIGHTLY[@]}")
   for ((i = 0; i < CLUSTERS; i++)); do clusters+=("c${i}"); done
   for ((run = 1; run <= RUNS; run++)); do
     log "nightly run ${run}/${RUNS}"
@@ -502,21 +476,32 @@ phase_nightly() {
         tar) measure nightly tar "${run}" total -- bash "${STEP_SCRIPT}" __call do_tar "${clusters[@]}" ;;
         runbook)
           fresh_repo runbook
-          measure nightly runbook "${run}" backup -- bash "${STEP_SCRIPT}" __call do_runbook_backup
-          measure nightly runbook "${run}" borg -- bash "${STEP_SCRIPT}" __call do_runbook_borg "${MNT}/runbook"
+          for phase in nightly nightly2; do
+            measure "${phase}" runbook "${run}" backup -- bash "${STEP_SCRIPT}" __call do_runbook_backup
+            measure "${phase}" runbook "${run}" borg -- bash "${STEP_SCRIPT}" __call do_runbook_borg "${MNT}/runbook"
+          done
           ;;
-        pgbackrest) measure nightly pgbackrest "${run}" total -- bash "${STEP_SCRIPT}" __call do_pgbr full ;;
+        pgbackrest)
+          measure nightly pgbackrest "${run}" total -- bash "${STEP_SCRIPT}" __call do_pgbr full
+          measure nightly2 pgbackrest "${run}" total -- bash "${STEP_SCRIPT}" __call do_pgbr incr
+          ;;
         proto-overlap)
           fresh_repo proto
-          measure nightly proto-overlap "${run}" total -- bash "${STEP_SCRIPT}" __call do_proto_overlap \
-            "$(script_const gen-default COMPRESSION borg_pg_artifacts.sh)" "$(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
+          for phase in nightly nightly2; do
+            measure "${phase}" proto-overlap "${run}" total -- bash "${STEP_SCRIPT}" __call do_proto_overlap \
+              "$(script_const gen-default COMPRESSION borg_pg_artifacts.sh)" "$(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
+          done
           ;;
         *)
           name="${cand}"
           fresh_repo "${name}"
-          measure nightly "${name}" "${run}" backup -- bash "${STEP_SCRIPT}" __call do_gen_backup "${name}"
-          measure nightly "${name}" "${run}" borg -- bash "${STEP_SCRIPT}" __call do_gen_borg "${name}"
-          record nightly "${name}" "${run}" bytes:repo "$(bytes_of "$(repo_of "${name}")")"
+          for phase in nightly nightly2; do
+            # Night 2 must not share night 1's UTC second (backup and archive names carry it).
+            if [[ "${phase}" == nightly2 ]]; then sleep 1; fi
+            measure "${phase}" "${name}" "${run}" backup -- bash "${STEP_SCRIPT}" __call do_gen_backup "${name}"
+            measure "${phase}" "${name}" "${run}" borg -- bash "${STEP_SCRIPT}" __call do_gen_borg "${name}"
+            record "${phase}" "${name}" "${run}" bytes:repo "$(bytes_of "$(repo_of "${name}")")"
+          done
           ;;
       esac
     done < <(rotate "$((run - 1))" "${cands[@]}")
