@@ -2,7 +2,7 @@
 // Pure: no clock, environment, locale or hostname.
 import { posix } from 'node:path';
 import type { Config, DevConfig, ServerConfig } from '../config/schema.js';
-import { archivePrefix, defaultLockFile, slotName } from './names.js';
+import { archivePrefix, borgHandPrefix, defaultLockFile, slotName } from './names.js';
 
 export interface ServiceModel {
   name: string;
@@ -22,6 +22,10 @@ export interface ServerModel extends Omit<ServerConfig, 'services'> {
   artifactsRel: string;
   configArtifactsRel: string;
   archivePrefix: string;
+  /** PostgreSQL major versions of the services, ascending, once each (client packages to install). */
+  pgVersions: number[];
+  /** Prefix of a hand-run `borg` command using the scripts' passphrase file and state dir. */
+  borgHandPrefix: string;
   /** Addresses for authorized_keys from=: explicit, else the pulling devs' addresses. */
   pullFrom: string[];
   pullKeys: string[];
@@ -68,6 +72,8 @@ export function buildModel(cfg: Config): Model {
       artifactsRel: posix.relative(localRoot, s.paths.artifacts),
       configArtifactsRel: posix.relative(localRoot, s.paths.configArtifacts),
       archivePrefix: archivePrefix(s.name),
+      pgVersions: [...new Set(s.services.map((v) => v.pgVersion))].sort((a, b) => a - b),
+      borgHandPrefix: borgHandPrefix(s.borg.passphraseFile),
       pullFrom: s.ssh.allowFrom.length ? [...s.ssh.allowFrom] : devs.flatMap((d) => (d.address ? [d.address] : [])),
       pullKeys: devs.flatMap((d) => (d.publicKey ? [d.publicKey] : [])),
       devsPulling: devs.map((d) => d.name),

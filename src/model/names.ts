@@ -34,6 +34,11 @@ export const UNIT_DIR = '/etc/systemd/system';
 export const SUDOERS_DIR = '/etc/sudoers.d';
 /** sudo silently ignores drop-ins whose name holds a dot: never put one in. */
 export const sudoersFile = (server: string) => `${SUDOERS_DIR}/pgb-pull-${server.replace(/\./g, '-')}`;
+/** Borg's state dir (cache, security dir) of the scripts, systemd and hand runs alike (borg-env partial). */
+export const BORG_BASE_DIR = '/var/lib/pgb-gen/borg';
+/** What an operator puts before a `borg` command to use the scripts' passphrase file and state dir. */
+export const borgHandPrefix = (passphraseFile: string) =>
+  `sudo env BORG_PASSCOMMAND="sed -n s/^BORG_PASSPHRASE=//p ${passphraseFile}" BORG_BASE_DIR=${BORG_BASE_DIR}`;
 export const defaultLockFile = (server: string) => `/run/lock/pgb-${server}.lock`;
 export const archivePrefix = (server: string) => `${server}-pg-artifacts-`;
 export const slotName = (service: string) => `pgb_${service.replace(/-/g, '_')}`;
