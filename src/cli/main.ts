@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startupSnapshot } from 'node:v8';
 import { z } from 'zod';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
@@ -96,19 +97,27 @@ program.command('schema')
     console.log(JSON.stringify(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }), null, 2));
   });
 
-try {
-  program.parse();
-} catch (e) {
-  if (e instanceof CommanderError) {
-    process.exitCode = e.exitCode === 0 ? 0 : 2;
-  } else if (e instanceof ConfigError) {
-    console.error(e.message);
-    process.exitCode = 2;
-  } else if (e instanceof ExitError) {
-    console.error(e.message);
-    process.exitCode = e.code;
-  } else {
-    console.error(opts().debug ? e : `error: ${(e as Error).message}`);
-    process.exitCode = 2;
+/** Parses the command line; `argv` is in commander's `from: 'user'` form (no node, no script). */
+function run(argv: string[]): void {
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+    } else if (e instanceof ConfigError) {
+      console.error(e.message);
+      process.exitCode = 2;
+    } else if (e instanceof ExitError) {
+      console.error(e.message);
+      process.exitCode = e.code;
+    } else {
+      console.error(opts().debug ? e : `error: ${(e as Error).message}`);
+      process.exitCode = 2;
+    }
   }
 }
+
+// In a V8 start-up snapshot (scripts/bundle.mjs) everything above runs once at build time; the
+// command line comes when the snapshot starts: `node --snapshot-blob BLOB -- ARGS` (argv[1] is ARGS[0]).
+if (startupSnapshot.isBuildingSnapshot()) startupSnapshot.setDeserializeMainFunction(() => run(process.argv.slice(1)));
+else run(process.argv.slice(2));
