@@ -69,7 +69,10 @@ KEEP=""
 # Candidates of each phase (full run; --smoke runs each kind of step once).
 NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
 GROWTH=(gen-default gen-buzhash gen-nofc gen-enc-repokey gen-enc-blake2 runbook pgbackrest)
-RESTORE=(gen-default gen-lz4 gen-fixed gen-lz4-fixed raw pgbackrest)
+# Restore from Borg: `gen-*` is a bare `borg extract` of the candidate's repository; `script:CAND[:N]`
+# is the generated pgb-restore.sh of CAND (restoreJobs N, default the config's) from its repository.
+RESTORE=(gen-default gen-lz4 gen-fixed gen-lz4-fixed script:gen-default script:gen-default:1 script:gen-default:3
+  raw pgbackrest)
 
 parse_args() {
   local explicit=()
@@ -97,7 +100,7 @@ parse_args() {
     RESTORE_PORT=55481
     NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default)
     GROWTH=(gen-nofc pgbackrest)
-    RESTORE=(gen-nofc raw pgbackrest)
+    RESTORE=(gen-nofc script:gen-nofc raw pgbackrest)
   fi
   local v
   for v in RUNS SCALE CLUSTERS CHURN_TX; do
@@ -428,6 +431,20 @@ do_restore_borg() {
   start_restored "${dest}" "${port}"
 }
 
+# The generated pgb-restore.sh of a candidate, from its repository's newest archive (with
+# restoreJobs N when given: the copy's RESTORE_JOBS constant), then started like the others.
+do_restore_script() {
+  local cand="$1" jobs="$2" dest="$3" port="$4" script="${WORK}/pgb-restore-$1-$2.sh"
+  cp "$(sbin_of "${cand}")/pgb-restore.sh" "${script}"
+  if [[ "${jobs}" != - ]]; then
+    sed -i "s/^readonly RESTORE_JOBS=.*/readonly RESTORE_JOBS=${jobs}/" "${script}"
+    grep -qx "readonly RESTORE_JOBS=${jobs}" "${script}" || die "no RESTORE_JOBS constant in ${script}"
+  fi
+  BORG_BASE_DIR="${BORGBASE}/${cand}" bash "${script}" restore --service svc0 --dest "${dest}" --from primary
+  chown -R postgres: "${dest}" "${dest}-wal"
+  start_restored "${dest}" "${port}"
+}
+
 do_restore_raw() {
   local dest="$1" port="$2"
   cp -a "$(newest_raw svc0)" "${dest}"
@@ -448,7 +465,7 @@ stop_restored() {
   if [[ -f "${dest}/postmaster.pid" ]]; then
     as_pg "${PG_BIN}/pg_ctl" -D "${dest}" -m immediate -w stop >>"${LOGFILE}" 2>&1 || true
   fi
-  rm -rf "${dest}" "${dest}.log"
+  rm -rf "${dest}" "${dest}.log" "${dest}-wal"
 }
 
 
@@ -572,13 +589,18 @@ phase_growth() {
 }
 
 phase_restore() {
-  local run="$1" cand dest="${RESTORE_DIR}/data" cands
+  local run="$1" cand dest="${RESTORE_DIR}/data" cands spec jobs
   cands=("${RESTORE[@]}")
   while IFS= read -r cand; do
     stop_restored "${dest}"
     case "${cand}" in
       raw) measure restore raw "${run}" total -- bash "${STEP_SCRIPT}" __call do_restore_raw "${dest}" "${RESTORE_PORT}" ;;
       pgbackrest) measure restore pgbackrest "${run}" total -- bash "${STEP_SCRIPT}" __call do_restore_pgbr "${dest}" "${RESTORE_PORT}" ;;
+      script:*)
+        IFS=: read -r _ spec jobs <<<"${cand}"
+        measure restore "${cand}" "${run}" total -- \
+          bash "${STEP_SCRIPT}" __call do_restore_script "${spec}" "${jobs:--}" "${dest}" "${RESTORE_PORT}"
+        ;;
       *) measure restore "${cand}" "${run}" total -- bash "${STEP_SCRIPT}" __call do_restore_borg "${cand}" "${dest}" "${RESTORE_PORT}" ;;
     esac
     stop_restored "${dest}"

@@ -112,9 +112,13 @@ case "${sql}" in
 esac'
 }
 
-# borg: list (archives, or the files of REPO::ARCHIVE under a path, from STUB_STATE/archive)
-# and extract (copies from STUB_STATE/archive into the working directory). STUB_STATE/borg_rc_CMD
-# makes CMD fail. It records the BORG_PASSCOMMAND it saw.
+# borg: list (archives, or the entries of REPO::ARCHIVE under the paths, from STUB_STATE/archive,
+# as "MTIME<TAB>TYPE<TAB>SIZE<TAB>PATH") and extract (copies from STUB_STATE/archive into the working
+# directory the paths given as arguments, or the `+ pf:PATH` lines of --patterns-from FILE: each
+# extracted file is logged to STUB_STATE/extracted as "FILE<TAB>PATH"). STUB_STATE/borg_rc_CMD makes
+# CMD fail; STUB_STATE/borg_rc_job_N (RC) makes the job with pattern file extract.N.patterns exit RC
+# after extracting, STUB_STATE/borg_sleep_job_N (seconds) makes it wait first. It records the
+# BORG_PASSCOMMAND it saw.
 make_borg_stub() {
   # shellcheck disable=SC2016
   make_stub "${STUB_BIN}/borg" 'printf "%s\n" "${BORG_PASSCOMMAND:-none}" >>"${STUB_STATE}/passcommand"
@@ -124,10 +128,11 @@ if [[ -f "${STUB_STATE}/borg_rc_${cmd}" ]]; then
   printf "borg %s: simulated error\n" "${cmd}" >&2
   exit "$(cat "${STUB_STATE}/borg_rc_${cmd}")"
 fi
-short="" args=()
+short="" args=() patterns=""
 while (( $# )); do
   case "$1" in
     --lock-wait | --glob-archives | --sort-by | --last | --format) shift 2 ;;
+    --patterns-from) patterns="$2"; shift 2 ;;
     --short) short=1; shift ;;
     *) args+=("$1"); shift ;;
   esac
@@ -136,7 +141,11 @@ root="${STUB_STATE}/archive"
 case "${cmd}" in
   list)
     if [[ "${args[0]}" == *::* ]]; then
-      (cd "${root}" && find "${args[1]}" -printf "%TY-%Tm-%Td %TH:%TM:%TS\t%p\n")
+      for p in "${args[@]:1}"; do
+        if [[ -e "${root}/${p}" ]]; then
+          (cd "${root}" && find "${p}" -printf "%TY-%Tm-%Td %TH:%TM:%TS\t%y\t%s\t%p\n" | sed "s/\tf\t/\t-\t/")
+        fi
+      done
     elif [[ -n "${short}" ]]; then
       tail -n 1 "${STUB_STATE}/archives"
     else
@@ -145,6 +154,39 @@ case "${cmd}" in
     ;;
   extract)
     rc=0
+    if [[ -n "${patterns}" ]]; then
+      job="${patterns##*/extract.}"
+      job="${job%.patterns}"
+      if [[ -s "${STUB_STATE}/borg_locked_job_${job}" ]]; then
+        # The repository is locked for this many more tries.
+        sed -i 1d "${STUB_STATE}/borg_locked_job_${job}"
+        printf "Failed to create/acquire the lock %s/lock.exclusive (timeout).\n" "${args[0]%%::*}" >&2
+        exit 2
+      fi
+      if [[ -f "${STUB_STATE}/borg_sleep_job_${job}" ]]; then
+        # Killed as borg would be: at once, leaving nothing behind.
+        sleep "$(cat "${STUB_STATE}/borg_sleep_job_${job}")" </dev/null >/dev/null 2>&1 &
+        sleeper=$!
+        trap '\''kill "${sleeper}"; exit 143'\'' TERM
+        wait "${sleeper}"
+      fi
+      while IFS= read -r line; do
+        [[ "${line}" == "+ pf:"* ]] || continue
+        p="${line#+ pf:}"
+        if [[ -d "${root}/${p}" ]]; then
+          mkdir -p "${p}"
+        else
+          mkdir -p "$(dirname "${p}")"
+          cp -a "${root}/${p}" "${p}"
+          printf "%s\t%s\n" "${patterns##*/}" "${p}" >>"${STUB_STATE}/extracted"
+        fi
+      done <"${patterns}"
+      if [[ -f "${STUB_STATE}/borg_rc_job_${job}" ]]; then
+        printf "borg extract: simulated error in job %s\n" "${job}" >&2
+        exit "$(cat "${STUB_STATE}/borg_rc_job_${job}")"
+      fi
+      exit 0
+    fi
     for p in "${args[@]:1}"; do
       if [[ -e "${root}/${p}" ]]; then
         mkdir -p "$(dirname "${p}")"
@@ -429,7 +471,7 @@ EOF
 
 # ---- Borg ----------------------------------------------------------------------------------------
 
-@test "--from primary: the latest archive, two extracts beside the dest, the passphrase only via BORG_PASSCOMMAND" {
+@test "--from primary: the latest archive, one listing, RESTORE_JOBS extracts beside the dest, the passphrase only via BORG_PASSCOMMAND" {
   archive_tree
   local rel="${ARTIFACTS#/}" archive="${ARCHIVE_PREFIX}2024-05-02T03:00:00Z"
   run bash "${RESTORE}" restore --service svc_a --from primary --dest "${DEST}" --target-time '2024-05-01 14:00:00+02:00'
@@ -442,13 +484,120 @@ EOF
   assert_equal "${#lines[@]}" 8
   run stub_calls borg
   assert_line --index 0 "list --lock-wait 600 --glob-archives ${ARCHIVE_PREFIX}* --sort-by timestamp --last 1 --short ${PRIMARY_REPO}"
-  assert_line --index 2 "extract --lock-wait 600 ${PRIMARY_REPO}::${archive} ${rel}/wal/svc_a ${rel}/basebackups/${BB1}/backup_label ${rel}/basebackups/${BB1}/PG_VERSION ${rel}/basebackups/${BB1}/pg_wal"
-  assert_line --index 3 "extract --lock-wait 600 ${PRIMARY_REPO}::${archive} ${rel}/basebackups/${BB1}"
+  assert_line --index 1 --partial "}{NL} ${PRIMARY_REPO}::${archive} ${rel}/basebackups ${rel}/wal/svc_a"
+  assert_equal "${#lines[@]}" 4
+  assert_equal "$(stub_count borg "^extract --lock-wait 5 ${PRIMARY_REPO}::${archive} --patterns-from ")" 2
+  assert_line --regexp "^extract .* --patterns-from .*/extract\.0\.patterns$"
+  assert_line --regexp "^extract .* --patterns-from .*/extract\.1\.patterns$"
   refute_output --partial "Passphrase"
   run sort -u "${STUB_STATE}/passcommand"
   assert_output "sed -n s/^BORG_PASSPHRASE=//p ${PASS_FILE}"
   # The extraction dirs beside the destination are gone.
   assert [ -z "$(find "${D}/restore" -maxdepth 1 -name 'data-extract.*')" ]
+}
+
+# Every regular file of the chosen base backup and of the service's WAL, as stored in the archive.
+archive_files() {
+  local rel="${ARTIFACTS#/}"
+  (cd "${STUB_STATE}/archive" && find "${rel}/basebackups/$1" "${rel}/wal/svc_a" -type f | sort)
+}
+
+# A build of the test config with restoreJobs N (the default build has the schema default).
+build_with_jobs() {
+  local out="${UT_ROOT}/builds/jobs$1"
+  if [[ ! -d "${out}" ]]; then
+    ut_write_config "${out}.yaml"
+    sed -i "s/^    parallelJobs: .*/&\n    restoreJobs: $1/" "${out}.yaml"
+    node "${UT_REPO_ROOT}/dist/cli/main.js" build -c "${out}.yaml" -o "${out}" >/dev/null
+  fi
+  printf '%s\n' "${out}/alpha/root/usr/local/sbin/pgb-restore.sh"
+}
+
+@test "--from primary: every file of the backup and its WAL is extracted exactly once across the jobs, split by size" {
+  archive_tree
+  grep -qx "readonly RESTORE_JOBS='2'" "${RESTORE}"
+  run bash "${RESTORE}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_success
+  assert_output --partial "with 2 borg extract job(s)"
+  # Exactly once: the extracted paths, duplicates kept, are the archive's files.
+  assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(archive_files "${BB2}")"
+  # Both jobs got a share of the bytes (eight 1 MiB WAL files and small ones).
+  assert_equal "$(cut -f1 "${STUB_STATE}/extracted" | sort -u | tr '\n' ' ')" "extract.0.patterns extract.1.patterns "
+  # Only the chosen backup: nothing of the older one.
+  refute grep -q "${BB1}" "${STUB_STATE}/extracted"
+  assert_equal "$(cat "${DEST}/base/1/1259")" "data of ${BB2}"
+  # The WAL from BB2's start segment on: two segments, the .partial, the history file.
+  assert_equal "$(find "${DEST}-wal" -type f | wc -l)" 4
+  assert [ -z "$(find "${D}/restore" -maxdepth 1 -name 'data-extract.*')" ]
+}
+
+@test "restoreJobs 1: one borg extract process; 3: three, each file once" {
+  archive_tree
+  local script
+  script="$(build_with_jobs 1)"
+  grep -qx "readonly RESTORE_JOBS='1'" "${script}"
+  run bash "${script}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_success
+  assert_output --partial "with 1 borg extract job(s)"
+  assert_equal "$(stub_count borg '^extract ')" 1
+  assert_equal "$(cut -f1 "${STUB_STATE}/extracted" | sort -u)" "extract.0.patterns"
+  assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(archive_files "${BB2}")"
+
+  rm -rf -- "${DEST}" "${DEST}-wal" "${STUB_STATE}/extracted" "${STUB_LOG}/borg.log"
+  script="$(build_with_jobs 3)"
+  run bash "${script}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_success
+  assert_equal "$(stub_count borg '^extract ')" 3
+  assert_equal "$(cut -f1 "${STUB_STATE}/extracted" | sort -u | wc -l)" 3
+  assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(archive_files "${BB2}")"
+}
+
+@test "one extract job failing fails the restore at once: the other is stopped, nothing half-made left" {
+  archive_tree
+  echo 2 >"${STUB_STATE}/borg_rc_job_1"
+  echo 30 >"${STUB_STATE}/borg_sleep_job_0"
+  local started="${SECONDS}"
+  run bash "${RESTORE}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_failure 1
+  (( SECONDS - started < 20 ))
+  assert_output --partial "borg extract job 2/2 from ${PRIMARY_REPO}::${ARCHIVE_PREFIX}2024-05-02T03:00:00Z failed (rc 2)"
+  assert_output --partial "borg extract from ${PRIMARY_REPO}::${ARCHIVE_PREFIX}2024-05-02T03:00:00Z failed (rc 2)"
+  refute_output --partial "restored"
+  # The sleeping job was killed, not left running.
+  refute pgrep -f "${TMPDIR}/.*extract\.0\.patterns"
+  assert [ ! -e "${DEST}" ]
+  assert [ ! -e "${DEST}-wal" ]
+  assert [ -z "$(find "${D}/restore" -mindepth 1)" ]
+}
+
+@test "an extract job that finds the repository locked tries again (short lock waits), quietly" {
+  archive_tree
+  printf 'locked\nlocked\n' >"${STUB_STATE}/borg_locked_job_1"
+  run bash "${RESTORE}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_success
+  refute_output --partial "Failed to create/acquire the lock"
+  assert_equal "$(stub_count borg 'extract\.1\.patterns$')" 3
+  assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(archive_files "${BB2}")"
+}
+
+@test "an extract job with warnings (rc 1) is logged and the restore goes on" {
+  archive_tree
+  echo 1 >"${STUB_STATE}/borg_rc_job_0"
+  run bash "${RESTORE}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_success
+  assert_output --partial "[WARN] borg extract job 1/2 from ${ARCHIVE_PREFIX}2024-05-02T03:00:00Z finished with warnings"
+  assert_equal "$(cat "${DEST}/base/1/1259")" "data of ${BB2}"
+}
+
+@test "an extraction that misses a listed file fails loudly" {
+  archive_tree
+  # The stub's job 1 "extracts" but a listed file does not arrive.
+  # shellcheck disable=SC2016
+  sed -i 's|cp -a "${root}/${p}" "${p}"|[[ "${p}" == */base/1/1259 ]] \|\| cp -a "${root}/${p}" "${p}"|' "${STUB_BIN}/borg"
+  run bash "${RESTORE}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_failure 1
+  assert_output --regexp "wrote [0-9]+ of the [0-9]+ files listed"
+  assert [ ! -e "${DEST}" ]
 }
 
 @test "--from primary --archive NAME restores from that archive" {

@@ -25,6 +25,12 @@ readonly SERVICE_VERSIONS=('17' '17')
 # The operating-system user PostgreSQL runs as for --verify and the drill.
 readonly RUN_AS='postgres'
 readonly BORG_LOCK_WAIT=600
+# `borg extract` processes at once when restoring from a Borg archive (restoreJobs).
+readonly RESTORE_JOBS='2'
+# --lock-wait of each extraction job, retried until BORG_LOCK_WAIT has passed: Borg sleeps a tenth
+# of --lock-wait between tries of its internal roster lock, even for a shared lock, so with 600 s
+# two processes starting at the same moment lose a minute (measured with borg 1.2.4).
+readonly EXTRACT_LOCK_WAIT=5
 readonly DEFAULT_RECOVERY_TIMEOUT=3600
 readonly DEFAULT_WAL_SEGMENT_SIZE=16777216
 # Where the drill makes its scratch copies unless TMPDIR says otherwise (the drill unit gives it a
@@ -301,14 +307,16 @@ tree_backups() {
   done < <(find "${tree}/${BASEBACKUP_SUBDIR}" -mindepth 1 -maxdepth 1 -type d -name "${service}_basebackup_*" -printf '%f\n' | sort)
 }
 
-# The same for the base backups inside a Borg archive.
+# The same for the base backups inside a Borg archive. The listing (base backups and the
+# service's WAL, "MTIME<TAB>TYPE<TAB>SIZE<TAB>PATH") stays in RUN_DIR/borg-list for the extraction.
 borg_backups() {
-  local repo="$1" archive="$2" rel="$3" service="$4" mtime path prefix name
+  local repo="$1" archive="$2" rel="$3" service="$4" mtime type size path prefix name
   prefix="${rel}/${BASEBACKUP_SUBDIR}/${service}_basebackup_"
-  TZ=UTC borg list --lock-wait "${BORG_LOCK_WAIT}" --format '{mtime:%Y-%m-%d %H:%M:%S.%f}{TAB}{path}{NL}' \
-    "${repo}::${archive}" "${rel}/${BASEBACKUP_SUBDIR}" >"${RUN_DIR}/borg-list" \
+  TZ=UTC borg list --lock-wait "${BORG_LOCK_WAIT}" --format '{mtime:%Y-%m-%d %H:%M:%S.%f}{TAB}{type}{TAB}{size}{TAB}{path}{NL}' \
+    "${repo}::${archive}" "${rel}/${BASEBACKUP_SUBDIR}" "${rel}/${WAL_SUBDIR}/${service}" >"${RUN_DIR}/borg-list" \
     || die "could not list ${repo}::${archive}"
-  while IFS=$'\t' read -r mtime path; do
+  while IFS=$'\t' read -r mtime type size path; do
+    [[ "${type}" == - && "${size}" =~ ^[0-9]+$ ]] || continue
     [[ "${path}" == "${prefix}"*/backup_manifest ]] || continue
     name="${path#"${rel}/${BASEBACKUP_SUBDIR}/"}"
     name="${name%/backup_manifest}"
@@ -477,6 +485,7 @@ RESTORE_DONE=""
 VERIFY_DIR=""
 VERIFY_STARTED=""
 RUN_DIR=""
+EXTRACT_PIDS=()
 
 as_pg() {
   (cd / && setpriv --reuid="${RUN_AS}" --regid="${RUN_AS}" --init-groups -- \
@@ -484,6 +493,11 @@ as_pg() {
 }
 
 restore_cleanup() {
+  # Extraction jobs still running (the restore failed or was interrupted): stop them first.
+  if (( ${#EXTRACT_PIDS[@]} )); then
+    kill -- "${EXTRACT_PIDS[@]}" 2>/dev/null || true
+    wait -- "${EXTRACT_PIDS[@]}" 2>/dev/null || true
+  fi
   if [[ -n "${VERIFY_STARTED}" ]]; then
     as_pg "${VERIFY_STARTED}/pg_ctl" -D "${DEST}" -m fast -w -t 120 stop >/dev/null 2>&1 || true
   fi
@@ -551,18 +565,99 @@ move_into_dest() {
   done < <(find "${from}" -mindepth 1 -maxdepth 1 -print0)
 }
 
-# Extracts paths of a Borg archive into a directory. Borg's rc 1 (a warning, e.g. a WAL
-# directory that is not in the archive) is logged and passes.
-borg_extract() {
-  local repo="$1" archive="$2" into="$3" rc=0
-  shift 3
+# One extraction job (in the background): `borg extract` with a short lock wait, tried again
+# while the repository stays locked by another borg, up to BORG_LOCK_WAIT. Stopped with TERM,
+# it stops its borg. Borg's messages come out when it ends.
+extract_job() {
+  local into="$1" repo="$2" archive="$3" pattern="$4" err="$5" child="" rc deadline=$((SECONDS + BORG_LOCK_WAIT))
+  trap 'if [[ -n "${child}" ]]; then kill "${child}" 2>/dev/null; fi; exit 143' TERM
+  cd "${into}" || return 2
+  while :; do
+    rc=0
+    borg extract --lock-wait "${EXTRACT_LOCK_WAIT}" "${repo}::${archive}" --patterns-from "${pattern}" 2>"${err}" &
+    child=$!
+    wait "${child}" || rc=$?
+    child=""
+    if (( rc == 2 && SECONDS < deadline )) && grep -q 'Failed to create/acquire the lock .*(timeout)' "${err}"; then
+      continue
+    fi
+    cat -- "${err}" >&2
+    return "${rc}"
+  done
+}
+
+# Extracts the entries of a Borg archive at or below PATHS into a directory, as listed in
+# LISTING (borg_backups' lines), with up to RESTORE_JOBS `borg extract` processes at once (Borg
+# takes a shared lock: they read the repository side by side). The regular files are split into
+# groups of about equal size (largest first, each into the lightest group); directories and any
+# other entry go with the first group. Each process reads its paths from a pattern file (exact
+# paths, never argv) and extracts into the same directory, whose directories are made first so
+# that no two processes race to create one. A process failing (rc >= 2) stops the others and
+# fails the restore; warnings (rc 1) are logged; every listed file must be there afterwards.
+borg_extract_jobs() {
+  local repo="$1" archive="$2" into="$3" listing="$4" jobs="${RESTORE_JOBS}" files found j rc done_pid
+  shift 4
+  local entries="${RUN_DIR}/extract.entries" pattern
+  local -A running=()
   mkdir -p "${into}"
-  (cd "${into}" && borg extract --lock-wait "${BORG_LOCK_WAIT}" "${repo}::${archive}" "$@") || rc=$?
-  case "${rc}" in
-    0) ;;
-    1) log_warn "borg extract from ${archive} finished with warnings" ;;
-    *) die "borg extract from ${repo}::${archive} failed (rc ${rc})" ;;
-  esac
+  # TYPE<TAB>SIZE<TAB>PATH of every entry at or below one of the paths.
+  awk -F'\t' -v paths="$(printf '%s\n' "$@")" '
+    BEGIN { n = split(paths, want, "\n") }
+    {
+      p = $4
+      for (i = 5; i <= NF; i++) p = p "\t" $i
+      for (i = 1; i <= n; i++) {
+        if (want[i] != "" && (p == want[i] || index(p, want[i] "/") == 1)) { print $2 "\t" $3 "\t" p; next }
+      }
+    }' "${listing}" >"${entries}" || die "could not read the listing ${listing}"
+  files="$(awk -F'\t' '$1 == "-"' "${entries}" | wc -l)"
+  (( files > 0 )) || die "nothing to extract from ${repo}::${archive} at $*"
+  (( jobs <= files )) || jobs="${files}"
+  (cd "${into}" && awk -F'\t' '$1 == "d" { p = $3; for (i = 4; i <= NF; i++) p = p "\t" $i; print p }' "${entries}" \
+    | xargs -r -d '\n' mkdir -p --) \
+    || die "could not make the directories of the extraction in ${into}"
+  rm -f -- "${RUN_DIR}"/extract.*.patterns
+  sort -t $'\t' -k2,2nr "${entries}" | awk -F'\t' -v n="${jobs}" -v out="${RUN_DIR}/extract" '
+    {
+      p = $3
+      for (i = 4; i <= NF; i++) p = p "\t" $i
+      best = 0
+      if ($1 == "-") {
+        # Size plus a per-file cost, so that many small files spread too.
+        for (j = 1; j < n; j++) if (load[j] < load[best]) best = j
+        load[best] += $2 + 65536
+      }
+      print "+ pf:" p > (out "." best ".patterns")
+    }
+    END { for (j = 0; j < n; j++) print "- fm:*" > (out "." j ".patterns") }' \
+    || die "could not split the extraction into ${jobs} jobs"
+  for ((j = 0; j < jobs; j++)); do
+    pattern="${RUN_DIR}/extract.${j}.patterns"
+    extract_job "${into}" "${repo}" "${archive}" "${pattern}" "${RUN_DIR}/extract.${j}.err" &
+    EXTRACT_PIDS+=("$!")
+    running[$!]="${j}"
+  done
+  while (( ${#running[@]} )); do
+    rc=0
+    done_pid=""
+    wait -n -p done_pid -- "${!running[@]}" || rc=$?
+    [[ -n "${done_pid}" ]] || die "lost track of the borg extract jobs"
+    j="${running[${done_pid}]}"
+    unset "running[${done_pid}]"
+    EXTRACT_PIDS=("${!running[@]}")
+    case "${rc}" in
+      0) ;;
+      1) log_warn "borg extract job $((j + 1))/${jobs} from ${archive} finished with warnings" ;;
+      *)
+        log_err "borg extract job $((j + 1))/${jobs} from ${repo}::${archive} failed (rc ${rc}); stopping the other jobs"
+        die "borg extract from ${repo}::${archive} failed (rc ${rc})"
+        ;;
+    esac
+  done
+  EXTRACT_PIDS=()
+  found="$(find "${into}" -type f -printf '.' | wc -c)"
+  (( found == files )) || die "borg extract from ${repo}::${archive} wrote ${found} of the ${files} files listed"
+  log_info "extracted ${files} files from ${archive} with ${jobs} borg extract job(s)"
 }
 
 resolve_archive() {
@@ -605,7 +700,7 @@ cmd_restore() {
     usage_error "--archive goes with --from primary or --from external"
   fi
   require_root
-  require_commands find sort stat date realpath cp mv sed setpriv
+  require_commands find sort stat date realpath cp mv sed setpriv awk xargs wc
   RUN_DIR="$(mktemp -d)"
   trap restore_cleanup EXIT
   prepare_dest "${OPT_DEST}"
@@ -631,13 +726,14 @@ cmd_restore() {
   if [[ -n "${repo}" ]]; then
     where="${repo}::${archive}"
     bb="$(borg_backups "${repo}" "${archive}" "${rel}" "${service}" | choose_backup "${target_ns}" "${service}" "${where}")"
-    log_info "[${service}] extracting the WAL and the label of ${bb} from ${where}"
+    log_info "[${service}] extracting ${bb} and the WAL of ${service} from ${where}"
     EXTRACT_DIR="$(mktemp -d "${DEST}-extract.XXXXXX")"
-    borg_extract "${repo}" "${archive}" "${EXTRACT_DIR}/meta" "${rel}/${WAL_SUBDIR}/${service}" \
-      "${rel}/${BASEBACKUP_SUBDIR}/${bb}/backup_label" "${rel}/${BASEBACKUP_SUBDIR}/${bb}/PG_VERSION" \
-      "${rel}/${BASEBACKUP_SUBDIR}/${bb}/pg_wal"
-    meta_dir="${EXTRACT_DIR}/meta/${rel}/${BASEBACKUP_SUBDIR}/${bb}"
-    from_wal="${EXTRACT_DIR}/meta/${rel}/${WAL_SUBDIR}/${service}"
+    # One pass: the base backup and the WAL together, split over RESTORE_JOBS processes.
+    borg_extract_jobs "${repo}" "${archive}" "${EXTRACT_DIR}/data" "${RUN_DIR}/borg-list" \
+      "${rel}/${BASEBACKUP_SUBDIR}/${bb}" "${rel}/${WAL_SUBDIR}/${service}"
+    meta_dir="${EXTRACT_DIR}/data/${rel}/${BASEBACKUP_SUBDIR}/${bb}"
+    from_wal="${EXTRACT_DIR}/data/${rel}/${WAL_SUBDIR}/${service}"
+    [[ -f "${meta_dir}/PG_VERSION" ]] || die "[${service}] ${bb} is not in ${where}"
     mode=move
   else
     where="${tree}/${BASEBACKUP_SUBDIR}"
@@ -681,10 +777,7 @@ cmd_restore() {
   fi
 
   if [[ -n "${repo}" ]]; then
-    log_info "[${service}] extracting ${bb} from ${where}"
-    borg_extract "${repo}" "${archive}" "${EXTRACT_DIR}/data" "${rel}/${BASEBACKUP_SUBDIR}/${bb}"
-    [[ -f "${EXTRACT_DIR}/data/${rel}/${BASEBACKUP_SUBDIR}/${bb}/PG_VERSION" ]] || die "[${service}] ${bb} is not in ${where}"
-    move_into_dest "${EXTRACT_DIR}/data/${rel}/${BASEBACKUP_SUBDIR}/${bb}"
+    move_into_dest "${meta_dir}"
   else
     cp -a -- "${meta_dir}/." "${DEST}/" || die "[${service}] copying ${meta_dir} into ${DEST} failed"
   fi
