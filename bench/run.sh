@@ -142,7 +142,8 @@ build_generator() {
     log "installing npm dependencies"
     (cd "${ROOT}" && npm ci --no-audit --no-fund >/dev/null)
   fi
-  (cd "${ROOT}" && node_modules/.bin/tsc -p tsconfig.json) || die "tsc failed"
+  # tsc and the one-file bundle bin/pgb-gen.cjs runs (a plain tsc would leave the bundle stale).
+  (cd "${ROOT}" && npm run --silent build >&2) || die "npm run build failed"
 }
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -622,8 +623,9 @@ phase_build() {
       case "${cand}" in
         node) measure build node-e-0 "${run}" total -- node -e 0 ;;
         build)
+          # The installed command (package.json "bin"), as operators run it.
           measure build pgb-gen-build "${run}" total -- \
-            node "${ROOT}/dist/cli/main.js" build -c "${WORK}/cfg/build100.yaml" -o "${WORK}/build100/out${run}"
+            "${ROOT}/bin/pgb-gen.cjs" build -c "${WORK}/cfg/build100.yaml" -o "${WORK}/build100/out${run}"
           ;;
       esac
     done < <(rotate "$((run - 1))" node build)

@@ -1,16 +1,16 @@
-// The installed command (package.json "bin", a shell script that starts the V8 start-up snapshot
-// made by scripts/bundle.mjs) must behave exactly like `node dist/cli/main.js`, and fall back to
-// it whenever the snapshot is missing, damaged or was built elsewhere.
+// The installed command (package.json "bin", which runs the one-file bundle scripts/bundle.mjs
+// makes) must behave exactly like `node dist/cli/main.js`, and fall back to it whenever the bundle
+// is missing or older than the tsc output.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { stringify } from 'yaml';
 import { CLI, REPO_ROOT, minimalConfig, tempDir } from './helpers.js';
 
 const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'));
 const BIN = join(REPO_ROOT, pkg.bin['pgb-gen']);
-const BLOB = join(REPO_ROOT, 'dist', 'pgb-gen.blob');
+const BUNDLE = join(REPO_ROOT, 'dist', 'cli', 'pgb-gen.cjs');
 const env = { ...process.env, NODE_OPTIONS: '' };
 
 /** Runs `cmd args` in a fresh dir holding the test config; returns what it printed and wrote. */
@@ -47,25 +47,36 @@ const cases: [string, string[], unknown?][] = [
   ['an unknown option', ['build', '--nope']],
 ];
 
-/** A copy of the package layout (bin/, dist/ linked to the real one) in a dir with a space. */
-function fakeInstall(blob: Buffer | null, builtIn?: string) {
+/** A copy of the package layout (bin/, dist/cli/ with the real tsc output) in a dir with a space;
+ * bundle: what to put at dist/cli/pgb-gen.cjs (null: none), older: make it older than main.js. */
+function fakeInstall(bundle: string | null, older = false) {
   const root = join(tempDir('pgb-install-'), 'my pkg');
   mkdirSync(join(root, 'bin'), { recursive: true });
   mkdirSync(join(root, 'dist'));
-  copyFileSync(BIN, join(root, 'bin', 'pgb-gen'));
-  symlinkSync(join(REPO_ROOT, 'dist', 'cli'), join(root, 'dist', 'cli'));
-  if (blob) {
-    writeFileSync(join(root, 'dist', 'pgb-gen.blob'), blob);
-    writeFileSync(join(root, 'dist', 'pgb-gen.blob.root'), `${builtIn ?? root}\n`);
+  copyFileSync(BIN, join(root, 'bin', 'pgb-gen.cjs'));
+  for (const d of readdirSync(join(REPO_ROOT, 'dist'))) {
+    if (d !== 'cli') symlinkSync(join(REPO_ROOT, 'dist', d), join(root, 'dist', d));
   }
-  return join(root, 'bin', 'pgb-gen');
+  symlinkSync(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'));
+  mkdirSync(join(root, 'dist', 'cli'));
+  copyFileSync(join(REPO_ROOT, 'dist', 'cli', 'main.js'), join(root, 'dist', 'cli', 'main.js'));
+  if (bundle !== null) {
+    writeFileSync(join(root, 'dist', 'cli', 'pgb-gen.cjs'), bundle);
+    if (older) utimesSync(join(root, 'dist', 'cli', 'pgb-gen.cjs'), new Date(0), new Date(0));
+  }
+  return join(root, 'bin', 'pgb-gen.cjs');
 }
 
 describe('start-up: the installed bin', () => {
+  it('runs the bundle that npm run build / npm ci made', () => {
+    expect(existsSync(BUNDLE)).toBe(true);
+    expect(statSync(BUNDLE).mtimeMs).toBeGreaterThanOrEqual(statSync(CLI).mtimeMs);
+  });
+
   it.each(cases)('gives the same output as node dist/cli/main.js for %s', (_name, args, cfg) => {
     const want = plain(args, cfg);
     expect(outcome([BIN], args, cfg)).toEqual(want);
-    if (existsSync(BLOB)) expect(outcome(['node', '--snapshot-blob', BLOB, '--'], args, cfg)).toEqual(want);
+    expect(outcome(['node', BUNDLE], args, cfg)).toEqual(want);
   });
 
   it('works through a symlink, as npm installs it in node_modules/.bin', () => {
@@ -74,18 +85,13 @@ describe('start-up: the installed bin', () => {
     expect(outcome([link], ['build'])).toEqual(plain(['build']));
   });
 
-  it('falls back to dist/cli/main.js when the snapshot is missing, damaged or from elsewhere', () => {
+  it('runs dist/cli/main.js when the bundle is missing or older than it', () => {
     const want = plain(['build']);
-    const real = existsSync(BLOB) ? readFileSync(BLOB) : Buffer.alloc(1 << 20, 1);
-    for (const bin of [
-      fakeInstall(null),
-      fakeInstall(Buffer.from('not a snapshot\n')),
-      fakeInstall(real.subarray(0, real.length >> 1)),
-      fakeInstall(real, '/somewhere/else'),
-    ]) {
-      const got = outcome([bin], ['build']);
-      // A damaged blob makes Node print its own error before the fallback runs.
-      expect({ ...got, stderr: '' }).toEqual({ ...want, stderr: '' });
-    }
+    // A bundle that would fail loudly if it ran: the fallback must not run it.
+    const broken = 'process.stderr.write("stale bundle ran\\n"); process.exit(9);\n';
+    expect(outcome([fakeInstall(null)], ['build'])).toEqual(want);
+    expect(outcome([fakeInstall(broken, true)], ['build'])).toEqual(want);
+    // ... and a bundle newer than main.js is the one that runs.
+    expect(outcome([fakeInstall(broken)], ['build']).status).toBe(9);
   });
 });

@@ -3,7 +3,6 @@
 import { Command, CommanderError } from 'commander';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startupSnapshot } from 'node:v8';
 import { z } from 'zod';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
@@ -117,7 +116,4 @@ function run(argv: string[]): void {
   }
 }
 
-// In a V8 start-up snapshot (scripts/bundle.mjs) everything above runs once at build time; the
-// command line comes when the snapshot starts: `node --snapshot-blob BLOB -- ARGS` (argv[1] is ARGS[0]).
-if (startupSnapshot.isBuildingSnapshot()) startupSnapshot.setDeserializeMainFunction(() => run(process.argv.slice(1)));
-else run(process.argv.slice(2));
+run(process.argv.slice(2));

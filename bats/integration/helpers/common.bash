@@ -126,7 +126,7 @@ assert_log_lines_stamped() {
 pgb_build_cli() {
   local main="${PGB_REPO_ROOT}/dist/cli/main.js"
   if [[ ! -f "${main}" ]] || [[ -n "$(find "${PGB_REPO_ROOT}/src" -newer "${main}" -name '*.ts' -print -quit)" ]]; then
-    (cd "${PGB_REPO_ROOT}" && npx --no-install tsc -p tsconfig.json)
+    (cd "${PGB_REPO_ROOT}" && npm run --silent build)
   fi
 }
 
