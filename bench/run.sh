@@ -71,8 +71,7 @@ NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default gen-p1 gen-zstd gen-bu
 GROWTH=(gen-default gen-buzhash gen-nofc gen-enc-repokey gen-enc-blake2 runbook pgbackrest)
 # Restore from Borg: `gen-*` is a bare `borg extract` of the candidate's repository; `script:CAND[:N]`
 # is the generated pgb-restore.sh of CAND (restoreJobs N, default the config's) from its repository.
-RESTORE=(gen-default gen-lz4 gen-fixed gen-lz4-fixed script:gen-default script:gen-default:1 script:gen-default:3
-  raw pgbackrest)
+RESTORE=(gen-default gen-buzhash gen-enc-repokey gen-enc-blake2 script:gen-default script:gen-default:1 raw pgbackrest)
 
 parse_args() {
   local explicit=()
