@@ -30,7 +30,7 @@ describe('defaults are the runbook values', () => {
     expect(s.paths.artifacts).toBe('/mnt/backup/postgres');
     expect(s.repos.primary).toBe('/mnt/backup/borg');
     expect(s.repos.external).toMatchObject({ mount: '/media/usb', path: '/media/usb/borg', warnFreeBytes: 2147483648, maxPruneIterations: 25 });
-    expect(s.borg).toMatchObject({ encryption: 'repokey-blake2', compression: 'lz4', chunkerParams: 'fixed,8192', passphraseFile: '/etc/borg/pg-borg.env' });
+    expect(s.borg).toMatchObject({ encryption: 'repokey', compression: 'lz4', chunkerParams: 'fixed,8192', passphraseFile: '/etc/borg/pg-borg.env' });
     expect(s.replication).toEqual({ user: 'repl_backup', passwordFile: '/etc/pg_backup/repl_password', allowedSubnet: '172.19.0.0/16' });
     expect(s.retention).toEqual({ rawDays: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 });
   });

@@ -99,7 +99,8 @@ const server = z.strictObject({
     external: external.nullable().prefault({}).describe('External drive repository; null for none'),
   }).prefault({}),
   borg: z.strictObject({
-    encryption: z.enum(['repokey-blake2', 'repokey', 'keyfile-blake2', 'keyfile', 'authenticated-blake2', 'authenticated']).default('repokey-blake2'),
+    encryption: z.enum(['repokey', 'repokey-blake2', 'keyfile', 'keyfile-blake2', 'authenticated', 'authenticated-blake2']).default('repokey')
+      .describe('Used by pgb_repo_init.sh only. repokey (AES-CTR + HMAC-SHA256) beat repokey-blake2 in every phase on a CPU with SHA extensions (npm run bench); on one without, repokey-blake2 is faster'),
     compression: z.string().regex(COMPRESSION_RE, 'a Borg compression spec like "zstd,3" or "lz4"').default('lz4')
       .describe('lz4 (Borg\'s own default, the runbook\'s): with fixed,8192 it keeps day-1 time at the runbook\'s (npm run bench)'),
     chunkerParams: z.string().regex(CHUNKER_RE, 'Borg chunker params like "fixed,8192" or "default"').default('fixed,8192')
