@@ -215,6 +215,17 @@ ext_calls() {
   assert_equal "$(stub_calls borg)" "check --lock-wait 30 ${PRIMARY_REPO}"
 }
 
+@test "no external repository configured (server beta): the external copy and its check are nothing to do" {
+  local beta="${BORG_SCRIPT%/alpha/*}/beta/root/usr/local/sbin/borg_pg_artifacts.sh"
+  run ut_call "${beta}" backup_external "beta-pg-artifacts-2024-01-01T02:00:00Z"
+  assert_success
+  assert_output --partial "no external repository configured"
+  run ut_call "${beta}" check_external
+  assert_success
+  assert_output --partial "no external repository configured"
+  assert_equal "$(stub_count borg)" 0
+}
+
 @test "check: waits for a running night's lock instead of failing like a second nightly run" {
   local ready="${BATS_TEST_TMPDIR}/holder-ready" holder
   mkdir -p "${LOCK_FILE%/*}"

@@ -224,16 +224,27 @@ delete_oldest_external() {
   RESERVE_LOWERED=""
 }
 
-backup_external() {
-  local archive="$1" free_bytes iter=0
+# external_usable WHAT: 0 when an external repository is configured and its drive mounted; 1 (an
+# error: WHAT was not done) when the drive is missing; 2 when none is configured (nothing to do).
+external_usable() {
   if [[ -z "${EXTERNAL_REPO}" ]]; then
     log_info "no external repository configured"
-    return 0
+    return 2
   fi
   if ! require_mounted "${EXTERNAL_MOUNT}"; then
-    log_err "external drive not mounted at ${EXTERNAL_MOUNT}; external copy NOT made"
+    log_err "external drive not mounted at ${EXTERNAL_MOUNT}; $1"
     return 1
   fi
+}
+
+backup_external() {
+  local archive="$1" free_bytes iter=0 usable=0
+  external_usable "external copy NOT made" || usable=$?
+  case "${usable}" in
+    0) ;;
+    2) return 0 ;;
+    *) return 1 ;;
+  esac
   require_repo "${EXTERNAL_REPO}" || return 1
   # GNU df refuses -P together with --output: plain -B1 --output=avail.
   if ! free_bytes="$(df -B1 --output=avail "${EXTERNAL_MOUNT}" | tail -n 1 | tr -d ' ')" ||
@@ -267,15 +278,13 @@ check_repo() {
 }
 
 check_external() {
-  if [[ -z "${EXTERNAL_REPO}" ]]; then
-    log_info "no external repository configured"
-    return 0
-  fi
-  if ! require_mounted "${EXTERNAL_MOUNT}"; then
-    log_err "external drive not mounted at ${EXTERNAL_MOUNT}; external repository NOT checked"
-    return 1
-  fi
-  check_repo "${EXTERNAL_REPO}"
+  local usable=0
+  external_usable "external repository NOT checked" || usable=$?
+  case "${usable}" in
+    0) check_repo "${EXTERNAL_REPO}" ;;
+    2) return 0 ;;
+    *) return 1 ;;
+  esac
 }
 
 # The weekly check may start while a long night still runs: it waits for the lock (the unit's
