@@ -51,14 +51,20 @@ require_commands() {
 }
 
 # One run at a time: a second run exits 75 at once; the lock dies with its holder.
+# take_lock FILE wait: waits for the holder instead (a job that may start while a long run goes on;
+# its unit's timeout bounds the wait).
 take_lock() {
-  local lock_file="$1"
+  local lock_file="$1" mode="${2:-}"
   mkdir -p "$(dirname "${lock_file}")"
   exec {LOCK_FD}>>"${lock_file}"
-  if ! flock -n "${LOCK_FD}"; then
-    log_err "another run holds ${lock_file}; refusing to start a second one"
-    exit 75
+  flock -n "${LOCK_FD}" && return 0
+  if [[ "${mode}" == wait ]]; then
+    log_info "waiting for the run holding ${lock_file} to finish"
+    flock "${LOCK_FD}"
+    return 0
   fi
+  log_err "another run holds ${lock_file}; refusing to start a second one"
+  exit 75
 }
 
 # A secret file must exist, be a regular file owned by root, unreadable by others,

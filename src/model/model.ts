@@ -22,6 +22,8 @@ export interface ServerModel extends Omit<ServerConfig, 'services'> {
   artifactsRel: string;
   configArtifactsRel: string;
   archivePrefix: string;
+  /** Every Borg repository of the server: the primary, then the external drive's if any. */
+  borgRepos: string[];
   /** PostgreSQL major versions of the services, ascending, once each (client packages to install). */
   pgVersions: number[];
   /** Prefix of a hand-run `borg` command using the scripts' passphrase file and state dir. */
@@ -72,6 +74,7 @@ export function buildModel(cfg: Config): Model {
       artifactsRel: posix.relative(localRoot, s.paths.artifacts),
       configArtifactsRel: posix.relative(localRoot, s.paths.configArtifacts),
       archivePrefix: archivePrefix(s.name),
+      borgRepos: [s.repos.primary, ...(s.repos.external ? [s.repos.external.path] : [])],
       pgVersions: [...new Set(s.services.map((v) => v.pgVersion))].sort((a, b) => a - b),
       borgHandPrefix: borgHandPrefix(s.borg.passphraseFile),
       pullFrom: s.ssh.allowFrom.length ? [...s.ssh.allowFrom] : devs.flatMap((d) => (d.address ? [d.address] : [])),
