@@ -114,7 +114,7 @@ ut_teardown() {
 
 # ut_write_config FILE: the test config. Knobs (environment, with defaults):
 #   UT_SERVICES "name:port:pgVersion ..."   UT_RAW_DAYS   UT_PARALLEL   UT_CONFIG_PATHS ("p ...")
-#   UT_EXT_MAX_PRUNE   UT_EXT_RESERVE   UT_EXT_WARN_FREE
+#   UT_EXT_MAX_PRUNE   UT_EXT_RESERVE   UT_EXT_WARN_FREE   UT_RESTORE_JOBS (default: the schema's)
 ut_write_config() {
   local file="$1" spec name port version p
   {
@@ -140,6 +140,7 @@ ut_write_config() {
     printf '    replication: { user: %s, passwordFile: %s }\n' "${REPL_USER}" "${REPL_PASS_FILE}"
     printf '    retention: { rawDays: %s, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 }\n' "${UT_RAW_DAYS:-3}"
     printf '    parallelJobs: %s\n' "${UT_PARALLEL:-2}"
+    if [[ -n "${UT_RESTORE_JOBS:-}" ]]; then printf '    restoreJobs: %s\n' "${UT_RESTORE_JOBS}"; fi
     printf '    configPaths: ['
     local sep=''
     for p in ${UT_CONFIG_PATHS-${HOST_CONFIG}}; do
@@ -179,7 +180,7 @@ ut_write_config() {
 ut_build() {
   local key out cfg
   key="s=${UT_SERVICES:-}_r=${UT_RAW_DAYS:-}_p=${UT_PARALLEL:-}_c=${UT_CONFIG_PATHS-default}"
-  key+="_m=${UT_EXT_MAX_PRUNE:-}_v=${UT_EXT_RESERVE:-}_w=${UT_EXT_WARN_FREE:-}"
+  key+="_m=${UT_EXT_MAX_PRUNE:-}_v=${UT_EXT_RESERVE:-}_w=${UT_EXT_WARN_FREE:-}_j=${UT_RESTORE_JOBS:-}"
   out="${UT_ROOT}/builds/${key//[^A-Za-z0-9._=-]/+}"
   if [[ ! -d "${out}" ]]; then
     cfg="${out}.yaml"

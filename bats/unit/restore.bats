@@ -502,17 +502,6 @@ archive_files() {
   (cd "${STUB_STATE}/archive" && find "${rel}/basebackups/$1" "${rel}/wal/svc_a" -type f | sort)
 }
 
-# A build of the test config with restoreJobs N (the default build has the schema default).
-build_with_jobs() {
-  local out="${UT_ROOT}/builds/jobs$1"
-  if [[ ! -d "${out}" ]]; then
-    ut_write_config "${out}.yaml"
-    sed -i "s/^    parallelJobs: .*/&\n    restoreJobs: $1/" "${out}.yaml"
-    node "${UT_REPO_ROOT}/dist/cli/main.js" build -c "${out}.yaml" -o "${out}" >/dev/null
-  fi
-  printf '%s\n' "${out}/alpha/root/usr/local/sbin/pgb-restore.sh"
-}
-
 @test "--from primary: every file of the backup and its WAL is extracted exactly once across the jobs, split by size" {
   archive_tree
   grep -qx "readonly RESTORE_JOBS='2'" "${RESTORE}"
@@ -534,7 +523,8 @@ build_with_jobs() {
 @test "restoreJobs 1: one borg extract process; 3: three, each file once" {
   archive_tree
   local script
-  script="$(build_with_jobs 1)"
+  UT_RESTORE_JOBS=1 ut_build
+  script="${BACKUP_SCRIPT%/*}/pgb-restore.sh"
   grep -qx "readonly RESTORE_JOBS='1'" "${script}"
   run bash "${script}" restore --service svc_a --from primary --dest "${DEST}"
   assert_success
@@ -544,7 +534,9 @@ build_with_jobs() {
   assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(archive_files "${BB2}")"
 
   rm -rf -- "${DEST}" "${DEST}-wal" "${STUB_STATE}/extracted" "${STUB_LOG}/borg.log"
-  script="$(build_with_jobs 3)"
+  UT_RESTORE_JOBS=3 ut_build
+  script="${BACKUP_SCRIPT%/*}/pgb-restore.sh"
+  grep -qx "readonly RESTORE_JOBS='3'" "${script}"
   run bash "${script}" restore --service svc_a --from primary --dest "${DEST}"
   assert_success
   assert_equal "$(stub_count borg '^extract ')" 3
