@@ -31,6 +31,8 @@ PORT_BASE="${BENCH_PORT_BASE:-55460}"
 RESTORE_PORT="${BENCH_RESTORE_PORT:-55480}"
 readonly REPL_USER=pgb_bench_repl
 readonly DEBIAN_PACKAGES=(postgresql postgresql-contrib borgbackup pgbackrest time)
+CLK_TCK="$(getconf CLK_TCK)"
+readonly CLK_TCK
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -67,7 +69,7 @@ BUILD_RUNS=5
 BURN_STEP=1000
 KEEP=""
 # Candidates of each phase (full run; --smoke runs each kind of step once).
-NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
+NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos gen-default gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
 GROWTH=(gen-default gen-buzhash gen-nofc gen-enc-repokey gen-enc-blake2 runbook pgbackrest)
 # Restore from Borg: `gen-*` is a bare `borg extract` of the candidate's repository; `script:CAND[:N]`
 # is the generated pgb-restore.sh of CAND (restoreJobs N, default the config's) from its repository.
@@ -97,7 +99,7 @@ parse_args() {
     BURN_STEP=100
     PORT_BASE=55470
     RESTORE_PORT=55481
-    NIGHTLY=(tar runbook pgbackrest proto-overlap gen-default)
+    NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos gen-default)
     GROWTH=(gen-nofc pgbackrest)
     RESTORE=(gen-nofc script:gen-nofc raw pgbackrest)
   fi
@@ -163,27 +165,67 @@ bborg() {
 random_secret() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9'; }
 bytes_of() { du -sb "$1" | cut -f1; }
 repo_of() { printf '%s/borg-%s' "${MNT}" "$1"; }
+# The bytes of the per-service repositories of a prototype (repo_of PROTO-svcN).
+repo_bytes_of() {
+  local i total=0
+  for ((i = 0; i < CLUSTERS; i++)); do total=$((total + $(bytes_of "$(repo_of "$1-svc${i}")"))); done
+  printf '%s' "${total}"
+}
 sbin_of() { printf '%s/%s/root/usr/local/sbin' "${GEN}" "$1"; }
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"${RESULTS}"; }
 meta() { printf '%s\t%s\n' "$1" "$2" >>"${META}"; }
 
-# measure PHASE CANDIDATE RUN PART -- COMMAND...: wall time and peak RSS (largest process) of one
-# step. Shell functions are run through this script's internal entry point.
+# CPU clock ticks used so far by the bench's PostgreSQL servers: each postmaster, its live children
+# and the children that exited (a base backup's walsender ends with it). The server side of a
+# backup is not a child of the step, so /usr/bin/time does not see it.
+pg_cpu_ticks() {
+  local i pid child total=0
+  local -a children
+  for ((i = 0; i < CLUSTERS; i++)); do
+    [[ -f "${PGDIR}/c${i}/postmaster.pid" ]] || continue
+    pid="$(head -n 1 "${PGDIR}/c${i}/postmaster.pid")"
+    [[ -r "/proc/${pid}/stat" ]] || continue
+    total=$((total + $(proc_ticks "${pid}")))
+    read -ra children <"/proc/${pid}/task/${pid}/children" || true
+    for child in "${children[@]}"; do
+      total=$((total + $(proc_ticks "${child}")))
+    done
+  done
+  printf '%s' "${total}"
+}
+# proc_ticks PID: utime + stime + cutime + cstime of PID (0 when it is gone). The fields come
+# after the command name, which is in parentheses and may hold spaces.
+proc_ticks() {
+  local stat f
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { printf 0; return; }
+  read -ra f <<<"${stat##*) }"
+  printf '%s' "$((f[11] + f[12] + f[13] + f[14]))"
+}
+
+# measure PHASE CANDIDATE RUN PART -- COMMAND...: wall time, CPU time (the step's processes and
+# the PostgreSQL servers' share) and peak RSS (largest process) of one step. Shell functions are
+# run through this script's internal entry point.
 measure() {
-  local phase="$1" cand="$2" run="$3" part="$4" t0 t1 rc=0
+  local phase="$1" cand="$2" run="$3" part="$4" t0 t1 rc=0 pg0 pg1 rss user_s sys_s
   shift 5
   sync
   printf '\n==== %s %s run %s %s: %s\n' "${phase}" "${cand}" "${run}" "${part}" "$*" >>"${LOGFILE}"
+  pg0="$(pg_cpu_ticks)"
   t0="$(date +%s%N)"
-  /usr/bin/time -f '%M' -o "${WORK}/time.out" "$@" >>"${LOGFILE}" 2>&1 || rc=$?
+  /usr/bin/time -f '%M %U %S' -o "${WORK}/time.out" "$@" >>"${LOGFILE}" 2>&1 || rc=$?
   t1="$(date +%s%N)"
+  pg1="$(pg_cpu_ticks)"
   if (( rc != 0 )); then
     log "FAILED (rc ${rc}): ${phase} ${cand} ${part}; last lines of the log:"
     tail -n 40 "${LOGFILE}" >&2
     return 1
   fi
+  read -r rss user_s sys_s < <(tail -n 1 "${WORK}/time.out")
   record "${phase}" "${cand}" "${run}" "t:${part}" "$((t1 - t0))"
-  record "${phase}" "${cand}" "${run}" "rss:${part}" "$(tail -n 1 "${WORK}/time.out")"
+  record "${phase}" "${cand}" "${run}" "rss:${part}" "${rss}"
+  # Milliseconds: /usr/bin/time prints seconds with two decimals; ticks are 1/CLK_TCK s.
+  record "${phase}" "${cand}" "${run}" "cpu:${part}" \
+    "$(( 10#${user_s/./} * 10 + 10#${sys_s/./} * 10 + (pg1 - pg0) * 1000 / CLK_TCK ))"
 }
 
 # ---- clusters ------------------------------------------------------------------------------------
@@ -321,11 +363,11 @@ script_const() {
   sed -n "s/^readonly $2=//p" "$(sbin_of "$1")/$3" | tr -d "'"
 }
 
-# A new repository for a candidate, with the encryption its generated pgb_repo_init.sh would use
-# (the runbook's and the prototype's: repokey-blake2, as in the runbook).
+# fresh_repo CAND [ENCRYPTION]: a new repository for a candidate, with the encryption given, else
+# the one its generated pgb_repo_init.sh would use, else the runbook's repokey-blake2.
 fresh_repo() {
-  local cand="$1" encryption=repokey-blake2
-  if [[ -f "$(sbin_of "${cand}")/pgb_repo_init.sh" ]]; then
+  local cand="$1" encryption="${2:-repokey-blake2}"
+  if [[ -z "${2:-}" && -f "$(sbin_of "${cand}")/pgb_repo_init.sh" ]]; then
     encryption="$(script_const "${cand}" ENCRYPTION pgb_repo_init.sh)"
   fi
   rm -rf "$(repo_of "${cand}")" "${BORGBASE:?}/${cand}"
@@ -334,7 +376,7 @@ fresh_repo() {
 }
 
 fresh_artifacts() {
-  rm -rf "${ART}" "${CFGART}" "${MNT}/runbook" "${MNT}/proto"
+  rm -rf "${ART}" "${CFGART}" "${MNT}/runbook" "${MNT}/proto" "${MNT}/proto-repos"
 }
 
 # ---- candidates (entry points for `measure`) -----------------------------------------------------
@@ -376,8 +418,9 @@ do_proto_overlap() {
   for ((i = 0; i < CLUSTERS; i++)); do
     dir="${MNT}/proto/svc${i}_basebackup_${stamp}"
     PGPASSFILE="${WORK}/pgpass" "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$((PORT_BASE + i))" -U "${REPL_USER}" -w \
-      -D "${dir}.tmp" -Fp -X stream -c fast
+      -D "${dir}.tmp" -Fp -X stream -c fast --no-sync
     "${PG_BIN}/pg_verifybackup" -q "${dir}.tmp"
+    sync -f "${dir}.tmp"
     mv -T "${dir}.tmp" "${dir}"
     if [[ -n "${borg_pid}" ]]; then wait "${borg_pid}"; fi
     bborg proto create --compression "${compression}" --chunker-params "${chunker}" \
@@ -385,8 +428,38 @@ do_proto_overlap() {
     borg_pid=$!
   done
   wait "${borg_pid}"
+  bborg proto prune --keep-daily 7 --keep-weekly 4 --keep-monthly 6 "${repo}"
   bborg proto compact "${repo}"
-  bborg proto check "${repo}"
+}
+
+# Prototype of per-service repositories: every service runs its own pipeline at once (base
+# backup, verify, flush, promote, then `borg create` of its raw backups into its own repository,
+# prune, compact), so Borg, single threaded, gets every core. Defaults' compression and chunker.
+do_proto_repos() {
+  local compression="$1" chunker="$2" i stamp pids=() pid
+  stamp="$(date -u +%Y-%m-%dT%H_%M_%SZ)"
+  mkdir -p "${MNT}/proto-repos"
+  for ((i = 0; i < CLUSTERS; i++)); do
+    proto_repos_one "${i}" "${stamp}" "${compression}" "${chunker}" &
+    pids+=("$!")
+  done
+  for pid in "${pids[@]}"; do
+    wait "${pid}"
+  done
+}
+proto_repos_one() {
+  local i="$1" stamp="$2" compression="$3" chunker="$4" dir repo
+  dir="${MNT}/proto-repos/svc${i}_basebackup_${stamp}"
+  repo="$(repo_of "proto-repos-svc${i}")"
+  PGPASSFILE="${WORK}/pgpass" "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$((PORT_BASE + i))" -U "${REPL_USER}" -w \
+    -D "${dir}.tmp" -Fp -X stream -c fast --no-sync
+  "${PG_BIN}/pg_verifybackup" -q "${dir}.tmp"
+  sync -f "${dir}.tmp"
+  mv -T "${dir}.tmp" "${dir}"
+  bborg "proto-repos-svc${i}" create --compression "${compression}" --chunker-params "${chunker}" \
+    "${repo}::svc${i}-${stamp}" "${MNT}/proto-repos/svc${i}_basebackup_"*
+  bborg "proto-repos-svc${i}" prune --keep-daily 7 --keep-weekly 4 --keep-monthly 6 "${repo}"
+  bborg "proto-repos-svc${i}" compact "${repo}"
 }
 
 do_pgbr() {
@@ -503,10 +576,21 @@ phase_nightly() {
           measure nightly2 pgbackrest "${run}" total -- bash "${STEP_SCRIPT}" __call do_pgbr incr
           ;;
         proto-overlap)
-          fresh_repo proto
+          fresh_repo proto "$(script_const gen-default ENCRYPTION pgb_repo_init.sh)"
           for phase in nightly nightly2; do
             measure "${phase}" proto-overlap "${run}" total -- bash "${STEP_SCRIPT}" __call do_proto_overlap \
               "$(script_const gen-default COMPRESSION borg_pg_artifacts.sh)" "$(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
+          done
+          ;;
+        proto-repos)
+          for ((i = 0; i < CLUSTERS; i++)); do
+            fresh_repo "proto-repos-svc${i}" "$(script_const gen-default ENCRYPTION pgb_repo_init.sh)"
+          done
+          for phase in nightly nightly2; do
+            if [[ "${phase}" == nightly2 ]]; then sleep 1; fi
+            measure "${phase}" proto-repos "${run}" total -- bash "${STEP_SCRIPT}" __call do_proto_repos \
+              "$(script_const gen-default COMPRESSION borg_pg_artifacts.sh)" "$(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
+            record "${phase}" proto-repos "${run}" bytes:repo "$(repo_bytes_of proto-repos)"
           done
           ;;
         *)
