@@ -31,6 +31,19 @@ if (precompiled) {
   }
 }
 
+// eta resolves a template's path (join, then a relative() check that it stays in templates/) on
+// every render and include; the answer only depends on the name and the including file.
+for (const eta of [shellEta, textEta]) {
+  const resolvePath = eta.resolvePath!;
+  const resolved = new Map<string, string>();
+  eta.resolvePath = function (name, options) {
+    const key = `${options?.filepath ?? ''}\0${name}`;
+    let path = resolved.get(key);
+    if (path === undefined) resolved.set(key, (path = resolvePath.call(this, name, options)));
+    return path;
+  };
+}
+
 /** Helpers every template may call as `it.h.*`; their output is already escaped. */
 export const helpers = { shq, shArray };
 
