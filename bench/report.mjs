@@ -31,10 +31,11 @@ function time(phase, cand, part) {
   return stats([...byRun.values()]);
 }
 /** Per run, the CPU seconds of the timed parts: the step's processes and the PostgreSQL servers'. */
-function cpu(phase, cand) {
+function cpu(phase, cand, part) {
   const byRun = new Map();
   for (const r of of(phase, cand)) {
-    if (r.metric.startsWith('cpu:')) byRun.set(r.run, (byRun.get(r.run) ?? 0) + r.value / 1e3);
+    if (!r.metric.startsWith('cpu:') || (part && r.metric !== `cpu:${part}`)) continue;
+    byRun.set(r.run, (byRun.get(r.run) ?? 0) + r.value / 1e3);
   }
   return stats([...byRun.values()]);
 }
@@ -63,6 +64,7 @@ const labels = {
   pgbackrest: 'pgBackRest full (lz4, aes-256-cbc, process-max 2)',
   'proto-overlap': 'prototype: per-service archive overlapping next backup',
   'proto-repos': 'prototype: per-service repositories, all services at once',
+  'proto-repos-after': 'prototype: per-service repositories after all base backups',
   'gen-default': 'generated, defaults',
   'gen-p1': 'generated, parallelJobs 1',
   'gen-zstd': 'generated, compression zstd,3',
@@ -86,7 +88,7 @@ out.push('Peak RSS is that of the largest single process of the step. Warm page 
 // 1. nightly
 const limit = time('nightly', 'tar');
 const runbook = time('nightly', 'runbook');
-const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'proto-repos', 'gen-default', 'gen-p1', 'gen-zstd', 'gen-buzhash', 'gen-enc-repokey', 'gen-enc-blake2']
+const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'proto-repos', 'proto-repos-after', 'gen-default', 'gen-p1', 'gen-zstd', 'gen-buzhash', 'gen-enc-repokey', 'gen-enc-blake2']
   .filter((c) => of('nightly', c).length);
 // CPU floor: the CPU seconds of the night spread over every core, against the copy limit: no
 // schedule of the same work on this machine can be faster.
@@ -101,7 +103,7 @@ const nightlyTable = (phase, runbookRef) => table(['candidate', 'median', 'min-m
     const cp = cpu(c === 'tar' ? 'nightly' : phase, c);
     return [label(c) + (phase === 'nightly2' && c === 'pgbackrest' ? ' -> incr' : ''), fmtT(t), fmtR(t), fx(ratio(t, limit)), fx(ratio(t, runbookRef)),
       cp ? `${s(cp.med)} s` : '', fx(ratio(floor(c === 'tar' ? 'nightly' : phase, c), limit)),
-      ps.length > 1 ? ps.map((p) => `${p} ${fmtT(time(phase, c, p))}`).join(', ') : '',
+      ps.length > 1 ? ps.map((p) => `${p} ${fmtT(time(phase, c, p))} (CPU ${fmtT(cpu(phase, c, p))})`).join(', ') : '',
       bytes(phase, c, 'repo') ? fmtB(bytes(phase, c, 'repo')) : '', mem(rss(phase, c))];
   }));
 out.push('', `CPU: user + system seconds of the step's processes and of the PostgreSQL servers' share; floor = CPU / ${meta.cpus} CPUs, the fastest any schedule of that work could be.`);

@@ -69,7 +69,7 @@ BUILD_RUNS=5
 BURN_STEP=1000
 KEEP=""
 # Candidates of each phase (full run; --smoke runs each kind of step once).
-NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos gen-default gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
+NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos proto-repos-after gen-default gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
 GROWTH=(gen-default gen-buzhash gen-nofc gen-enc-repokey gen-enc-blake2 runbook pgbackrest)
 # Restore from Borg: `gen-*` is a bare `borg extract` of the candidate's repository; `script:CAND[:N]`
 # is the generated pgb-restore.sh of CAND (restoreJobs N, default the config's) from its repository.
@@ -99,7 +99,7 @@ parse_args() {
     BURN_STEP=100
     PORT_BASE=55470
     RESTORE_PORT=55481
-    NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos gen-default)
+    NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos proto-repos-after gen-default)
     GROWTH=(gen-nofc pgbackrest)
     RESTORE=(gen-nofc script:gen-nofc raw pgbackrest)
   fi
@@ -448,18 +448,39 @@ do_proto_repos() {
   done
 }
 proto_repos_one() {
-  local i="$1" stamp="$2" compression="$3" chunker="$4" dir repo
+  local i="$1" stamp="$2" compression="$3" chunker="$4" dir
   dir="${MNT}/proto-repos/svc${i}_basebackup_${stamp}"
-  repo="$(repo_of "proto-repos-svc${i}")"
   PGPASSFILE="${WORK}/pgpass" "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$((PORT_BASE + i))" -U "${REPL_USER}" -w \
     -D "${dir}.tmp" -Fp -X stream -c fast --no-sync
   "${PG_BIN}/pg_verifybackup" -q "${dir}.tmp"
   sync -f "${dir}.tmp"
   mv -T "${dir}.tmp" "${dir}"
-  bborg "proto-repos-svc${i}" create --compression "${compression}" --chunker-params "${chunker}" \
-    "${repo}::svc${i}-${stamp}" "${MNT}/proto-repos/svc${i}_basebackup_"*
-  bborg "proto-repos-svc${i}" prune --keep-daily 7 --keep-weekly 4 --keep-monthly 6 "${repo}"
-  bborg "proto-repos-svc${i}" compact "${repo}"
+  proto_repos_archive "proto-repos-svc${i}" "${stamp}" "${compression}" "${chunker}" "${MNT}/proto-repos/svc${i}_basebackup_"*
+}
+
+# The same repositories, archived after the generated pg_backup_all.sh made every base backup
+# (what two scripts, one after the other, can do): one Borg per service at once.
+do_proto_repos_after() {
+  local compression="$1" chunker="$2" i stamp pids=() pid
+  do_gen_backup gen-default
+  stamp="$(date -u +%Y-%m-%dT%H_%M_%SZ)"
+  for ((i = 0; i < CLUSTERS; i++)); do
+    proto_repos_archive "proto-repos-after-svc${i}" "${stamp}" "${compression}" "${chunker}" \
+      "${ART}/basebackups/svc${i}_basebackup_"* &
+    pids+=("$!")
+  done
+  for pid in "${pids[@]}"; do
+    wait "${pid}"
+  done
+}
+# proto_repos_archive CAND STAMP COMPRESSION CHUNKER SOURCE...: create, prune, compact.
+proto_repos_archive() {
+  local cand="$1" stamp="$2" compression="$3" chunker="$4" repo
+  shift 4
+  repo="$(repo_of "${cand}")"
+  bborg "${cand}" create --compression "${compression}" --chunker-params "${chunker}" "${repo}::${cand}-${stamp}" "$@"
+  bborg "${cand}" prune --keep-daily 7 --keep-weekly 4 --keep-monthly 6 "${repo}"
+  bborg "${cand}" compact "${repo}"
 }
 
 do_pgbr() {
@@ -582,15 +603,15 @@ phase_nightly() {
               "$(script_const gen-default COMPRESSION borg_pg_artifacts.sh)" "$(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
           done
           ;;
-        proto-repos)
+        proto-repos | proto-repos-after)
           for ((i = 0; i < CLUSTERS; i++)); do
-            fresh_repo "proto-repos-svc${i}" "$(script_const gen-default ENCRYPTION pgb_repo_init.sh)"
+            fresh_repo "${cand}-svc${i}" "$(script_const gen-default ENCRYPTION pgb_repo_init.sh)"
           done
           for phase in nightly nightly2; do
             if [[ "${phase}" == nightly2 ]]; then sleep 1; fi
-            measure "${phase}" proto-repos "${run}" total -- bash "${STEP_SCRIPT}" __call do_proto_repos \
+            measure "${phase}" "${cand}" "${run}" total -- bash "${STEP_SCRIPT}" __call "do_${cand//-/_}" \
               "$(script_const gen-default COMPRESSION borg_pg_artifacts.sh)" "$(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
-            record "${phase}" proto-repos "${run}" bytes:repo "$(repo_bytes_of proto-repos)"
+            record "${phase}" "${cand}" "${run}" bytes:repo "$(repo_bytes_of "${cand}")"
           done
           ;;
         *)
