@@ -87,7 +87,8 @@ describe('precompiled templates', () => {
   });
 });
 
-describe.skipIf(!existsSync(BUNDLE))('the bundle (npm run build)', () => {
+// Skipped only outside CI when `npm run build` has not run; in CI a missing bundle fails here.
+describe.skipIf(!existsSync(BUNDLE) && !process.env.CI)('the bundle (npm run build)', () => {
   it('builds the example config as the tsc output does, without compiling a template', () => {
     const want = tempDir('pgb-runtime-');
     const got = tempDir('pgb-bundle-');
