@@ -65,6 +65,7 @@ const labels = {
   'proto-overlap': 'prototype: per-service archive overlapping next backup',
   'proto-repos': 'prototype: per-service repositories, all services at once',
   'proto-repos-after': 'prototype: per-service repositories after all base backups',
+  'proto-repos-create': 'prototype: the same, create only (prune, compact weekly)',
   'gen-default': 'generated, defaults',
   'gen-p1': 'generated, parallelJobs 1',
   'gen-zstd': 'generated, compression zstd,3',
@@ -88,7 +89,7 @@ out.push('Peak RSS is that of the largest single process of the step. Warm page 
 // 1. nightly
 const limit = time('nightly', 'tar');
 const runbook = time('nightly', 'runbook');
-const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'proto-repos', 'proto-repos-after', 'gen-default', 'gen-p1', 'gen-zstd', 'gen-buzhash', 'gen-enc-repokey', 'gen-enc-blake2']
+const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'proto-repos', 'proto-repos-after', 'proto-repos-create', 'gen-default', 'gen-p1', 'gen-zstd', 'gen-buzhash', 'gen-enc-repokey', 'gen-enc-blake2']
   .filter((c) => of('nightly', c).length);
 // CPU floor: the CPU seconds of the night spread over every core, against the copy limit: no
 // schedule of the same work on this machine can be faster.

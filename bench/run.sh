@@ -69,7 +69,7 @@ BUILD_RUNS=5
 BURN_STEP=1000
 KEEP=""
 # Candidates of each phase (full run; --smoke runs each kind of step once).
-NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos proto-repos-after gen-default gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
+NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos proto-repos-after proto-repos-create gen-default gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
 GROWTH=(gen-default gen-buzhash gen-nofc gen-enc-repokey gen-enc-blake2 runbook pgbackrest)
 # Restore from Borg: `gen-*` is a bare `borg extract` of the candidate's repository; `script:CAND[:N]`
 # is the generated pgb-restore.sh of CAND (restoreJobs N, default the config's) from its repository.
@@ -99,7 +99,7 @@ parse_args() {
     BURN_STEP=100
     PORT_BASE=55470
     RESTORE_PORT=55481
-    NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos proto-repos-after gen-default)
+    NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos proto-repos-after proto-repos-create gen-default)
     GROWTH=(gen-nofc pgbackrest)
     RESTORE=(gen-nofc script:gen-nofc raw pgbackrest)
   fi
@@ -455,17 +455,20 @@ proto_repos_one() {
   "${PG_BIN}/pg_verifybackup" -q "${dir}.tmp"
   sync -f "${dir}.tmp"
   mv -T "${dir}.tmp" "${dir}"
-  proto_repos_archive "proto-repos-svc${i}" "${stamp}" "${compression}" "${chunker}" "${MNT}/proto-repos/svc${i}_basebackup_"*
+  proto_repos_archive "proto-repos-svc${i}" "${stamp}" "${compression}" "${chunker}" prune "${MNT}/proto-repos/svc${i}_basebackup_"*
 }
 
 # The same repositories, archived after the generated pg_backup_all.sh made every base backup
-# (what two scripts, one after the other, can do): one Borg per service at once.
-do_proto_repos_after() {
-  local compression="$1" chunker="$2" i stamp pids=() pid
+# (what two scripts, one after the other, can do): one Borg per service at once. `-create`: the
+# night only creates; prune and compact would run from a weekly unit.
+do_proto_repos_after() { proto_repos_after_backups proto-repos-after "$1" "$2" prune; }
+do_proto_repos_create() { proto_repos_after_backups proto-repos-create "$1" "$2" no-prune; }
+proto_repos_after_backups() {
+  local cand="$1" compression="$2" chunker="$3" prune="$4" i stamp pids=() pid
   do_gen_backup gen-default
   stamp="$(date -u +%Y-%m-%dT%H_%M_%SZ)"
   for ((i = 0; i < CLUSTERS; i++)); do
-    proto_repos_archive "proto-repos-after-svc${i}" "${stamp}" "${compression}" "${chunker}" \
+    proto_repos_archive "${cand}-svc${i}" "${stamp}" "${compression}" "${chunker}" "${prune}" \
       "${ART}/basebackups/svc${i}_basebackup_"* &
     pids+=("$!")
   done
@@ -473,12 +476,14 @@ do_proto_repos_after() {
     wait "${pid}"
   done
 }
-# proto_repos_archive CAND STAMP COMPRESSION CHUNKER SOURCE...: create, prune, compact.
+# proto_repos_archive CAND STAMP COMPRESSION CHUNKER prune|no-prune SOURCE...: create, then prune
+# and compact unless no-prune.
 proto_repos_archive() {
-  local cand="$1" stamp="$2" compression="$3" chunker="$4" repo
-  shift 4
+  local cand="$1" stamp="$2" compression="$3" chunker="$4" prune="$5" repo
+  shift 5
   repo="$(repo_of "${cand}")"
   bborg "${cand}" create --compression "${compression}" --chunker-params "${chunker}" "${repo}::${cand}-${stamp}" "$@"
+  [[ "${prune}" == prune ]] || return 0
   bborg "${cand}" prune --keep-daily 7 --keep-weekly 4 --keep-monthly 6 "${repo}"
   bborg "${cand}" compact "${repo}"
 }
@@ -603,7 +608,7 @@ phase_nightly() {
               "$(script_const gen-default COMPRESSION borg_pg_artifacts.sh)" "$(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
           done
           ;;
-        proto-repos | proto-repos-after)
+        proto-repos | proto-repos-after | proto-repos-create)
           for ((i = 0; i < CLUSTERS; i++)); do
             fresh_repo "${cand}-svc${i}" "$(script_const gen-default ENCRYPTION pgb_repo_init.sh)"
           done
