@@ -125,6 +125,28 @@ all_promoted() {
 
 # ---- the tests --------------------------------------------------------------------------------
 
+# lock_held FILE: another process holds the flock on FILE.
+lock_held() {
+  ! flock -n "$1" true
+}
+
+# partial_backup_of SERVICE MIB: sets tmp_b to SERVICE's temp dir once it holds MIB MiB.
+partial_backup_of() {
+  tmp_b="$(find "${PGB_BASE_DIR}" -mindepth 1 -maxdepth 1 -type d -name ".tmp_$1_*" -print -quit)"
+  [[ -n "${tmp_b}" ]] && (( $(du -sm "${tmp_b}" | cut -f1) >= $2 ))
+}
+
+# killed_run_state: the killed run's log and what is left of its process group (pgid).
+killed_run_state() {
+  pgb_tail_file "${PGB_T}/logs/killed.log"
+  ps -f -g "${pgid}" || true
+}
+
+# group_gone PGID: no process is left in the process group.
+group_gone() {
+  [[ -z "$(ps -o pid= -g "$1")" ]]
+}
+
 @test "setup: replication only for the generated role, with its SCRAM password, by the generated pg_hba rules" {
   local port dest
   port="$(pg_service_port service_a)"
@@ -271,13 +293,7 @@ all_promoted() {
   holder=$!
   pgb_started_add pid "${holder}"
   # Wait until the holder has the lock (a probe that wins the race only delays it).
-  local i
-  for i in $(seq 1 100); do
-    flock -n "${PGB_LOCK_FILE}" true || break
-    sleep 0.05
-  done
-  run flock -n "${PGB_LOCK_FILE}" true
-  assert_failure
+  pgb_wait_for "the holder (pid ${holder}) to take ${PGB_LOCK_FILE}" 120 - lock_held "${PGB_LOCK_FILE}"
 
   pgb_script_cmd pg_backup_all.sh
   pgb_run_logged locked.backup timeout 60 "${PGB_CMD[@]}"
@@ -327,7 +343,7 @@ all_promoted() {
 }
 
 @test "[6] SIGKILL mid-backup: nothing partial promoted; the next run removes the temp dir and succeeds" {
-  local port before_b pgid_file pgid i tmp_b
+  local port before_b pgid_file pgid tmp_b
   port="$(pg_service_port service_b)"
   # A table big enough that service_b's base backup is still running when it is killed.
   pg_fill_compressible "${port}" bulk 300
@@ -337,28 +353,16 @@ all_promoted() {
   # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
   setsid bash -c 'printf "%s\n" "$$" >"$0"; exec "$@"' "${pgid_file}" "${PGB_CMD[@]}" \
     >"${PGB_T}/logs/killed.log" 2>&1 3>&- &
-  for i in $(seq 1 600); do
-    [[ -s "${pgid_file}" ]] && break
-    sleep 0.01
-  done
+  pgb_wait_for "the killed run to write its process group id" 120 - test -s "${pgid_file}"
   pgid="$(cat "${pgid_file}")"
   pgb_started_add pgid "${pgid}"
   # Kill the whole run (script, its jobs, pg_basebackup and its WAL streamer) once service_b's
   # temp dir holds part of the backup.
   tmp_b=""
-  for i in $(seq 1 3000); do
-    tmp_b="$(find "${PGB_BASE_DIR}" -mindepth 1 -maxdepth 1 -type d -name '.tmp_service_b_*' -print -quit)"
-    if [[ -n "${tmp_b}" ]] && (( $(du -sm "${tmp_b}" | cut -f1) >= 20 )); then
-      break
-    fi
-    sleep 0.01
-  done
+  pgb_wait_for "service_b's temp dir to hold 20 MiB of its base backup" 300 \
+    killed_run_state partial_backup_of service_b 20
   kill -KILL -- "-${pgid}"
-  for i in $(seq 1 500); do
-    [[ -z "$(ps -o pid= -g "${pgid}")" ]] && break
-    sleep 0.01
-  done
-  [[ -z "$(ps -o pid= -g "${pgid}")" ]]
+  pgb_wait_for "process group ${pgid} to exit after SIGKILL" 120 killed_run_state group_gone "${pgid}"
   pgb_started_remove pgid "${pgid}"
 
   # Killed mid-backup: the partial copy stays a temp dir, never a promoted backup.

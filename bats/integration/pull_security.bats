@@ -95,11 +95,7 @@ EOF
   /usr/sbin/sshd -t -f "${t}/sshd/sshd_config"
   /usr/sbin/sshd -D -f "${t}/sshd/sshd_config" -E "${t}/logs/sshd.log" &
   pgb_started_add pid "$!"
-  for _ in $(seq 50); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null; then break; fi
-    sleep 0.1
-  done
-  (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null || { cat "${t}/logs/sshd.log" >&2; return 1; }
+  pgb_wait_for "the test sshd to listen on 127.0.0.1:${PORT}" 120 sshd_state pgb_port_open "${PORT}"
 
   tree_state >"${t}/tree.before"
 }
@@ -138,12 +134,19 @@ pgb_teardown_all_but_root() {
   while read -r kind arg; do
     if [[ "${kind}" == pid ]]; then
       kill -TERM "${arg}" 2>/dev/null || true
-      for _ in $(seq 50); do
-        kill -0 "${arg}" 2>/dev/null || break
-        sleep 0.1
-      done
+      pgb_wait_for "pid ${arg} to exit" 60 - pgb_pid_gone "${arg}" || true
     fi
   done < <(tac "${PGB_T}/.started")
+}
+
+# Diagnostics of a wait on the test sshd, and on the -L forward test.
+sshd_state() {
+  pgb_tail_file "${PGB_T}/logs/sshd.log"
+}
+
+forward_state() {
+  sshd_state
+  pgb_tail_file "${PGB_T}/logs/forward-L.err"
 }
 
 # userdel, retried: a session of the user may still be ending, or another suite may hold the
@@ -534,16 +537,18 @@ PULL_ARGV() {
   assert_failure
   assert_output --partial 'forwarding failed'
   # -L: the local end listens, but the server refuses the channel when it is used.
-  timeout 20 ssh "${SSH_OPTS[@]}" -N -o ExitOnForwardFailure=yes -L "127.0.0.1:55443:127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1" \
+  timeout 600 ssh "${SSH_OPTS[@]}" -N -o ExitOnForwardFailure=yes -L "127.0.0.1:55443:127.0.0.1:${PORT}" "${PULL_USER}@127.0.0.1" \
     2>"${PGB_T}/logs/forward-L.err" &
   local fwd_pid=$!
-  local banner=""
-  for _ in $(seq 50); do
-    if banner="$(timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/55443 && head -c 7 <&3' 2>/dev/null)"; then break; fi
-    sleep 0.1
-  done
+  pgb_started_add pid "${fwd_pid}"
+  pgb_wait_for "the -L forward's local end on 127.0.0.1:55443" 120 "forward_state" pgb_port_open 55443
+  local banner
+  banner="$(timeout 60 bash -c 'exec 3<>/dev/tcp/127.0.0.1/55443 && head -c 7 <&3' 2>/dev/null || true)"
+  pgb_wait_for "the server to refuse the forwarded channel" 120 "forward_state" \
+    grep -q 'administratively prohibited' "${PGB_T}/logs/forward-L.err"
   kill -TERM "${fwd_pid}" 2>/dev/null || true
   wait "${fwd_pid}" 2>/dev/null || true
+  pgb_started_remove pid "${fwd_pid}"
   assert_equal "${banner}" ''
   run cat "${PGB_T}/logs/forward-L.err"
   assert_output --partial 'administratively prohibited'

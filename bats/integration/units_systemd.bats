@@ -68,6 +68,10 @@ teardown_file() {
   load helpers/common
   load helpers/mounts
   [[ -n "${PGB_T:-}" ]] || return 0
+  # A set-up that failed outside a wait (which has said its piece) still shows the container.
+  if pgb_setup_file_failed && [[ -n "${CT_PID:-}" && -z "${CT_DIAGNOSED:-}" ]]; then
+    ct_diagnose >&2
+  fi
   stop_container || true
   pgb_teardown_all
 }
@@ -136,20 +140,37 @@ borg_ct() {
     in_ct env --chdir="${dir}" borg "$@"
 }
 
+# The container's systemd has finished booting (running, or degraded by a unit the test masks).
+ct_booted() {
+  CT_PID="$(container_pid)"
+  [[ -n "${CT_PID}" ]] || return 1
+  local state
+  state="$(in_ct systemctl is-system-running 2>/dev/null || true)"
+  [[ "${state}" == running || "${state}" == degraded ]]
+}
+
+# Everything needed to understand a wait that ran out: the container's state, its failed and
+# pending units, the units in CT_DIAG_UNITS (status and journal), PostgreSQL's log, the nspawn log.
+CT_DIAG_UNITS=()
+ct_diagnose() {
+  local unit
+  CT_DIAGNOSED=1
+  printf -- '--- container: nspawn pid %s, PID 1 %s ---\n' "${NSPAWN_PID:-?}" "${CT_PID:-?}"
+  if [[ -n "${CT_PID:-}" ]] && kill -0 "${CT_PID}" 2>/dev/null; then
+    in_ct systemctl is-system-running 2>&1 || true
+    in_ct systemctl --no-pager list-jobs 2>&1 || true
+    in_ct systemctl --no-pager --failed 2>&1 || true
+    for unit in "${CT_DIAG_UNITS[@]}"; do
+      in_ct systemctl --no-pager --lines=0 status "${unit}" 2>&1 || true
+      in_ct journalctl --no-pager -n 60 -u "${unit}" 2>&1 || true
+    done
+  fi
+  pgb_tail_file "${PGB_T}/logs/nspawn.log"
+}
+
 wait_for_boot() {
-  local state=""
-  for _ in $(seq 120); do
-    CT_PID="$(container_pid)"
-    if [[ -n "${CT_PID}" ]]; then
-      state="$(in_ct systemctl is-system-running 2>/dev/null || true)"
-      [[ "${state}" == running || "${state}" == degraded ]] && return 0
-    fi
-    kill -0 "${NSPAWN_PID}" 2>/dev/null || break
-    sleep 0.5
-  done
-  printf 'container did not boot (state %s):\n' "${state}" >&2
-  tail -n 30 "${PGB_T}/logs/nspawn.log" >&2
-  return 1
+  CT_DIAG_UNITS=()
+  pgb_wait_for "the container's systemd to finish booting" 300 ct_diagnose ct_booted
 }
 
 stop_container() {
@@ -158,12 +179,9 @@ stop_container() {
   kill -0 "${pid}" 2>/dev/null || return 0
   # SIGTERM to systemd-nspawn shuts a booted container down in order.
   kill -TERM "${pid}" 2>/dev/null || true
-  for _ in $(seq 60); do
-    kill -0 "${pid}" 2>/dev/null || return 0
-    sleep 0.5
-  done
+  pgb_wait_for "systemd-nspawn (pid ${pid}) to shut the container down" 120 - pgb_pid_gone "${pid}" && return 0
   kill -KILL "${pid}" 2>/dev/null || true
-  sleep 1
+  pgb_wait_for "systemd-nspawn (pid ${pid}) to exit after SIGKILL" 60 - pgb_pid_gone "${pid}"
 }
 
 # A PostgreSQL 15 cluster inside the container, run by its systemd as a transient unit.
@@ -177,25 +195,30 @@ local   all           all                         trust
 host    all           postgres     127.0.0.1/32   trust
 host    replication   repl_backup  127.0.0.1/32   scram-sha-256
 EOF
-  in_ct systemd-run --quiet --unit=pgbtest-pg -p User=postgres -p RuntimeDirectory=pgbtest-pg \
+  CT_DIAG_UNITS=(pgbtest-pg.service)
+  in_ct systemd-run --unit=pgbtest-pg -p User=postgres -p RuntimeDirectory=pgbtest-pg \
     /usr/lib/postgresql/15/bin/postgres -D "${data}" -p "${PG_PORT}" \
-    -c listen_addresses=127.0.0.1 -c unix_socket_directories=/run/pgbtest-pg -c max_wal_senders=4
-  for _ in $(seq 60); do
-    in_ct /usr/lib/postgresql/15/bin/pg_isready -q -h 127.0.0.1 -p "${PG_PORT}" && break
-    sleep 0.5
-  done
+    -c listen_addresses=127.0.0.1 -c unix_socket_directories=/run/pgbtest-pg -c max_wal_senders=4 ||
+    { ct_diagnose >&2; return 1; }
+  pgb_wait_for "PostgreSQL in the container (unit pgbtest-pg) to accept connections on port ${PG_PORT}" 180 \
+    ct_diagnose ct_postgres_ready
   in_ct /usr/lib/postgresql/15/bin/psql -X -q -h 127.0.0.1 -p "${PG_PORT}" -U postgres \
     -c 'CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g'
 }
 
-# Waits until the container's systemd has no job left (the Borg units run after the backup).
+# The transient PostgreSQL unit answers over TCP. pg_isready exits 2 (no response) while it starts.
+ct_postgres_ready() {
+  in_ct /usr/lib/postgresql/15/bin/pg_isready -q -h 127.0.0.1 -p "${PG_PORT}"
+}
+
+# The container's systemd has no job left (the Borg units run after the backup).
+ct_no_jobs() {
+  [[ -z "$(in_ct systemctl list-jobs --no-legend 2>/dev/null)" ]]
+}
+
 wait_for_jobs() {
-  for _ in $(seq 240); do
-    [[ -z "$(in_ct systemctl list-jobs --no-legend 2>/dev/null)" ]] && return 0
-    sleep 0.5
-  done
-  in_ct systemctl list-jobs >&2
-  return 1
+  CT_DIAG_UNITS=(pg-backup-all.service pgb-borg-primary.service pgb-borg-external.service)
+  pgb_wait_for "the container's systemd jobs (the nightly and its Borg units) to finish" 600 ct_diagnose ct_no_jobs
 }
 
 unit_result() {
@@ -348,10 +371,9 @@ secret_of() {
   in_ct install -d -m 0755 /run/sshd
   in_ct systemd-run --quiet --unit=pgbtest-sshd /usr/sbin/sshd -D -f /etc/pgbtest/sshd_config
   local score
-  for _ in $(seq 40); do
-    in_ct bash -c "exec 3<>/dev/tcp/127.0.0.1/${SSH_PORT}" 2>/dev/null && break
-    sleep 0.25
-  done
+  CT_DIAG_UNITS=(pgbtest-sshd.service)
+  pgb_wait_for "the container's sshd (unit pgbtest-sshd) to listen on port ${SSH_PORT}" 120 ct_diagnose \
+    in_ct bash -c "exec 3<>/dev/tcp/127.0.0.1/${SSH_PORT}"
   run in_ct systemctl start pull-server-backups.service
   in_ct journalctl -u pull-server-backups.service --no-pager -o cat | sed 's/^/# /' >&3 || true
   assert_success

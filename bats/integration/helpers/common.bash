@@ -73,10 +73,28 @@ pgb_started_remove() {
   mv -f "${PGB_T}/.started.new" "${PGB_T}/.started"
 }
 
+# pgb_setup_file_failed: true in teardown_file when setup_file did not finish. bats runs
+# teardown_file then and puts its output into the TAP stream under "setup_file failed".
+pgb_setup_file_failed() {
+  [[ -n "${BATS_TEST_FILENAME:-}" && -z "${BATS_SETUP_FILE_COMPLETED:-}" ]]
+}
+
+# The last lines of every log of a set-up that failed: the servers', the scripts', nspawn's
+# (not below other mounts: a container's root or a backup disk holds logs of its own).
+pgb_report_failed_setup() {
+  pgb_setup_file_failed || return 0
+  local log
+  printf 'setup_file did not finish; the logs it left:\n' >&2
+  while IFS= read -r -d '' log; do
+    pgb_tail_file "${log}" 30 >&2
+  done < <(find "${PGB_T}" -xdev -maxdepth 4 -name '*.log' -type f -print0 2>/dev/null | sort -z)
+}
+
 # Stops everything the suite started (clusters, processes, mounts), newest first, then
 # removes the scratch root. Safe to call twice and after a half-finished set-up.
 pgb_teardown_all() {
   [[ -n "${PGB_T:-}" && -d "${PGB_T}" ]] || return 0
+  pgb_report_failed_setup
   local kind arg
   while read -r kind arg; do
     case "${kind}" in
@@ -97,6 +115,41 @@ pgb_teardown_all() {
     return 1
   fi
   rm -rf -- "${PGB_T}"
+}
+
+# pgb_wait_for WHAT SECONDS DIAGNOSE CMD...: runs CMD (quietly) every 0.2 s until it succeeds,
+# for at most SECONDS.
+# On time-out it says what it waited for, runs DIAGNOSE (a function or command that prints
+# what is needed to understand why, to stderr; "-" for none) and returns 1.
+# Waits are on a state, bounded in minutes: a first run on a cold, loaded machine is slow.
+pgb_wait_for() {
+  local what="$1" seconds="$2" diagnose="$3" deadline
+  shift 3
+  deadline=$(( SECONDS + seconds ))
+  while ! "$@" >/dev/null 2>&1; do
+    if (( SECONDS >= deadline )); then
+      printf 'timed out after %s s waiting for %s\n' "${seconds}" "${what}" >&2
+      [[ "${diagnose}" == - ]] || "${diagnose}" >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# pgb_port_open PORT: something listens on 127.0.0.1:PORT.
+pgb_port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# pgb_pid_gone PID: the process has exited (or never existed).
+pgb_pid_gone() {
+  ! kill -0 "$1" 2>/dev/null
+}
+
+# pgb_tail_file FILE [N]: the last N (40) lines of FILE, headed by its name, for diagnostics.
+pgb_tail_file() {
+  printf -- '--- last lines of %s ---\n' "$1"
+  tail -n "${2:-40}" -- "$1" 2>&1
 }
 
 # pgb_run_logged NAME CMD...: runs CMD with stdout+stderr into logs/NAME.log; sets status and

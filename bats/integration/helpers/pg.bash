@@ -47,8 +47,12 @@ pg_cluster_start() {
   local dir="$1"
   local opts="${2:-}"
   # 3>&-: a daemon holding bats' fd 3 would keep bats waiting forever.
-  pg_as_postgres "${PGB_PG_BIN}/pg_ctl" -D "${dir}" -l "${dir}.log" -w -t 60 ${opts:+-o "${opts}"} start >/dev/null 3>&-
   pgb_started_add pg "${dir}"
+  pg_as_postgres "${PGB_PG_BIN}/pg_ctl" -D "${dir}" -l "${dir}.log" -w -t 300 ${opts:+-o "${opts}"} start >/dev/null 3>&- || {
+    printf 'cluster %s did not start within 300 s\n' "${dir}" >&2
+    pgb_tail_file "${dir}.log" >&2
+    return 1
+  }
 }
 
 # pg_cluster_stop DATADIR: fast shutdown (immediate if that hangs); a no-op when not running.
