@@ -49,7 +49,7 @@ function serverArtifacts(s: ServerModel): Artifact[] {
     local(s.name, 'snippets/apply-replication-role.sh', '0750', 'server/snippets/apply-replication-role.sh', view),
     local(s.name, 'snippets/authorized_keys', '0644', 'server/snippets/authorized_keys', view),
     local(s.name, 'snippets/pg-borg.env.template', '0600', 'server/snippets/pg-borg.env.template', view),
-    local(s.name, 'install.sh', '0750', 'install.sh', { host: s.name, kind: 'server', s, names, secrets: serverSecrets(s), dirs: serverDirs(s), timers: serverTimers(s), pullUser: s.ssh.user }),
+    local(s.name, 'install.sh', '0750', 'install/install.sh', { host: s.name, kind: 'server', s, names, secrets: serverSecrets(s), dirs: serverDirs(s), timers: serverTimers(s), pullUser: s.ssh.user }),
     local(s.name, 'README.md', '0644', 'server/README.md', view),
   ];
   if (s.repos.external) list.push(unit(names.serverUnits.borgExternal, 'pgb-borg-external.service'));
@@ -130,7 +130,7 @@ function devArtifacts(d: DevModel): Artifact[] {
     unit(names.devUnits.pullService, 'pull-server-backups.service'),
     unit(names.devUnits.pullTimer, 'pull-server-backups.timer'),
     local(d.name, 'snippets/borg-allowlist.txt', '0644', 'dev/snippets/borg-allowlist.txt', view),
-    local(d.name, 'install.sh', '0750', 'install.sh', {
+    local(d.name, 'install.sh', '0750', 'install/install.sh', {
       host: d.name, kind: 'dev', d, names, secrets: [],
       dirs: [{ path: d.localBase, mode: '0700' }, ...d.servers.map((s) => ({ path: `${d.localBase}/${s.name}`, mode: '0700' }))],
       timers: [names.devUnits.pullTimer],
