@@ -201,7 +201,12 @@ EOF
     -c listen_addresses=127.0.0.1 -c unix_socket_directories=/run/pgbtest-pg -c max_wal_senders=4 ||
     { ct_diagnose >&2; return 1; }
   pgb_wait_for "PostgreSQL in the container (unit pgbtest-pg) to accept connections on port ${PG_PORT}" 180 \
-    ct_diagnose ct_postgres_ready
+    ct_diagnose ct_postgres_settled
+  ct_postgres_ready || {
+    printf 'the unit pgbtest-pg failed before PostgreSQL accepted connections\n' >&2
+    ct_diagnose >&2
+    return 1
+  }
   in_ct /usr/lib/postgresql/15/bin/psql -X -q -h 127.0.0.1 -p "${PG_PORT}" -U postgres \
     -c 'CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g'
 }
@@ -209,6 +214,11 @@ EOF
 # The transient PostgreSQL unit answers over TCP. pg_isready exits 2 (no response) while it starts.
 ct_postgres_ready() {
   in_ct /usr/lib/postgresql/15/bin/pg_isready -q -h 127.0.0.1 -p "${PG_PORT}"
+}
+
+# It answers, or its unit failed outright (then waiting longer is pointless).
+ct_postgres_settled() {
+  ct_postgres_ready || [[ "$(in_ct systemctl is-failed pgbtest-pg.service 2>/dev/null)" == failed ]]
 }
 
 # The container's systemd has no job left (the Borg units run after the backup).
