@@ -143,7 +143,6 @@ build_generator() {
     log "installing npm dependencies"
     (cd "${ROOT}" && npm ci --no-audit --no-fund >/dev/null)
   fi
-  # tsc and the one-file bundle bin/pgb-gen.cjs runs (a plain tsc would leave the bundle stale).
   (cd "${ROOT}" && npm run --silent build >&2) || die "npm run build failed"
 }
 

@@ -1,10 +1,10 @@
 // The CLI as a user runs it: exit codes 0/1/2, nothing written on bad input, stale files removed.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { stringify } from 'yaml';
-import { CLI, minimalConfig, tempDir } from './helpers.js';
+import { CLI, REPO_ROOT, minimalConfig, tempDir } from './helpers.js';
 
 function run(args: string[], cwd: string) {
   return spawnSync('node', [CLI, ...args], { cwd, encoding: 'utf8', env: { ...process.env, SHELLCHECKJS_BIN: process.env.SHELLCHECKJS_BIN ?? '/usr/bin/shellcheck' } });
@@ -104,5 +104,46 @@ describe('pgb-gen CLI', () => {
       expect(r.stdout, cmd).toContain('Example');
     }
     expect(run(['--version'], dir).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
+
+// The installed command (package.json "bin", run directly and through the symlink npm makes in
+// node_modules/.bin) behaves exactly as `node dist/cli/main.js`: output, exit status, files.
+describe('the installed bin', () => {
+  const bin = join(REPO_ROOT, JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).bin['pgb-gen']);
+  const env = { ...process.env, NODE_OPTIONS: '' };
+
+  /** Runs `cmd args` in a fresh dir holding the config; returns what it printed and wrote. */
+  function outcome(cmd: string[], args: string[], cfg: unknown) {
+    const dir = tempDir('pgb-bin-');
+    writeFileSync(join(dir, 'pgb.config.yaml'), stringify(cfg));
+    const r = spawnSync(cmd[0], [...cmd.slice(1), ...args], { cwd: dir, encoding: 'utf8', env });
+    const files: Record<string, string> = {};
+    for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+      const p = join(dir, f);
+      if (statSync(p).isFile()) files[relative(dir, p)] = `${(statSync(p).mode & 0o777).toString(8)} ${readFileSync(p, 'utf8')}`;
+    }
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr, files };
+  }
+
+  const badConfig = minimalConfig();
+  badConfig.servers[0].services[0].port = 'five';
+  const cases: [string, string[], unknown][] = [
+    ['build', ['build', '-o', 'out'], minimalConfig()],
+    ['plan', ['plan'], minimalConfig()],
+    ['--help', ['--help'], minimalConfig()],
+    ['--version', ['--version'], minimalConfig()],
+    ['a bad config', ['build'], badConfig],
+    ['an unknown option', ['build', '--nope'], minimalConfig()],
+  ];
+
+  it.each(cases)('gives the same output as node dist/cli/main.js for %s', (_name, args, cfg) => {
+    expect(outcome([bin], args, cfg)).toEqual(outcome(['node', CLI], args, cfg));
+  });
+
+  it('works through a symlink, as npm installs it in node_modules/.bin', () => {
+    const link = join(tempDir('pgb-bin-link-'), 'pgb-gen');
+    symlinkSync(bin, link);
+    expect(outcome([link], ['build'], minimalConfig())).toEqual(outcome(['node', CLI], ['build'], minimalConfig()));
   });
 });

@@ -1,7 +1,6 @@
 // Loads a YAML/JSON config and validates it, turning every problem into one
 // `file:line:col path: expected ..., found ...` line (all problems at once, sorted).
 import { readFileSync } from 'node:fs';
-import { FAILSAFE_SCHEMA, Type, load as loadYaml, types } from 'js-yaml';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
@@ -70,29 +69,7 @@ function locate(doc: Document, lc: LineCounter, path: readonly PropertyKey[], ke
   return { line: 1, col: 1 };
 }
 
-// js-yaml's core schema as yaml (YAML 1.2 core) reads it: js-yaml alone also reads 0b101 as a
-// binary integer, yaml as a string (test/yaml-parsers.test.ts holds the two readings equal).
-const coreInt = new Type('tag:yaml.org,2002:int', {
-  kind: 'scalar',
-  resolve: (data: string | null) => data !== null && !/^[-+]?0b/.test(data) && types.int.resolve(data),
-  construct: types.int.construct,
-});
-export const YAML12_CORE = FAILSAFE_SCHEMA.extend({ implicit: [types.null, types.bool, coreInt, types.float] });
-
 export function parseConfigText(text: string, file: string): Config {
-  // Fast path: js-yaml with the YAML 1.2 core schema (as yaml's default) parses a config several
-  // times faster on a cold start (npm run bench); a config it cannot parse, or that is invalid,
-  // goes through yaml, whose node positions locate every problem.
-  let fast: unknown;
-  try {
-    fast = loadYaml(text, { schema: YAML12_CORE, filename: file });
-  } catch {
-    fast = undefined;
-  }
-  if (fast !== undefined) {
-    const quick = configSchema.safeParse(fast);
-    if (quick.success) return quick.data;
-  }
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length) {
