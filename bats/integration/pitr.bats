@@ -10,25 +10,101 @@
 
 bats_require_minimum_version 1.5.0
 
-load "${BATS_TEST_DIRNAME}/../../node_modules/bats-support/load"
-load "${BATS_TEST_DIRNAME}/../../node_modules/bats-assert/load"
-load "${BATS_TEST_DIRNAME}/pitr_lib"
+load 'helpers/load'
+
+# Ports reserved for this suite: 55420-55439.
+readonly PITR_PORT_A=55420
+readonly PITR_PORT_B=55421
+readonly PITR_PORT_VERIFY=55430
+readonly PITR_PORT_QUERY=55431
+readonly PITR_REPL_PASSWORD='s3cret:with\back$lash'"'"'q'
+
+# One batch: 500 rows tagged with the batch number.
+write_batch() {
+  local port="$1" batch="$2"
+  pg_psql "${port}" -c "INSERT INTO pitr (batch, payload) SELECT ${batch}, md5('${batch}-' || g) FROM generate_series(1, 500) g" >/dev/null
+}
+
+# A fingerprint of the table per batch: "batch|rows|md5", one line per batch present.
+batches_sql="SELECT batch || '|' || count(*) || '|' || md5(string_agg(id || ',' || payload, ';' ORDER BY id)) FROM pitr GROUP BY batch ORDER BY batch"
+
+# The first N lines of a fingerprint file (batches 1..N).
+first_batches() {
+  head -n "$2" "$1"
+}
+
+# How many receivers of the cluster on PORT are streaming (with AND_WHERE: and meet it).
+receivers_streaming() {
+  pg_psql "$1" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' ${2:-}"
+}
+
+# Waits until the receiver of the cluster on PORT has flushed everything written so far.
+wait_wal_flushed() {
+  local port="$1" deadline=$((SECONDS + 60))
+  until [[ "$(receivers_streaming "${port}" 'AND flush_lsn >= pg_current_wal_lsn()')" == 1 ]]; do
+    if (( SECONDS > deadline )); then
+      printf 'WAL of port %s not flushed by the receiver within 60 s:\n' "${port}" >&2
+      pg_psql "${port}" -c 'SELECT application_name, state, flush_lsn, pg_current_wal_lsn() FROM pg_stat_replication' >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# Starts the receiver of a service in the background, as its unit would, and waits until it
+# streams; its pid goes to PITR_TMP/recv_NAME.pid (stop_receiver stops it with TERM).
+start_receiver() {
+  local service="$1" port="$2" deadline=$((SECONDS + 60))
+  "${SERVER_SBIN}/pgb_receivewal.sh" "${service}" >"${PITR_TMP}/recv_${service}.log" 2>&1 </dev/null 3>&- &
+  echo $! >"${PITR_TMP}/recv_${service}.pid"
+  until [[ "$(receivers_streaming "${port}")" == 1 ]]; do
+    if (( SECONDS > deadline )); then
+      printf 'the receiver of %s is not streaming after 60 s; its log:\n' "${service}" >&2
+      cat "${PITR_TMP}/recv_${service}.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+stop_receiver() {
+  local pid_file="${PITR_TMP}/recv_$1.pid" pid deadline=$((SECONDS + 60))
+  [[ -f "${pid_file}" ]] || return 0
+  pid="$(cat "${pid_file}")"
+  rm -f "${pid_file}"
+  kill -TERM "${pid}" 2>/dev/null || return 0
+  while kill -0 "${pid}" 2>/dev/null; do
+    if (( SECONDS > deadline )); then
+      printf 'the receiver %s (pid %s) did not stop within 60 s of TERM\n' "$1" "${pid}" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# True when MARKER is in the 8 KiB of DIR/FILE (or FILE.partial) that end at OFFSET: where the
+# record of a row committed just before OFFSET lies. Reads 8 KiB, not the 16 MiB segment.
+wal_record_landed() {
+  local dir="$1" file="$2" offset="$3" marker="$4" path
+  path="${dir}/${file}.partial"
+  [[ -f "${path}" ]] || path="${dir}/${file}"
+  [[ -f "${path}" ]] || return 1
+  dd if="${path}" bs=8192 count=1 skip="$(( offset > 8192 ? offset - 8192 : 0 ))" iflag=skip_bytes status=none \
+    | grep -q -a -F "${marker}"
+}
 
 setup_file() {
-  [[ "${EUID}" -eq 0 ]] || { echo "run as root: this suite mounts a tmpfs and runs PostgreSQL as postgres" >&2; return 1; }
-  local root="${BATS_TEST_DIRNAME}/../.."
-  [[ -f "${root}/dist/cli/main.js" ]] || { echo "build first: npx tsc -p ." >&2; return 1; }
-
-  PITR_TMP="$(mktemp -d)"
-  export PITR_TMP
+  pgb_require_root
+  pgb_ensure_pkg borg borgbackup
+  pgb_scratch_init
   # Everything of the suite on its own tmpfs: fsync and syncfs cost nothing and no other load on
   # the machine's disk slows the clusters down. postgres must reach what lies below it.
-  mount -t tmpfs -o size=2g,mode=0711 pgb-pitr-work "${PITR_TMP}"
-  mkdir -p "${PITR_TMP}"/{pg,sock,etc,run,tmp,borgbase,restore,dev/upload}
-  chown postgres: "${PITR_TMP}/pg" "${PITR_TMP}/sock"
+  export PITR_TMP="${PGB_T}/work"
+  pgb_mount_tmpfs "${PITR_TMP}" 2g
+  chmod 0711 "${PITR_TMP}"
+  mkdir -p "${PITR_TMP}"/{pg,etc,run,tmp,borgbase,restore,dev/upload}
   chmod 711 "${PITR_TMP}/tmp" "${PITR_TMP}/restore"
-  mkdir -p "${PITR_TMP}/backup"
-  mount -t tmpfs -o size=768m,mode=0755 pgb-pitr-test "${PITR_TMP}/backup"
+  pgb_mount_tmpfs "${PITR_TMP}/backup" 768m
 
   printf '%s\n' "${PITR_REPL_PASSWORD}" >"${PITR_TMP}/etc/repl_password"
   printf 'BORG_PASSPHRASE=pitr-test-passphrase\n' >"${PITR_TMP}/etc/borg.env"
@@ -58,7 +134,7 @@ devs:
     localBase: ${PITR_TMP}/dev/upload
     pgBinRoot: /usr/lib/postgresql
 EOF
-  node "${root}/dist/cli/main.js" build -c "${PITR_TMP}/pgb.config.yaml" -o "${PITR_TMP}/gen" >/dev/null
+  pgb_generate "${PITR_TMP}/pgb.config.yaml" "${PITR_TMP}/gen" >/dev/null
   export SERVER_SBIN="${PITR_TMP}/gen/pitr-server/root/usr/local/sbin"
   export DEV_SBIN="${PITR_TMP}/gen/pitr-dev/root/usr/local/sbin"
   export WAL_A="${PITR_TMP}/backup/postgres/wal/svc_a"
@@ -68,10 +144,19 @@ EOF
   # Scratch dirs of the restore drill and the scripts' temp dirs inside the test dir too.
   export TMPDIR="${PITR_TMP}/tmp"
 
-  start_cluster svc_a "${PITR_PORT_A}"
-  start_cluster svc_b "${PITR_PORT_B}"
-  psql_on "${PITR_PORT_A}" 'CREATE TABLE pitr (id bigserial PRIMARY KEY, batch int NOT NULL, payload text NOT NULL)' >/dev/null
-  psql_on "${PITR_PORT_B}" 'CREATE TABLE pitr (id bigserial PRIMARY KEY, batch int NOT NULL, payload text NOT NULL)' >/dev/null
+  # Durable clusters (fsync, synchronous_commit, 16 MiB segments): the RPO test measures when a
+  # commit reaches the backup disk. Replication as the generated role and pg_hba rules allow it.
+  local name port snippets="${PITR_TMP}/gen/pitr-server/snippets"
+  for name in svc_a:"${PITR_PORT_A}" svc_b:"${PITR_PORT_B}"; do
+    port="${name#*:}"
+    name="${name%%:*}"
+    pg_cluster_create "${PITR_TMP}/pg/${name}" "${port}" durable
+    pg_cluster_start "${PITR_TMP}/pg/${name}"
+    pg_apply_hba "${PITR_TMP}/pg/${name}" "${snippets}/pg_hba.conf"
+    pg_apply_role "${port}" "${snippets}/replication-role.sql" repl_backup "${PITR_TMP}/etc/repl_password"
+  done
+  pg_psql "${PITR_PORT_A}" -c 'CREATE TABLE pitr (id bigserial PRIMARY KEY, batch int NOT NULL, payload text NOT NULL)' >/dev/null
+  pg_psql "${PITR_PORT_B}" -c 'CREATE TABLE pitr (id bigserial PRIMARY KEY, batch int NOT NULL, payload text NOT NULL)' >/dev/null
 
   # The WAL receivers run all along, as their systemd units would.
   start_receiver svc_a "${PITR_PORT_A}"
@@ -90,8 +175,8 @@ EOF
   write_batch "${PITR_PORT_B}" 2
   wait_wal_flushed "${PITR_PORT_A}"
   wait_wal_flushed "${PITR_PORT_B}"
-  psql_on "${PITR_PORT_A}" "${batches_sql}" >"${PITR_TMP}/source_a.batches"
-  psql_on "${PITR_PORT_B}" "${batches_sql}" >"${PITR_TMP}/source_b.batches"
+  pg_psql "${PITR_PORT_A}" -c "${batches_sql}" >"${PITR_TMP}/source_a.batches"
+  pg_psql "${PITR_PORT_B}" -c "${batches_sql}" >"${PITR_TMP}/source_b.batches"
 
   # The nightly Borg archive (the receivers keep writing meanwhile, as in production).
   BORG_PASSPHRASE=pitr-test-passphrase borg init --encryption=repokey-blake2 "${PITR_TMP}/backup/borg" >/dev/null 2>&1
@@ -102,20 +187,11 @@ EOF
 }
 
 teardown_file() {
-  [[ -n "${PITR_TMP:-}" && -d "${PITR_TMP}" ]] || return 0
-  stop_receiver svc_a || true
-  stop_receiver svc_b || true
-  local pid_file
-  while IFS= read -r pid_file; do
-    stop_cluster_dir "$(dirname "${pid_file}")"
-  done < <(find "${PITR_TMP}" -name postmaster.pid -not -path "${PITR_TMP}/backup/*" 2>/dev/null)
-  if mountpoint -q "${PITR_TMP}/backup"; then
-    umount "${PITR_TMP}/backup"
+  if [[ -n "${PITR_TMP:-}" ]]; then
+    stop_receiver svc_a || true
+    stop_receiver svc_b || true
   fi
-  if mountpoint -q "${PITR_TMP}"; then
-    umount "${PITR_TMP}"
-  fi
-  rm -rf -- "${PITR_TMP}"
+  pgb_teardown_all
 }
 
 restore_a() {
@@ -123,15 +199,15 @@ restore_a() {
 }
 
 @test "the receiver streams each service's WAL onto the mounted backup disk through its slot" {
-  run psql_on "${PITR_PORT_A}" "SELECT slot_name || ' ' || active FROM pg_replication_slots"
+  run pg_psql "${PITR_PORT_A}" -c "SELECT slot_name || ' ' || active FROM pg_replication_slots"
   assert_output 'pgb_svc_a true'
-  run psql_on "${PITR_PORT_B}" "SELECT slot_name || ' ' || active FROM pg_replication_slots"
+  run pg_psql "${PITR_PORT_B}" -c "SELECT slot_name || ' ' || active FROM pg_replication_slots"
   assert_output 'pgb_svc_b true'
   # The live segment is a .partial on the tmpfs; batch 3 is in it already.
   run find "${WAL_A}" -name '*.partial'
   assert [ "${#lines[@]}" -eq 1 ]
   assert_equal "$(findmnt -n -o FSTYPE --target "${WAL_A}")" tmpfs
-  grep -q -a -F "$(psql_on "${PITR_PORT_A}" "SELECT payload FROM pitr WHERE batch = 3 ORDER BY id DESC LIMIT 1")" "${lines[0]}"
+  grep -q -a -F "$(pg_psql "${PITR_PORT_A}" -c "SELECT payload FROM pitr WHERE batch = 3 ORDER BY id DESC LIMIT 1")" "${lines[0]}"
   # Neither the password nor its file name is on any command line.
   local pid
   for pid in $(pgrep -f pg_receivewal); do
@@ -164,7 +240,7 @@ restore_a() {
   assert [ ! -e "${dest}/recovery.signal" ]
   grep -q "^recovery_target_time = '" "${dest}/postgresql.auto.conf"
   grep -q "^restore_command = 'cp ${dest}-wal/%f %p'" "${dest}/postgresql.auto.conf"
-  run query_restored "${dest}" "${batches_sql}"
+  run pg_query_datadir "${dest}" "${PITR_PORT_QUERY}" "${batches_sql}"
   assert_success
   assert_output "$(first_batches "${PITR_TMP}/source_a.batches" 2)"
   assert_equal "$(wc -l <<<"${output}")" 2
@@ -181,7 +257,7 @@ restore_a() {
   run find "${dest}-wal" -name '*.partial'
   assert_output ''
   assert [ -f "${dest}-wal/$(basename "$(find "${WAL_A}" -name '*.partial')" .partial)" ]
-  run query_restored "${dest}" "${batches_sql}"
+  run pg_query_datadir "${dest}" "${PITR_PORT_QUERY}" "${batches_sql}"
   assert_success
   assert_output "$(cat "${PITR_TMP}/source_a.batches")"
   assert_equal "$(wc -l <<<"${output}")" 3
@@ -222,7 +298,7 @@ restore_a() {
   for i in $(seq 1 10); do
     marker="rpo-probe-${i}-${RANDOM}${RANDOM}"
     # Commit one row, then ask where the WAL ends now: the row's record lies just before.
-    read -r wal_file offset < <(as_postgres "${PITR_PG_BIN}/psql" -X -q -At -v ON_ERROR_STOP=1 -h "${PITR_TMP}/sock" -p "${PITR_PORT_A}" -d postgres \
+    read -r wal_file offset < <(pg_psql "${PITR_PORT_A}" \
       -c "INSERT INTO pitr (batch, payload) VALUES (99, '${marker}')" \
       -c "SELECT file_name || ' ' || file_offset FROM pg_walfile_name_offset(pg_current_wal_lsn())")
     commit_ns="$(date +%s%N)"
@@ -236,7 +312,7 @@ restore_a() {
     found_ns="$(date +%s%N)"
     waits+=("$(( (found_ns - commit_ns) / 1000000 ))")
     # The server's own measure: its local flush of the commit -> the receiver's fsync confirmed.
-    lag="$(psql_on "${PITR_PORT_A}" "SELECT coalesce(round(extract(epoch FROM flush_lag) * 1000, 1)::text, '') FROM pg_stat_replication WHERE application_name = 'pg_receivewal'" | head -n 1)"
+    lag="$(pg_psql "${PITR_PORT_A}" -c "SELECT coalesce(round(extract(epoch FROM flush_lag) * 1000, 1)::text, '') FROM pg_stat_replication WHERE application_name = 'pg_receivewal'" | head -n 1)"
     [[ -z "${lag}" ]] || lags+=("${lag}")
   done
   sorted_lag="$(printf '%s\n' "${lags[@]}" | sort -g)"
@@ -246,7 +322,7 @@ restore_a() {
   (( ${#lags[@]} > 0 ))
   # Sub-second RPO: every commit reached the backup disk within a second.
   (( $(tail -n 1 <<<"${sorted_wait}") < 1000 ))
-  psql_on "${PITR_PORT_A}" "DELETE FROM pitr WHERE batch = 99" >/dev/null
+  pg_psql "${PITR_PORT_A}" -c "DELETE FROM pitr WHERE batch = 99" >/dev/null
 }
 
 @test "the receiver stops cleanly on SIGTERM and removes its password file" {
@@ -262,26 +338,26 @@ restore_a() {
   run find "${TMPDIR}" -name pgpass
   assert_equal "${#lines[@]}" 1
   # The slot stays: a restarted receiver resumes where it stopped.
-  run psql_on "${PITR_PORT_B}" "SELECT slot_name || ' ' || active FROM pg_replication_slots"
+  run pg_psql "${PITR_PORT_B}" -c "SELECT slot_name || ' ' || active FROM pg_replication_slots"
   assert_output 'pgb_svc_b false'
 }
 
 @test "with the source clusters stopped: restore to T and to the end from the Borg archive" {
   stop_receiver svc_a
-  stop_cluster_dir "${PITR_TMP}/pg/svc_a"
-  stop_cluster_dir "${PITR_TMP}/pg/svc_b"
+  pg_cluster_stop "${PITR_TMP}/pg/svc_a"
+  pg_cluster_stop "${PITR_TMP}/pg/svc_b"
   local dest="${PITR_TMP}/restore/borg_t"
   restore_a --from primary --archive latest --dest "${dest}" --target-time "${TARGET_T}" --verify --port "${PITR_PORT_VERIFY}"
   assert_success
   assert_output --partial "from ${PITR_TMP}/backup/borg::pitr-server-pg-artifacts-"
   assert [ -z "$(find "${PITR_TMP}/restore" -maxdepth 1 -name 'borg_t-extract.*')" ]
-  run query_restored "${dest}" "${batches_sql}"
+  run pg_query_datadir "${dest}" "${PITR_PORT_QUERY}" "${batches_sql}"
   assert_output "$(first_batches "${PITR_TMP}/source_a.batches" 2)"
 
   dest="${PITR_TMP}/restore/borg_end"
   restore_a --from primary --dest "${dest}" --verify --port "${PITR_PORT_VERIFY}"
   assert_success
-  run query_restored "${dest}" "${batches_sql}"
+  run pg_query_datadir "${dest}" "${PITR_PORT_QUERY}" "${batches_sql}"
   assert_output "$(cat "${PITR_TMP}/source_a.batches")"
 }
 
@@ -295,13 +371,13 @@ restore_a() {
   local dest="${PITR_TMP}/restore/dev_t"
   run "${DEV_SBIN}/pgb-restore.sh" restore --service svc_a --dest "${dest}" --target-time "${TARGET_T}" --verify --port "${PITR_PORT_VERIFY}"
   assert_success
-  run query_restored "${dest}" "${batches_sql}"
+  run pg_query_datadir "${dest}" "${PITR_PORT_QUERY}" "${batches_sql}"
   assert_output "$(first_batches "${PITR_TMP}/source_a.batches" 2)"
 
   dest="${PITR_TMP}/restore/dev_end"
   run "${DEV_SBIN}/pgb-restore.sh" restore --server pitr-server --service svc_b --dest "${dest}" --verify
   assert_success
-  run query_restored "${dest}" "${batches_sql}"
+  run pg_query_datadir "${dest}" "${PITR_PORT_QUERY}" "${batches_sql}"
   assert_output "$(cat "${PITR_TMP}/source_b.batches")"
 
   # The dev machine has no Borg repository of the server configured.

@@ -13,20 +13,27 @@ pg_as_postgres() {
   (cd / && runuser -u postgres -- "$@")
 }
 
-# pg_cluster_create DATADIR PORT: initdb, loopback only, enough WAL senders for killed
-# pg_basebackups (their walsenders linger), fast settings for a test machine. WAL segments are
-# PGB_WAL_SEGSIZE MiB (default 1, not 16: base backups carry whole segments, small ones keep
-# every copy, verify and archive fast).
+# pg_cluster_create DATADIR PORT [fast|durable]: initdb, loopback only, enough WAL senders for
+# killed pg_basebackups (their walsenders linger). fast (the default) is for a test machine: fsync
+# and synchronous_commit off, WAL segments of PGB_WAL_SEGSIZE MiB (default 1, not 16: base backups
+# carry whole segments, small ones keep every copy, verify and archive fast). durable is what a
+# production server runs with, for tests that measure when a commit reaches the WAL (pitr.bats's
+# RPO test): fsync and synchronous_commit on, 16 MiB segments.
 pg_cluster_create() {
-  local dir="$1" port="$2" sock
+  local dir="$1" port="$2" mode="${3:-fast}" sock segsize="${PGB_WAL_SEGSIZE:-1}" sync=off
+  case "${mode}" in
+    fast) ;;
+    durable) segsize=16 sync=on ;;
+    *) printf 'pg_cluster_create: mode fast or durable, not %s\n' "${mode}" >&2; return 1 ;;
+  esac
   sock="$(pg_sock_dir)"
   mkdir -p "$(dirname "${dir}")" "${sock}"
   chown postgres:postgres "$(dirname "${dir}")" "${sock}"
   chmod 0700 "${sock}"
   pg_as_postgres "${PGB_PG_BIN}/initdb" -D "${dir}" -U postgres -E UTF8 --locale=C \
-    --auth-local=trust --auth-host=scram-sha-256 --wal-segsize="${PGB_WAL_SEGSIZE:-1}" >"${dir}.initdb.log" 2>&1
+    --auth-local=trust --auth-host=scram-sha-256 --wal-segsize="${segsize}" >"${dir}.initdb.log" 2>&1
   cat >>"${dir}/postgresql.conf" <<EOF
-# pgb-gen integration test cluster
+# pgb-gen integration test cluster (${mode})
 port = ${port}
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '${sock}'
@@ -35,8 +42,8 @@ max_wal_senders = 10
 max_replication_slots = 10
 wal_level = replica
 shared_buffers = 16MB
-fsync = off
-synchronous_commit = off
+fsync = ${sync}
+synchronous_commit = ${sync}
 full_page_writes = on
 logging_collector = off
 EOF
@@ -63,6 +70,34 @@ pg_cluster_stop() {
       pg_as_postgres "${PGB_PG_BIN}/pg_ctl" -D "${dir}" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
   fi
   pgb_started_remove pg "${dir}"
+}
+
+# pg_query_datadir DATADIR PORT SQL: starts a data directory (a restored copy, recovered or not)
+# on the private socket only, waits until it is out of recovery, prints what SQL returns, stops it.
+pg_query_datadir() {
+  local dir="$1" port="$2" sql="$3" out rc=0 deadline=$((SECONDS + 120))
+  chown -R postgres: "${dir}"
+  [[ ! -d "${dir}-wal" ]] || chown -R postgres: "${dir}-wal"
+  # The server log lies beside the data dir, in a directory postgres may not write to.
+  touch "${dir}.log"
+  chown postgres: "${dir}.log"
+  if ! pg_cluster_start "${dir}" "-c port=${port} -c listen_addresses='' -c unix_socket_directories=$(pg_sock_dir) -c archive_mode=off"; then
+    cat "${dir}.log" >&2
+    return 1
+  fi
+  until [[ "$(pg_psql "${port}" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" == f ]]; do
+    if (( SECONDS > deadline )); then
+      printf 'pg_query_datadir: %s still in recovery after 120 s; its log:\n' "${dir}" >&2
+      tail -n 40 "${dir}.log" >&2
+      pg_cluster_stop "${dir}"
+      return 1
+    fi
+    sleep 0.1
+  done
+  out="$(pg_psql "${port}" -c "${sql}")" || rc=$?
+  pg_cluster_stop "${dir}"
+  printf '%s\n' "${out}"
+  return "${rc}"
 }
 
 pg_cluster_running() {
@@ -94,12 +129,15 @@ pg_apply_hba() {
 }
 
 # pg_apply_role PORT SQL_FILE USER PASSWORD_FILE: runs the generated role SQL with its psql
-# variables set on stdin (the password never reaches a command line).
+# variables set on stdin (the password never reaches a command line), quoted for psql as
+# apply-replication-role.sh quotes them (backslashes and single quotes doubled).
 pg_apply_role() {
-  local port="$1" sql="$2" user="$3" pass_file="$4"
+  local port="$1" sql="$2" user="$3" pass_file="$4" pass
+  pass="$(head -n 1 "${pass_file}")"
+  pass="${pass//\\/\\\\}"
   {
     printf '\\set repl_user %s\n' "'${user}'"
-    printf '\\set repl_password %s\n' "'$(head -n 1 "${pass_file}")'"
+    printf '\\set repl_password %s\n' "'${pass//\'/\'\'}'"
     cat "${sql}"
   } | pg_psql "${port}" -f - >/dev/null
 }
