@@ -37,14 +37,7 @@ EOF
 teardown_file() {
   load helpers/common
   if [[ -n "${PULL_USER:-}" ]]; then
-    # Retried: another suite may hold the passwd lock for a moment.
-    for _ in $(seq 20); do
-      getent passwd "${PULL_USER}" >/dev/null || break
-      userdel -r -- "${PULL_USER}" 2>/dev/null || sleep 0.5
-    done
-    if getent passwd "${PULL_USER}" >/dev/null; then
-      printf 'teardown: could not remove test user %s\n' "${PULL_USER}" >&2
-    fi
+    pgb_remove_user "${PULL_USER}" -r
   fi
   pgb_teardown_all
 }

@@ -38,48 +38,44 @@ receivers_streaming() {
   pg_psql "$1" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' ${2:-}"
 }
 
+# True when the receiver of the cluster on PORT has flushed everything written so far.
+wal_flushed() {
+  [[ "$(receivers_streaming "$1" 'AND flush_lsn >= pg_current_wal_lsn()')" == 1 ]]
+}
+
 # Waits until the receiver of the cluster on PORT has flushed everything written so far.
 wait_wal_flushed() {
-  local port="$1" deadline=$((SECONDS + 60))
-  until [[ "$(receivers_streaming "${port}" 'AND flush_lsn >= pg_current_wal_lsn()')" == 1 ]]; do
-    if (( SECONDS > deadline )); then
-      printf 'WAL of port %s not flushed by the receiver within 60 s:\n' "${port}" >&2
-      pg_psql "${port}" -c 'SELECT application_name, state, flush_lsn, pg_current_wal_lsn() FROM pg_stat_replication' >&2
-      return 1
-    fi
-    sleep 0.1
-  done
+  WAIT_PORT="$1" pgb_wait_for "the receiver of port $1 to flush the WAL written so far" 300 replication_state \
+    wal_flushed "$1"
+}
+
+# Diagnostics of a wait on a receiver: what the cluster on WAIT_PORT sees of it, and its log.
+replication_state() {
+  pg_psql "${WAIT_PORT}" -c 'SELECT application_name, state, flush_lsn, pg_current_wal_lsn() FROM pg_stat_replication'
+  [[ -z "${WAIT_LOG:-}" ]] || pgb_tail_file "${WAIT_LOG}"
+}
+
+receiver_streams() {
+  [[ "$(receivers_streaming "$1")" == 1 ]]
 }
 
 # Starts the receiver of a service in the background, as its unit would, and waits until it
 # streams; its pid goes to PITR_TMP/recv_NAME.pid (stop_receiver stops it with TERM).
 start_receiver() {
-  local service="$1" port="$2" deadline=$((SECONDS + 60))
-  "${SERVER_SBIN}/pgb_receivewal.sh" "${service}" >"${PITR_TMP}/recv_${service}.log" 2>&1 </dev/null 3>&- &
+  local service="$1" port="$2" log="${PITR_TMP}/recv_$1.log"
+  "${SERVER_SBIN}/pgb_receivewal.sh" "${service}" >"${log}" 2>&1 </dev/null 3>&- &
   echo $! >"${PITR_TMP}/recv_${service}.pid"
-  until [[ "$(receivers_streaming "${port}")" == 1 ]]; do
-    if (( SECONDS > deadline )); then
-      printf 'the receiver of %s is not streaming after 60 s; its log:\n' "${service}" >&2
-      cat "${PITR_TMP}/recv_${service}.log" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
+  WAIT_PORT="${port}" WAIT_LOG="${log}" pgb_wait_for "the receiver of ${service} to stream" 300 replication_state \
+    receiver_streams "${port}"
 }
 
 stop_receiver() {
-  local pid_file="${PITR_TMP}/recv_$1.pid" pid deadline=$((SECONDS + 60))
+  local pid_file="${PITR_TMP}/recv_$1.pid" pid
   [[ -f "${pid_file}" ]] || return 0
   pid="$(cat "${pid_file}")"
   rm -f "${pid_file}"
   kill -TERM "${pid}" 2>/dev/null || return 0
-  while kill -0 "${pid}" 2>/dev/null; do
-    if (( SECONDS > deadline )); then
-      printf 'the receiver %s (pid %s) did not stop within 60 s of TERM\n' "$1" "${pid}" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
+  pgb_wait_for "the receiver $1 (pid ${pid}) to stop after TERM" 300 - pgb_pid_gone "${pid}"
 }
 
 # True when MARKER is in the 8 KiB of DIR/FILE (or FILE.partial) that end at OFFSET: where the

@@ -128,6 +128,11 @@ setup() {
   mkdir -p "${LOOT}"
 }
 
+# A failed test shows what the test sshd logged meanwhile (refused keys, dropped connections).
+teardown() {
+  [[ -n "${BATS_TEST_COMPLETED:-}" ]] || pgb_tail_file "${PGB_T}/logs/sshd.log" 30 >&2
+}
+
 # Stops what the suite started (sshd) and waits until it is gone, keeping the scratch root.
 pgb_teardown_all_but_root() {
   local kind arg
@@ -149,22 +154,15 @@ forward_state() {
   pgb_tail_file "${PGB_T}/logs/forward-L.err"
 }
 
-# userdel, retried: a session of the user may still be ending, or another suite may hold the
-# passwd lock for a moment. Says so when it finally fails.
+# Removes the test user; sessions still open belong to this suite's own sshd: they end by pid first.
 remove_user() {
-  local user="$1"
-  for _ in $(seq 20); do
-    getent passwd "${user}" >/dev/null || return 0
-    userdel -- "${user}" 2>/dev/null && return 0
-    sleep 0.5
-  done
-  # Sessions still open belong to this suite's own sshd and test user: end them by pid.
-  local pid
-  for pid in $(ps -u "${user}" -o pid= 2>/dev/null); do
-    kill -KILL "${pid}" 2>/dev/null || true
-  done
-  sleep 0.5
-  userdel -- "${user}" || printf 'teardown: could not remove test user %s\n' "${user}" >&2
+  local user="$1" pid
+  pgb_wait_for "the sessions of ${user} to end" 30 - bash -c '! ps -u "$1" -o pid= >/dev/null' _ "${user}" || {
+    for pid in $(ps -u "${user}" -o pid= 2>/dev/null); do
+      kill -KILL "${pid}" 2>/dev/null || true
+    done
+  }
+  pgb_remove_user "${user}"
 }
 
 # Artifacts as the server keeps them: root-owned, private modes, binary content, a sentinel,

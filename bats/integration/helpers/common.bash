@@ -136,6 +136,21 @@ pgb_wait_for() {
   done
 }
 
+# pgb_user_gone USER [USERDEL_OPTS...]: USER does not exist, or userdel just removed it. userdel
+# fails while another process holds the passwd lock or a session of the user is still ending.
+pgb_user_gone() {
+  local user="$1"
+  shift
+  ! getent passwd "${user}" >/dev/null || { userdel "$@" -- "${user}" && ! getent passwd "${user}" >/dev/null; }
+}
+
+# pgb_remove_user USER [USERDEL_OPTS...]: removes a test user, retrying for a minute; says so
+# when it cannot.
+pgb_remove_user() {
+  pgb_wait_for "userdel of test user $1" 60 - pgb_user_gone "$@" ||
+    printf 'teardown: could not remove test user %s\n' "$1" >&2
+}
+
 # pgb_port_open PORT: something listens on 127.0.0.1:PORT.
 pgb_port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

@@ -72,10 +72,20 @@ pg_cluster_stop() {
   pgb_started_remove pg "${dir}"
 }
 
+# pg_out_of_recovery PORT: the cluster on PORT accepts read-write transactions.
+pg_out_of_recovery() {
+  [[ "$(pg_psql "$1" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" == f ]]
+}
+
+# Diagnostics of a restored copy that did not finish recovery: its server log (QUERY_LOG).
+pg_query_diagnose() {
+  pgb_tail_file "${QUERY_LOG}"
+}
+
 # pg_query_datadir DATADIR PORT SQL: starts a data directory (a restored copy, recovered or not)
 # on the private socket only, waits until it is out of recovery, prints what SQL returns, stops it.
 pg_query_datadir() {
-  local dir="$1" port="$2" sql="$3" out rc=0 deadline=$((SECONDS + 120))
+  local dir="$1" port="$2" sql="$3" out rc=0
   chown -R postgres: "${dir}"
   [[ ! -d "${dir}-wal" ]] || chown -R postgres: "${dir}-wal"
   # The server log lies beside the data dir, in a directory postgres may not write to.
@@ -85,15 +95,10 @@ pg_query_datadir() {
     cat "${dir}.log" >&2
     return 1
   fi
-  until [[ "$(pg_psql "${port}" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" == f ]]; do
-    if (( SECONDS > deadline )); then
-      printf 'pg_query_datadir: %s still in recovery after 120 s; its log:\n' "${dir}" >&2
-      tail -n 40 "${dir}.log" >&2
-      pg_cluster_stop "${dir}"
-      return 1
-    fi
-    sleep 0.1
-  done
+  if ! QUERY_LOG="${dir}.log" pgb_wait_for "${dir} to finish recovery" 300 pg_query_diagnose pg_out_of_recovery "${port}"; then
+    pg_cluster_stop "${dir}"
+    return 1
+  fi
   out="$(pg_psql "${port}" -c "${sql}")" || rc=$?
   pg_cluster_stop "${dir}"
   printf '%s\n' "${out}"
