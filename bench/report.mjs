@@ -188,8 +188,9 @@ const r3 = ratio(time('restore', scriptRestore ?? 'gen-default'), pgbrRestore);
 tgt.push([`restore from Borg (${scriptRestore ? 'pgb-restore.sh, defaults' : 'bare borg extract'}) / pgBackRest restore`, fx(r3), '<= 1.0x', mark(r3, 1.0)]);
 const r3b = ratio(time('restore', 'raw'), pgbrRestore);
 tgt.push(['  restore from raw artifacts / pgBackRest restore', fx(r3b), '<= 1.0x', mark(r3b, 1.0)]);
-const r4 = ratio(build, node0);
-tgt.push(['pgb-gen build (100 services) / node -e 0', fx(r4), '<= 2.0x', mark(r4, 2.0)]);
+// Issue 15 retired the ratio to a bare node start: the build is a record, under 1 s.
+const buildSeconds = build ? build.med : NaN;
+tgt.push(['pgb-gen build (100 services), seconds', fmtT(build), '< 1 s', mark(buildSeconds, 1.0)]);
 out.push('', 'Targets of issue 6 (printed, not asserted)');
 out.push(table(['ratio', 'measured', 'target', ''], tgt));
 if (meta.mode === 'smoke') out.push('', 'Smoke run: tiny scale, one run; the numbers only prove that every step works.');
