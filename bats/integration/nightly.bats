@@ -15,6 +15,7 @@ setup_file() {
   pgb_require_root
   pgb_ensure_pkg faketime faketime
   pgb_ensure_pkg borg borgbackup
+  pgb_require_stable_borg_host_id
   export PGB_SERVICES="service_a:55401 service_b:55402 service_c:55403"
   export PGB_RAW_DAYS=1
   # The external drive keeps the config's default reserve; warn when it has less than 8 MiB beyond.

@@ -48,6 +48,7 @@ setup_file() {
   cp -a "${GEN}/${SRV}/." "${CT_ROOT}/root/pgb-bundle/"
   cp -a "${GEN}/${DEV}/." "${CT_ROOT}/root/pgb-dev-bundle/"
 
+  pgb_cgroups_mount
   # --keep-unit --register=no: this machine runs no systemd of its own to register with.
   # cgroup v2 inside, bpf() allowed and CAP_BPF kept: without them the container's systemd
   # cannot enforce IPAddressDeny= (it warns once and runs the unit unfiltered).
@@ -168,9 +169,19 @@ ct_diagnose() {
   pgb_tail_file "${PGB_T}/logs/nspawn.log"
 }
 
+# It booted, or systemd-nspawn has exited (then waiting longer is pointless).
+ct_boot_settled() {
+  ct_booted || pgb_pid_gone "${NSPAWN_PID}"
+}
+
 wait_for_boot() {
   CT_DIAG_UNITS=()
-  pgb_wait_for "the container's systemd to finish booting" 300 ct_diagnose ct_booted
+  pgb_wait_for "the container's systemd to finish booting" 300 ct_diagnose ct_boot_settled
+  ct_booted || {
+    printf 'systemd-nspawn (pid %s) exited before the container booted\n' "${NSPAWN_PID}" >&2
+    ct_diagnose >&2
+    return 1
+  }
 }
 
 stop_container() {

@@ -151,6 +151,41 @@ pgb_remove_user() {
     printf 'teardown: could not remove test user %s\n' "$1" >&2
 }
 
+# pgb_require_stable_borg_host_id: Borg names its host "<fqdn>@<uuid.getnode()>", the MAC of an
+# interface that has an IPv4 address. Where there is none (a network namespace with only lo),
+# Python makes up a new node per process: every Borg process is then "another host", and Borg
+# never breaks the stale lock a crashed Borg left (measured: the out-of-space tests time out on
+# the lock). Refuse to run then, saying how to give the namespace such an interface.
+pgb_require_stable_borg_host_id() {
+  local probe='import uuid; print(uuid.getnode())'
+  [[ -n "${BORG_HOST_ID:-}" ]] && return 0
+  [[ "$(python3 -c "${probe}")" == "$(python3 -c "${probe}")" ]] && return 0
+  printf '%s\n' "Borg's host id changes from one process to the next here (no interface with a MAC and an" \
+    "IPv4 address: a network namespace with only lo?), so Borg cannot break its own stale locks." \
+    "In the namespace, add one: ip link add pgb0 type veth peer name pgb1; ip link set pgb0 up;" \
+    "ip link set pgb1 up; ip addr add 10.255.0.1/30 dev pgb0" >&2
+  return 1
+}
+
+# pgb_cgroups_mount: `ip netns exec` mounts a fresh /sys in its own mount namespace, without the
+# cgroup hierarchies that systemd-nspawn and dockerd need (nspawn: "Failed to determine whether
+# the unified cgroups hierarchy is used: No medium found"). Mounts them again there, as PID 1's
+# namespace has them (the same hierarchies; the mounts vanish with that namespace). A no-op
+# where /sys/fs/cgroup is mounted, as on a machine's own namespaces.
+pgb_cgroups_mount() {
+  mountpoint -q /sys/fs/cgroup && return 0
+  local src target fstype opts
+  while read -r src target fstype opts _; do
+    case "${fstype}" in
+      tmpfs) [[ "${target}" == /sys/fs/cgroup ]] && mount -t tmpfs -o "${opts}" "${src}" "${target}" ;;
+      cgroup | cgroup2)
+        mkdir -p "${target}"
+        mount -t "${fstype}" -o "${opts}" "${src}" "${target}"
+        ;;
+    esac
+  done < <(grep -E '^[^ ]+ /sys/fs/cgroup(/[^ ]*)? (tmpfs|cgroup|cgroup2) ' /proc/1/mounts)
+}
+
 # pgb_port_open PORT: something listens on 127.0.0.1:PORT.
 pgb_port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
