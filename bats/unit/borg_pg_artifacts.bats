@@ -295,7 +295,7 @@ ext_calls() {
   export BORG_EXT_FULL=always
   run bash "${BORG_SCRIPT}"
   assert_failure 1
-  assert_output --partial "external repo holds 1 archive(s); never deleting the last one"
+  assert_output --partial "external repo holds 1 archive; never deleting the last one"
   assert_output --partial "external repository FAILED"
   assert_output --partial "primary repository done"
   assert_equal "$(stub_count borg '^delete ')" 2

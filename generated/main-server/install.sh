@@ -27,6 +27,8 @@ readonly SECRET_HINTS=('BORG_PASSPHRASE=<the passphrase of both repositories>' '
 readonly DIR_PATHS=('/mnt/backup/postgres' '/mnt/backup/postgres/basebackups' '/mnt/backup/postgres/wal' '/mnt/backup/config')
 readonly DIR_MODES=('0750' '0750' '0750' '0750')
 readonly ENABLE_UNITS=('pg-backup-all.timer' 'pgb-borg-check.timer' 'pgb-restore-drill.timer' 'pgb-receivewal@service_a.service' 'pgb-receivewal@service_b.service')
+# The secret each unit reads as soon as it starts ('' for none): not started while it is empty.
+readonly ENABLE_NEEDS=('' '' '' '/etc/pg_backup/repl_password' '/etc/pg_backup/repl_password')
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -101,6 +103,8 @@ CHANGES=0
 STAGED=""
 UNITS_CHANGED=0
 ENABLE_FAILED=0
+# Units left stopped because the secret they need is still empty, and that secret.
+declare -a PENDING_UNITS=() PENDING_NEEDS=()
 # MANIFEST, one entry per line: mode owner group dest sha256.
 declare -a M_MODE=() M_OWNER=() M_GROUP=() M_DEST=() M_SHA=()
 
@@ -347,6 +351,13 @@ ensure_dirs() {
   done
 }
 
+# True while a secret file is missing, empty or still holds the template's placeholder.
+secret_unfilled() {
+  local target
+  target="$(target_of "$1")"
+  [[ ! -s "${target}" ]] || grep -q 'REPLACE_WITH' -- "${target}"
+}
+
 # Secret files are created empty with their mode, never overwritten: the operator fills them in.
 ensure_secrets() {
   local i file mode target cur_mode
@@ -359,7 +370,7 @@ ensure_secrets() {
       if (( (8#${cur_mode} & 8#027) != 0 )); then
         log_warn "secret file ${target} has mode ${cur_mode}: the scripts refuse it until it is ${mode} (chmod ${mode} ${target})"
       fi
-      if [[ ! -s "${target}" ]] || grep -q 'REPLACE_WITH' -- "${target}"; then
+      if secret_unfilled "${file}"; then
         log_warn "secret file ${target} is still to be filled in: ${SECRET_HINTS[i]}"
       fi
       continue
@@ -399,7 +410,7 @@ ensure_pull_user() {
 }
 
 enable_units() {
-  local unit
+  local i unit
   if ! systemd_running; then
     if (( UNITS_CHANGED || ${#ENABLE_UNITS[@]} )); then
       log_info "systemd is not running here$(on_live_system || printf ' (--root)'): not running systemctl daemon-reload, systemctl enable --now ${ENABLE_UNITS[*]}"
@@ -410,8 +421,15 @@ enable_units() {
     say "systemctl daemon-reload"
     (( DRY_RUN )) || systemctl daemon-reload
   fi
-  for unit in "${ENABLE_UNITS[@]}"; do
+  for i in "${!ENABLE_UNITS[@]}"; do
+    unit="${ENABLE_UNITS[i]}"
     if systemctl is-enabled --quiet -- "${unit}" 2>/dev/null && systemctl is-active --quiet -- "${unit}"; then
+      continue
+    fi
+    # A unit that would fail at once (and restart every few seconds) waits for its secret.
+    if [[ -n "${ENABLE_NEEDS[i]}" ]] && secret_unfilled "${ENABLE_NEEDS[i]}"; then
+      PENDING_UNITS+=("${unit}")
+      PENDING_NEEDS+=("${ENABLE_NEEDS[i]}")
       continue
     fi
     say "systemctl enable --now ${unit}"
@@ -462,6 +480,10 @@ uninstall_files() {
 }
 
 reminders() {
+  local i
+  for i in "${!PENDING_UNITS[@]}"; do
+    log_warn "not starting ${PENDING_UNITS[i]}: ${PENDING_NEEDS[i]} is still empty; fill it in, then run install.sh again (it starts the unit)"
+  done
   if [[ -n "${AUTHORIZED_KEYS_SNIPPET}" ]]; then
     log_info "next: paste ${HERE}/${AUTHORIZED_KEYS_SNIPPET} into ~${PULL_USER}/.ssh/authorized_keys (see the comments in it)"
   fi
