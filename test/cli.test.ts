@@ -28,7 +28,7 @@ describe('pgb-gen CLI', () => {
     const warned = run(['validate'], dir);
     expect(warned.status).toBe(0);
     expect(warned.stdout).toBe('pgb.config.yaml: valid (1 server(s), 1 dev machine(s)), 2 warning(s)\n');
-    expect(warned.stderr).toMatch(/^pgb\.config\.yaml:\d+:\d+ servers\[0\]\.fstab\[0\]\.uuid: warning: the example's placeholder UUID for \/mnt\/backup: put the UUID that `sudo blkid` prints for that disk on main-server\n/);
+    expect(warned.stderr).toMatch(/^pgb\.config\.yaml:\d+:\d+ servers\[0\]\.fstab\[0\]\.uuid: warning: the example's placeholder UUID for \/mnt\/backup: put the UUID that `lsblk -o NAME,UUID` prints for that disk on main-server\n/);
     const strict = run(['validate', '--strict'], dir);
     expect(strict.status).toBe(2);
     expect(strict.stderr).toContain('pgb.config.yaml: 2 warning(s); --strict refuses them');

@@ -19,7 +19,7 @@ export function configWarnings(cfg: Config): ConfigWarning[] {
   cfg.servers.forEach((s, si) => {
     s.fstab.forEach((f, fi) => {
       if (EXAMPLE_FSTAB_UUIDS.includes(f.uuid.toLowerCase()))
-        out.push({ path: ['servers', si, 'fstab', fi, 'uuid'], message: `the example's placeholder UUID for ${f.mount}: put the UUID that \`sudo blkid\` prints for that disk on ${s.name}` });
+        out.push({ path: ['servers', si, 'fstab', fi, 'uuid'], message: `the example's placeholder UUID for ${f.mount}: put the UUID that \`lsblk -o NAME,UUID\` prints for that disk on ${s.name}` });
     });
     const mounts = new Set(s.fstab.map((f) => f.mount));
     const need = [{ mount: s.paths.backupMount, what: 'the backup disk' }];
