@@ -177,6 +177,9 @@ runbook_before_block() {
 # Each check returns at once when it fails (a hook runs under `||`, where set -e does not stop).
 runbook_after_block() {
   local file="$2" log="${RB}/$1.log"
+  if grep -q '^dpkg-query -W ' "${file}"; then
+    readme_lists_packages_of "$(sed -n 's/^dpkg-query -W //p' "${file}")" || return 1
+  fi
   if grep -q '^sudo ./install.sh --dry-run' "${file}"; then
     # Nothing that needs the empty replication password was started; the installer said so.
     grep -q 'not starting pgb-receivewal@svc_a.service: /etc/pg_backup/repl_password is still empty' "${log}" || return 1
@@ -190,6 +193,20 @@ runbook_after_block() {
     check_pitr_copy /var/tmp/pitr-svc_a || return 1
   fi
   return 0
+}
+
+# The packages step names the package of every program the scripts, the restore check and the
+# drill run (this machine has them all, so the step alone could not tell a package is missing).
+readme_lists_packages_of() {
+  local listed=" $1 " program pkg
+  for program in /usr/lib/postgresql/15/bin/{pg_basebackup,pg_receivewal,pg_verifybackup,pg_waldump,pg_ctl,postgres,psql} \
+    /usr/bin/borg /usr/bin/rsync /usr/bin/sudo; do
+    pkg="$(dpkg -S "$(readlink -f "${program}")" | head -n 1 | cut -d: -f1)"
+    if [[ "${listed}" != *" ${pkg} "* ]]; then
+      printf 'the packages step does not install %s (it provides %s)\n' "${pkg}" "${program}" >&2
+      return 1
+    fi
+  done
 }
 
 # The point-in-time copy starts as it is (no restore_command, no recovery.signal, no WAL staging

@@ -304,6 +304,17 @@ ext_calls() {
   assert_equal "$(stub_count borg "additional_free_space 0$")" "$(stub_count borg "additional_free_space 1048576$")"
 }
 
+@test "external drive full with no archive on it (a first night on a too small drive): says the drive is too small, deletes nothing" {
+  : >"${STUB_STATE}/ext_archives"
+  export BORG_EXT_FULL=always
+  run bash "${BORG_SCRIPT}"
+  assert_failure 1
+  assert_output --partial "external drive too small for one archive: ${EXT_REPO} holds no archive to delete"
+  assert_output --partial "use a larger drive or lower repos.external.reserveBytes"
+  assert_output --partial "external repository FAILED"
+  assert_equal "$(stub_count borg '^delete ')" 0
+}
+
 @test "external drive full: gives up after maxPruneIterations deletions, reserve restored, exit 1" {
   ext_archives 8 >/dev/null
   export BORG_EXT_FULL=always
