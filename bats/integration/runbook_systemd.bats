@@ -252,8 +252,9 @@ check_pitr_copy() {
   # The disks are mounted in the container's own mount namespace.
   run in_ct test -f /mnt/backup/borg/config -a -f /media/usb/borg/config
   assert_success
+  # One line per unit (is-active exits 0 when any one of them is active).
   run in_ct systemctl is-active pgb-receivewal@svc_a.service pgb-receivewal@svc_b.service pg-backup-all.timer pgb-restore-drill.timer
-  assert_success
+  assert_output "$(printf 'active\nactive\nactive\nactive')"
   run in_ct ls -d /root/pgb-config-backups
   assert_failure # the Docker step (a ```bash block) did not run here
 }
