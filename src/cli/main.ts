@@ -48,7 +48,7 @@ program.command('init')
         + 'or name a new file with -c FILE, or overwrite with --force');
     }
     copyFileSync(join(TEMPLATE_DIR, 'init', 'pgb.config.yaml'), target);
-    console.log(`wrote ${target}: edit it, then run pgb-gen validate`);
+    console.log(`wrote ${target}: edit it, then run pgb-gen validate (and validate --strict before a real install)`);
   });
 
 program.command('validate')
