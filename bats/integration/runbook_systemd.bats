@@ -185,6 +185,8 @@ runbook_after_block() {
     grep -q 'not starting pgb-receivewal@svc_a.service: /etc/pg_backup/repl_password is still empty' "${log}" || return 1
     [[ "$(in_ct systemctl is-active pgb-receivewal@svc_a.service)" == inactive ]] || return 1
     [[ "$(in_ct systemctl is-active pg-backup-all.timer)" == active ]] || return 1
+    # The config's UUIDs belong to no disk of this machine (the test's disks are tmpfs): said so.
+    grep -q 'no disk here has UUID 0b6d1c2e-aaaa-4bbb-8ccc-123456789abc (snippets/fstab, /mnt/backup)' "${log}" || return 1
   fi
   if grep -q '^sudo systemctl start pg-backup-all.service' "${file}"; then
     [[ "$(unit_result pgb-borg-external.service)" == 'success 0' ]] || return 1

@@ -21,6 +21,9 @@ readonly AUTHORIZED_KEYS_SNIPPET='snippets/authorized_keys'
 # Directories are created only while the disk they live on is mounted (else they would land
 # on the root disk under the bare mount point).
 readonly GUARD_MOUNT='/mnt/backup'
+# The disks of snippets/fstab: a UUID no disk of this machine has is a placeholder or a typo.
+readonly FSTAB_UUIDS=('52e71a97-d76e-4f58-a182-ec73a59e7fe8' '9c4b2f60-3d1e-4a8b-b7f2-6e0a1c5d8e39')
+readonly FSTAB_MOUNTS=('/mnt/backup' '/media/usb')
 readonly SECRET_PATHS=('/etc/borg/pg-borg.env' '/etc/pg_backup/repl_password')
 readonly SECRET_MODES=('0600' '0600')
 readonly SECRET_HINTS=('BORG_PASSPHRASE=<the passphrase of both repositories>' 'the password of the repl_backup role, alone on one line')
@@ -442,6 +445,19 @@ enable_units() {
   done
 }
 
+# Says which fstab UUIDs belong to no disk here (udev's /dev/disk/by-uuid, or blkid): the
+# example's placeholders, a typo, or a drive not plugged in. Changes nothing.
+check_fstab_disks() {
+  local i
+  on_live_system || return 0
+  for i in "${!FSTAB_UUIDS[@]}"; do
+    if [[ -e "/dev/disk/by-uuid/${FSTAB_UUIDS[i]}" ]] || blkid -U "${FSTAB_UUIDS[i]}" >/dev/null 2>&1; then
+      continue
+    fi
+    log_warn "no disk here has UUID ${FSTAB_UUIDS[i]} (snippets/fstab, ${FSTAB_MOUNTS[i]}): a placeholder, a typo or a drive not plugged in; lsblk -o NAME,UUID lists the disks; fix servers[].fstab in the config and rebuild"
+  done
+}
+
 # Removes the files MANIFEST lists; a file changed since it was installed is backed up first.
 uninstall_files() {
   local i dest target unit
@@ -510,6 +526,7 @@ main() {
     ensure_dirs
     ensure_secrets
     ensure_pull_user
+    check_fstab_disks
     enable_units
     reminders
   fi

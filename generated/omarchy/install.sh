@@ -21,6 +21,9 @@ readonly AUTHORIZED_KEYS_SNIPPET=''
 # Directories are created only while the disk they live on is mounted (else they would land
 # on the root disk under the bare mount point).
 readonly GUARD_MOUNT=''
+# The disks of snippets/fstab: a UUID no disk of this machine has is a placeholder or a typo.
+readonly FSTAB_UUIDS=()
+readonly FSTAB_MOUNTS=()
 readonly SECRET_PATHS=()
 readonly SECRET_MODES=()
 readonly SECRET_HINTS=()
@@ -442,6 +445,19 @@ enable_units() {
   done
 }
 
+# Says which fstab UUIDs belong to no disk here (udev's /dev/disk/by-uuid, or blkid): the
+# example's placeholders, a typo, or a drive not plugged in. Changes nothing.
+check_fstab_disks() {
+  local i
+  on_live_system || return 0
+  for i in "${!FSTAB_UUIDS[@]}"; do
+    if [[ -e "/dev/disk/by-uuid/${FSTAB_UUIDS[i]}" ]] || blkid -U "${FSTAB_UUIDS[i]}" >/dev/null 2>&1; then
+      continue
+    fi
+    log_warn "no disk here has UUID ${FSTAB_UUIDS[i]} (snippets/fstab, ${FSTAB_MOUNTS[i]}): a placeholder, a typo or a drive not plugged in; lsblk -o NAME,UUID lists the disks; fix servers[].fstab in the config and rebuild"
+  done
+}
+
 # Removes the files MANIFEST lists; a file changed since it was installed is backed up first.
 uninstall_files() {
   local i dest target unit
@@ -510,6 +526,7 @@ main() {
     ensure_dirs
     ensure_secrets
     ensure_pull_user
+    check_fstab_disks
     enable_units
     reminders
   fi
