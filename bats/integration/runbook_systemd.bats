@@ -178,7 +178,7 @@ runbook_before_block() {
 runbook_after_block() {
   local file="$2" log="${RB}/$1.log"
   if grep -q '^dpkg-query -W ' "${file}"; then
-    readme_lists_packages_of "$(sed -n 's/^dpkg-query -W //p' "${file}")" || return 1
+    readme_lists_packages_of "$(sed -n 's/^dpkg-query -W //p' "${file}" | tr '\n' ' ')" || return 1
   fi
   if grep -q '^sudo ./install.sh --dry-run' "${file}"; then
     # Nothing that needs the empty replication password was started; the installer said so.
