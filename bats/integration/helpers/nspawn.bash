@@ -1,7 +1,6 @@
 # A systemd host for a suite: a systemd-nspawn container booted from this machine's own root file
 # system (an overlay whose writes land in a tmpfs, so the machine is never changed), systemd as
-# PID 1, a private network (loopback only: Borg's host id changes per process there, so a crashed
-# Borg's stale lock is never broken inside; no suite here crashes one). Set PGB_T (pgb_scratch_init) and CT_ROOT first;
+# PID 1, a private network (loopback only). Set PGB_T (pgb_scratch_init) and CT_ROOT first;
 # ct_boot starts it and records it for teardown, ct_stop stops it.
 
 # Its own machine id (journald refuses to share the host's); services no suite needs masked.
