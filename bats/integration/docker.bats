@@ -6,7 +6,6 @@
 #   bats bats/integration/docker.bats
 
 load 'helpers/load'
-load 'helpers/docker'
 
 setup_file() {
   pgb_require_root

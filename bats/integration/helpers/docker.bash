@@ -231,8 +231,9 @@ docker_image_for_major() {
 
 # docker_service_run CONTAINER VOLUME IMAGE PORT: a service container as an operator runs the
 # official image (named volume at PGDATA, POSTGRES_PASSWORD from a file through --env-file, so
-# not on argv), on --network host listening on 127.0.0.1:PORT; waits until it accepts
-# connections. Fast test settings and 1 MiB WAL segments, as the test clusters have.
+# not on argv), on --network host listening on 127.0.0.1:PORT (PGPORT too, so a `docker exec
+# CONTAINER psql` finds the socket as it does at 5432 in a published container); waits until it
+# accepts connections. Fast test settings and 1 MiB WAL segments, as the test clusters have.
 docker_service_run() {
   local container="$1" volume="$2" image="$3" port="$4" envf
   envf="${PGB_T}/secrets/${container}.env"
@@ -244,6 +245,7 @@ docker_service_run() {
   tdocker run -d --name "${container}" --label "pgb-test=${PGB_T}" --network host \
     --stop-signal SIGINT --stop-timeout 30 \
     --env-file "${envf}" -e POSTGRES_INITDB_ARGS='--wal-segsize=1 --locale=C --encoding=UTF8' \
+    -e PGPORT="${port}" \
     -v "${volume}:/var/lib/postgresql/data" "${image}" \
     postgres -c port="${port}" -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
     -c shared_buffers=16MB -c max_wal_senders=10 -c max_replication_slots=10 >/dev/null

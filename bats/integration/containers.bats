@@ -1,0 +1,177 @@
+#!/usr/bin/env bats
+# The services as real containers (issue 13): two PostgreSQL 17 containers of the trixie test
+# image on this PostgreSQL-15-only host, prepared with the server README's steps, and the
+# generated scripts with tools: image: base backups, verification and WAL streaming run from the
+# service's own image. Also what happens when a container is missing, stopped or of another major.
+# Runs as root, in the suite's network namespace (docker's --network host is that namespace).
+#
+#   bats bats/integration/containers.bats
+
+load 'helpers/load'
+
+setup_file() {
+  pgb_require_root
+  pgb_ensure_pkg borg borgbackup
+  export PGB_SERVICES="svc_a:55711 svc_b:55712"
+  export PGB_PG_VERSION=17 PGB_DOCKER=yes PGB_WAL=true
+  pgb_server_setup
+  local name
+  while read -r name; do
+    pgb_load_pgbench "${name}" 2
+    docker_psql "${name}_pg" -c 'CREATE TABLE notes (id serial PRIMARY KEY, body text)' \
+      -c "INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 500) g"
+  done < <(pgb_service_names)
+  pgb_mark setup: data loaded
+}
+
+teardown_file() {
+  [[ -z "${PGB_T:-}" ]] || pgb_mark teardown
+  docker_stop
+  pgb_teardown_all
+}
+
+setup() {
+  pgb_mark "test: ${BATS_TEST_DESCRIPTION}"
+}
+
+# Puts back what a failed test may have left: both containers as set up, helpers gone.
+teardown() {
+  [[ -n "${PGB_T:-}" ]] || return 0
+  local name kind arg
+  while read -r kind arg; do
+    case "${kind}" in
+      pgid) kill -TERM -- "-${arg}" 2>/dev/null || true; pgb_wait_for "process group ${arg} to end" 60 - pgb_pid_gone "${arg}" || kill -KILL -- "-${arg}" 2>/dev/null || true ;;
+    esac
+    pgb_started_remove "${kind}" "${arg}"
+  done < <(grep -E '^pgid ' "${PGB_T}/.started" || true)
+  tdocker rm -f svc_b_pg_v15 >/dev/null 2>&1 || true
+  if tdocker inspect svc_b_pg_away >/dev/null 2>&1; then
+    tdocker rm -f svc_b_pg >/dev/null 2>&1 || true
+    tdocker rename svc_b_pg_away svc_b_pg
+  fi
+  while read -r name; do
+    [[ "$(tdocker inspect -f '{{.State.Running}}' "${name}_pg")" == true ]] || pgb_service_start "${name}"
+  done < <(pgb_service_names)
+}
+
+newest_backup() {
+  pgb_promoted "$1" | tail -n 1
+}
+
+# The WAL receiver of SERVICE in the background, as its unit runs it, in its own process group.
+start_receiver() {
+  pgb_script_cmd pgb_receivewal.sh
+  setsid "${PGB_CMD[@]}" "$1" >"${PGB_T}/logs/receivewal-$1.log" 2>&1 3>&- &
+  RECEIVER_PID=$!
+  pgb_started_add pgid "${RECEIVER_PID}"
+}
+
+slot_active() {
+  [[ "$(docker_psql "$1_pg" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgb_$1'")" == t ]]
+}
+
+wal_segments() {
+  find "${PGB_ARTIFACTS}/wal/$1" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l
+}
+
+# ---- the tests --------------------------------------------------------------------------------
+
+@test "the host has no PostgreSQL 17 at all: every 17 tool comes from the image" {
+  [[ ! -e /usr/lib/postgresql/17 ]]
+  run grep -c 'tools: image' "${PGB_T}/pgb.config.yaml"
+  assert_output 2
+}
+
+@test "the README's steps made the containers ready: role applied through docker exec, rules in the volume, reloaded" {
+  assert_file_contains "${PGB_T}/logs/readme-role.log" 'replication role repl_backup applied to 2 service(s)'
+  local name
+  while read -r name; do
+    run docker_psql "${name}_pg" -c "SELECT rolreplication FROM pg_roles WHERE rolname = 'repl_backup'"
+    assert_output t
+    run docker_psql "${name}_pg" -c "SELECT count(*) FROM pg_hba_file_rules WHERE 'repl_backup' = ANY(user_name) AND 'replication' = ANY(database)"
+    assert_output 1
+    [[ -f "${PGB_T}/config_backups/pg_hba.conf.${name}_pgdata" ]]
+  done < <(pgb_service_names)
+}
+
+@test "nightly with tools: image: base backups of PostgreSQL 17 taken, verified and promoted from the image" {
+  pgb_nightly night1 "" primary
+  expect_rc 0 "${PGB_BACKUP_RC}" "${PGB_T}/logs/night1.backup.log"
+  expect_rc 0 "${PGB_BORG_RC}" "${PGB_T}/logs/night1.borg.log"
+  assert_log_lines_stamped "${PGB_T}/logs/night1.backup.log"
+  local name bb
+  while read -r name; do
+    bb="${PGB_BASE_DIR}/$(newest_backup "${name}")"
+    [[ -d "${bb}" ]]
+    assert_equal "$(cat "${bb}/PG_VERSION")" 17
+    [[ -s "${bb}/backup_manifest" ]]
+    # Written by root like the host tools' output: the raw retention and the dev pull can handle it.
+    assert_equal "$(find "${bb}" ! -user root | wc -l)" 0
+    # Verified again here with the image's own pg_verifybackup (the host has none of 17).
+    tdocker run --rm --network none -v "${bb}:/bb:ro" --entrypoint pg_verifybackup "${PGB_DOCKER_IMAGE}" -q -n /bb
+  done < <(pgb_service_names)
+  assert_equal "$(pgb_temp_dirs)" ''
+  # Every tool container was removed when its tool ended.
+  assert_equal "$(tdocker ps -aq --filter name=pgb-backup-)" ''
+}
+
+@test "WAL streams from the image into the WAL dir, and SIGTERM stops the receiver cleanly" {
+  start_receiver svc_a
+  pgb_wait_for "svc_a's slot to be active" 120 "pgb_tail_file ${PGB_T}/logs/receivewal-svc_a.log" slot_active svc_a
+  local before
+  before="$(wal_segments svc_a)"
+  docker_psql svc_a_pg -c "INSERT INTO notes (body) SELECT 'streamed ' || g FROM generate_series(1, 2000) g" -c 'SELECT pg_switch_wal()' >/dev/null
+  pgb_wait_for "a new WAL segment of svc_a" 120 "pgb_tail_file ${PGB_T}/logs/receivewal-svc_a.log" \
+    test "$(wal_segments svc_a)" -gt "${before}"
+  # The password is nowhere: not on any argv of this namespace's processes, not in docker inspect.
+  local pass
+  pass="$(head -n 1 "${PGB_REPL_PASS_FILE}")"
+  run tdocker inspect pgb-receivewal-svc_a-pg_receivewal
+  assert_success
+  refute_output --partial "${pass}"
+  run bash -c 'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\0" " "'
+  refute_output --partial "${pass}"
+  kill -TERM "${RECEIVER_PID}"
+  local rc=0
+  wait "${RECEIVER_PID}" || rc=$?
+  pgb_started_remove pgid "${RECEIVER_PID}"
+  expect_rc 0 "${rc}" "${PGB_T}/logs/receivewal-svc_a.log"
+  assert_file_contains "${PGB_T}/logs/receivewal-svc_a.log" 'stopped on request'
+  pgb_wait_for "the receiver container to be gone" 60 - test -z "$(tdocker ps -aq --filter name=pgb-receivewal-svc_a)"
+  run slot_active svc_a
+  assert_failure
+}
+
+@test "a stopped container: a clear error naming it, nothing half done, the other service still backed up" {
+  local before_a before_b
+  before_a="$(pgb_promoted svc_a | wc -l)"
+  before_b="$(pgb_promoted svc_b | wc -l)"
+  pgb_service_stop svc_b
+  pgb_nightly stopped "" none
+  expect_rc 1 "${PGB_BACKUP_RC}" "${PGB_T}/logs/stopped.backup.log"
+  assert_file_contains "${PGB_T}/logs/stopped.backup.log" '\[svc_b\] container svc_b_pg is not running (docker start svc_b_pg)'
+  assert_equal "$(pgb_promoted svc_a | wc -l)" "$((before_a + 1))"
+  assert_equal "$(pgb_promoted svc_b | wc -l)" "${before_b}"
+  assert_equal "$(pgb_temp_dirs)" ''
+  # The receiver refuses too, before it makes a slot or a directory.
+  pgb_run_script recv-stopped pgb_receivewal.sh svc_b
+  assert_failure
+  assert_output --partial 'container svc_b_pg is not running'
+}
+
+@test "a missing container and one of another major version: refused by name, nothing half done" {
+  local before_b
+  before_b="$(pgb_promoted svc_b | wc -l)"
+  tdocker rename svc_b_pg svc_b_pg_away
+  pgb_nightly missing "" none
+  expect_rc 1 "${PGB_BACKUP_RC}" "${PGB_T}/logs/missing.backup.log"
+  assert_file_contains "${PGB_T}/logs/missing.backup.log" '\[svc_b\] container svc_b_pg does not exist'
+  # A PostgreSQL 15 container under the name the config gives a 17 service.
+  tdocker stop svc_b_pg_away >/dev/null
+  docker_service_run svc_b_pg svc_b_pg15data "$(docker_image_for_major 15)" 55712
+  pgb_nightly othermajor "" none
+  expect_rc 1 "${PGB_BACKUP_RC}" "${PGB_T}/logs/othermajor.backup.log"
+  assert_file_contains "${PGB_T}/logs/othermajor.backup.log" '\[svc_b\] container svc_b_pg runs PostgreSQL 15, the config says pgVersion 17'
+  assert_equal "$(pgb_promoted svc_b | wc -l)" "${before_b}"
+  assert_equal "$(pgb_temp_dirs)" ''
+}
