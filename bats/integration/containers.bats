@@ -70,6 +70,53 @@ slot_active() {
   [[ "$(docker_psql "$1_pg" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgb_$1'")" == t ]]
 }
 
+receiver_diagnose() {
+  pgb_tail_file "${PGB_T}/logs/receivewal-svc_a.log"
+  ls -la "${PGB_ARTIFACTS}/wal/svc_a" || true
+  docker_psql svc_a_pg -c 'SELECT * FROM pg_stat_replication' -c 'SELECT pg_current_wal_lsn(), pg_walfile_name(pg_current_wal_lsn())' || true
+}
+
+# no_container NAME: no container (running or not) has a name containing NAME.
+no_container() {
+  [[ -z "$(tdocker ps -aq --filter "name=$1")" ]]
+}
+
+# wal_segments_above SERVICE N: more than N complete segments received (a state to wait on).
+wal_segments_above() {
+  (( $(wal_segments "$1") > $2 ))
+}
+
+# receiver_pid SERVICE: the pid of the receiver pgb-restore.sh started again (its pid file), or
+# its log when it is not running.
+receiver_pid() {
+  local pid
+  pgb_wait_for "the $1 receiver's pid file" 60 - test -s "${PGB_T}/run/pgb-receivewal-$1.pid" || true
+  pid="$(cat "${PGB_T}/run/pgb-receivewal-$1.pid" 2>/dev/null)" && kill -0 "${pid}" 2>/dev/null || {
+    printf 'receiver of %s not running\n' "$1" >&2
+    pgb_tail_file "${PGB_T}/run/pgb-receivewal-$1.log" >&2
+    ls -la "${PGB_ARTIFACTS}/wal/$1" >&2
+    return 1
+  }
+  printf '%s\n' "${pid}"
+}
+
+# utc_now CONTAINER: the server's clock, as --target-time takes it.
+utc_now() {
+  docker_psql "$1" -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
+}
+
+# timeline_segment SERVICE TLI: a complete segment of that timeline was received.
+timeline_segment() {
+  [[ -n "$(find "${PGB_ARTIFACTS}/wal/$1" -maxdepth 1 -type f -name "$2????????????????" -print -quit)" ]]
+}
+
+# Stops the receiver started last (SIGTERM, as systemd stops it) and waits for it.
+stop_receiver() {
+  kill -TERM "${RECEIVER_PID}"
+  wait "${RECEIVER_PID}" || true
+  pgb_started_remove pgid "${RECEIVER_PID}"
+}
+
 wal_segments() {
   find "${PGB_ARTIFACTS}/wal/$1" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l
 }
@@ -117,12 +164,12 @@ wal_segments() {
 
 @test "WAL streams from the image into the WAL dir, and SIGTERM stops the receiver cleanly" {
   start_receiver svc_a
-  pgb_wait_for "svc_a's slot to be active" 120 "pgb_tail_file ${PGB_T}/logs/receivewal-svc_a.log" slot_active svc_a
+  pgb_wait_for "svc_a's slot to be active" 120 receiver_diagnose slot_active svc_a
   local before
   before="$(wal_segments svc_a)"
   docker_psql svc_a_pg -c "INSERT INTO notes (body) SELECT 'streamed ' || g FROM generate_series(1, 2000) g" -c 'SELECT pg_switch_wal()' >/dev/null
-  pgb_wait_for "a new WAL segment of svc_a" 120 "pgb_tail_file ${PGB_T}/logs/receivewal-svc_a.log" \
-    test "$(wal_segments svc_a)" -gt "${before}"
+  pgb_wait_for "a new WAL segment of svc_a" 120 receiver_diagnose \
+    wal_segments_above svc_a "${before}"
   # The password is nowhere: not on any argv of this namespace's processes, not in docker inspect.
   local pass
   pass="$(head -n 1 "${PGB_REPL_PASS_FILE}")"
@@ -137,9 +184,104 @@ wal_segments() {
   pgb_started_remove pgid "${RECEIVER_PID}"
   expect_rc 0 "${rc}" "${PGB_T}/logs/receivewal-svc_a.log"
   assert_file_contains "${PGB_T}/logs/receivewal-svc_a.log" 'stopped on request'
-  pgb_wait_for "the receiver container to be gone" 60 - test -z "$(tdocker ps -aq --filter name=pgb-receivewal-svc_a)"
+  pgb_wait_for "the receiver container to be gone" 60 - no_container pgb-receivewal-svc_a
   run slot_active svc_a
   assert_failure
+}
+
+@test "PITR of PostgreSQL 17 from the raw artifacts, verified in a throwaway container of the image" {
+  start_receiver svc_a
+  pgb_wait_for "svc_a's slot to be active" 120 receiver_diagnose slot_active svc_a
+  docker_psql svc_a_pg -c 'CREATE TABLE pitr (id int PRIMARY KEY)' -c 'INSERT INTO pitr SELECT generate_series(1, 100)'
+  local target before
+  target="$(docker_psql svc_a_pg -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")"
+  docker_psql svc_a_pg -c 'INSERT INTO pitr SELECT generate_series(101, 200)'
+  before="$(wal_segments svc_a)"
+  docker_psql svc_a_pg -c 'SELECT pg_switch_wal()' >/dev/null
+  pgb_wait_for "the switched segment of svc_a" 120 receiver_diagnose \
+    wal_segments_above svc_a "${before}"
+  mkdir -p "${PGB_T}/restore"
+  pgb_run_script pitr-verify pgb-restore.sh restore --service svc_a --dest "${PGB_T}/restore/pitr" \
+    --target-time "${target}" --verify
+  assert_success
+  assert_output --partial "verifying in a throwaway container of ${PGB_DOCKER_IMAGE}"
+  assert_output --partial 'recovery finished; the restored copy was promoted'
+  assert_log_lines_stamped "${PGB_LAST_LOG}"
+  # The verify container is gone; the copy holds exactly the rows committed before the target.
+  assert_equal "$(tdocker ps -aq --filter name=pgb-verify-)" ''
+  run docker_query_datadir "${PGB_DOCKER_IMAGE}" "${PGB_T}/restore/pitr" 'SELECT count(*), max(id) FROM pitr'
+  assert_success
+  assert_output '100|100'
+  stop_receiver
+}
+
+@test "the drill restores every service and verifies each in a container of its image" {
+  pgb_run_script drill pgb-restore.sh drill
+  assert_success
+  assert_output --partial 'restore drill: all 2 service(s) restored, recovered and answered'
+  run grep -c 'verifying in a throwaway container' "${PGB_LAST_LOG}"
+  assert_output 2
+  assert_equal "$(tdocker ps -aq --filter name=pgb-verify-)" ''
+}
+
+@test "--into-container undoes a DROP TABLE in the container; the receiver resumes on the new timeline; a later PITR crosses the switch; --rollback" {
+  start_receiver svc_a
+  pgb_wait_for "svc_a's slot to be active" 120 receiver_diagnose slot_active svc_a
+  docker_psql svc_a_pg -c "INSERT INTO notes (body) SELECT 'kept ' || g FROM generate_series(1, 50) g"
+  local digest before_drop before
+  digest="$(docker_table_digest svc_a_pg notes id)"
+  before_drop="$(utc_now svc_a_pg)"
+  docker_psql svc_a_pg -c 'DROP TABLE notes'
+  before="$(wal_segments svc_a)"
+  docker_psql svc_a_pg -c 'SELECT pg_switch_wal()' >/dev/null
+  pgb_wait_for "the segment with the DROP" 120 receiver_diagnose wal_segments_above svc_a "${before}"
+
+  pgb_run_script into pgb-restore.sh restore --service svc_a --into-container --target-time "${before_drop}" 3>&-
+  assert_success
+  assert_log_lines_stamped "${PGB_LAST_LOG}"
+  assert_output --partial "stopping its WAL receiver (pid ${RECEIVER_PID}) for the restore"
+  assert_output --partial 'recovery finished in svc_a_pg; it was promoted'
+  assert_output --partial 'undo: '
+  pgb_started_remove pgid "${RECEIVER_PID}"
+  # The table is back as it was the second before the DROP, in the service's own container.
+  assert_equal "$(docker_table_digest svc_a_pg notes id)" "${digest}"
+  assert_equal "$(docker_psql svc_a_pg -c 'SELECT timeline_id FROM pg_control_checkpoint()')" 2
+  # The previous data is kept beside the volume, the staged WAL is gone from the data dir.
+  local voldir
+  voldir="$(docker_volume_dir svc_a_pgdata)"
+  [[ -f "$(ls -d "$(dirname "${voldir}")"/pgb-previous-*)/PG_VERSION" ]]
+  [[ ! -e "${voldir}/pgb_restore_wal" ]]
+  # The receiver was restarted by the restore: its slot is recreated and it streams timeline 2.
+  RECEIVER_PID="$(receiver_pid svc_a)"
+  pgb_started_add pgid "${RECEIVER_PID}"
+  pgb_wait_for "svc_a's new slot to be active" 120 receiver_diagnose slot_active svc_a
+  docker_psql svc_a_pg -c "INSERT INTO notes (body) SELECT 'after ' || g FROM generate_series(1, 30) g"
+  local after digest_after
+  digest_after="$(docker_table_digest svc_a_pg notes id)"
+  after="$(utc_now svc_a_pg)"
+  docker_psql svc_a_pg -c "INSERT INTO notes (body) VALUES ('too late')" -c 'SELECT pg_switch_wal()' >/dev/null
+  pgb_wait_for "a complete segment of timeline 2" 120 receiver_diagnose timeline_segment svc_a 00000002
+  [[ -f "${PGB_ARTIFACTS}/wal/svc_a/00000002.history" ]]
+
+  # The nightly's base backup is of timeline 1: recovering it to a time on timeline 2 follows the switch.
+  mkdir -p "${PGB_T}/restore"
+  pgb_run_script pitr-tl2 pgb-restore.sh restore --service svc_a --dest "${PGB_T}/restore/tl2" --target-time "${after}" --verify
+  assert_success
+  run docker_query_datadir "${PGB_DOCKER_IMAGE}" "${PGB_T}/restore/tl2" \
+    "SELECT count(*) || '|' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY id)), '-') FROM notes t"
+  assert_output "${digest_after}"
+
+  # --rollback: the data from before the restore (the table dropped) is back, on timeline 1.
+  pgb_run_script rollback pgb-restore.sh restore --service svc_a --rollback 3>&-
+  assert_success
+  assert_output --partial 'rolled back: svc_a_pg runs on its previous data again'
+  pgb_started_remove pgid "${RECEIVER_PID}"
+  RECEIVER_PID="$(receiver_pid svc_a)"
+  pgb_started_add pgid "${RECEIVER_PID}"
+  assert_equal "$(docker_psql svc_a_pg -c "SELECT to_regclass('notes') IS NULL")" t
+  assert_equal "$(docker_psql svc_a_pg -c 'SELECT timeline_id FROM pg_control_checkpoint()')" 1
+  pgb_wait_for "svc_a's slot to be active after the rollback" 120 receiver_diagnose slot_active svc_a
+  stop_receiver
 }
 
 @test "a stopped container: a clear error naming it, nothing half done, the other service still backed up" {

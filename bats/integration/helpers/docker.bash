@@ -297,3 +297,31 @@ docker_table_digest() {
   tdocker exec -i -u postgres "${container}" psql -X -q -At -v ON_ERROR_STOP=1 -p "${port}" -d "${db}" \
     -c "SELECT count(*) || '|' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY ${order})), '-') FROM ${table} t"
 }
+
+# docker_out_of_recovery CONTAINER SOCKET_DIR: its server answers on that socket and is not in
+# recovery (a state to wait on).
+docker_out_of_recovery() {
+  [[ "$(tdocker exec -u 999:999 "$1" psql -X -At -h "$2" -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" == f ]]
+}
+
+# docker_query_datadir IMAGE DIR SQL: starts a (restored, recovered) data dir in a throwaway
+# container of IMAGE (--network none, socket only), waits until it is out of recovery, prints what
+# SQL returns, removes the container.
+docker_query_datadir() {
+  local image="$1" dir="$2" sql="$3" name out rc=0
+  name="pgb-test-query-$$-${RANDOM}"
+  chown -R 999:999 "${dir}"
+  tdocker run -d --name "${name}" --label "pgb-test=${PGB_T}" --network none --user 999:999 \
+    --entrypoint postgres -v "${dir}:${dir}" "${image}" -D "${dir}" -c listen_addresses= \
+    -c unix_socket_directories=/tmp -c archive_mode=off >/dev/null
+  PGB_DIAG_CONTAINER="${name}"
+  pgb_wait_for "${dir} to be out of recovery in ${name}" 180 docker_container_diagnose \
+    docker_out_of_recovery "${name}" /tmp || {
+    tdocker rm -f "${name}" >/dev/null
+    return 1
+  }
+  out="$(tdocker exec -u 999:999 "${name}" psql -X -At -v ON_ERROR_STOP=1 -h /tmp -d postgres -c "${sql}")" || rc=$?
+  tdocker rm -f "${name}" >/dev/null
+  printf '%s\n' "${out}"
+  return "${rc}"
+}

@@ -25,6 +25,7 @@ readonly PG_TOOL_TAG=receivewal
 readonly PG_TOOL_DIRS=("${WAL_DIR}")
 # Seconds between status packets: how stale the server's view of our flush position may get.
 readonly STATUS_INTERVAL=10
+readonly RECEIVER_PID_DIR='/run/lock'
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -188,6 +189,16 @@ service_container_check() {
   fi
 }
 
+# Outside systemd (a receiver run by hand) a pid file lets pgb-restore.sh --into-container stop
+# and restart it; under systemd the unit is what it stops.
+PID_FILE=""
+receiver_pid_file_write() {
+  [[ -z "${INVOCATION_ID:-}" ]] || return 0
+  PID_FILE="${RECEIVER_PID_DIR}/pgb-receivewal-$1.pid"
+  mkdir -p -- "${RECEIVER_PID_DIR}"
+  printf '%s\n' "$$" >"${PID_FILE}"
+}
+
 RUN_DIR=""
 CHILD_PID=""
 STOPPING=""
@@ -198,6 +209,9 @@ cleanup() {
   fi
   if [[ -n "${RUN_DIR}" ]]; then
     rm -rf -- "${RUN_DIR}"
+  fi
+  if [[ -n "${PID_FILE}" ]]; then
+    rm -f -- "${PID_FILE}"
   fi
 }
 
@@ -279,6 +293,7 @@ main() {
 
   RUN_DIR="$(mktemp -d)"
   trap cleanup EXIT
+  receiver_pid_file_write "${service}"
   trap on_stop TERM INT
   write_pgpass "${REPL_PASS_FILE}" "${RUN_DIR}/pgpass" "${REPL_USER}"
   mkdir -p "${dir}"
