@@ -267,12 +267,13 @@ docker_service_port() {
 }
 
 # docker_psql CONTAINER [psql args...]: superuser psql in the container over its socket (the
-# operator's `docker exec -i CONTAINER psql -U postgres`), unaligned, tuples only.
+# operator's `docker exec CONTAINER psql -U postgres`; no -i: it would eat a caller's stdin),
+# unaligned, tuples only.
 docker_psql() {
   local container="$1" port
   shift
   port="$(docker_service_port "${container}")"
-  tdocker exec -i -u postgres "${container}" psql -X -q -At -v ON_ERROR_STOP=1 -p "${port}" -d postgres "$@"
+  tdocker exec -u postgres "${container}" psql -X -q -At -v ON_ERROR_STOP=1 -p "${port}" -d postgres "$@"
 }
 
 # docker_volume_dir VOLUME: where the named volume's data lives on the host.
@@ -294,7 +295,7 @@ docker_service_start() {
 docker_table_digest() {
   local container="$1" table="$2" order="$3" db="${4:-postgres}" port
   port="$(docker_service_port "${container}")"
-  tdocker exec -i -u postgres "${container}" psql -X -q -At -v ON_ERROR_STOP=1 -p "${port}" -d "${db}" \
+  tdocker exec -u postgres "${container}" psql -X -q -At -v ON_ERROR_STOP=1 -p "${port}" -d "${db}" \
     -c "SELECT count(*) || '|' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY ${order})), '-') FROM ${table} t"
 }
 
