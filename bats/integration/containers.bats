@@ -215,13 +215,18 @@ wal_segments() {
   stop_receiver
 }
 
-@test "the drill restores every service and verifies each in a container of its image" {
-  pgb_run_script drill pgb-restore.sh drill
-  assert_success
-  assert_output --partial 'restore drill: all 2 service(s) restored, recovered and answered'
-  run grep -c 'verifying in a throwaway container' "${PGB_LAST_LOG}"
-  assert_output 2
-  assert_equal "$(tdocker ps -aq --filter name=pgb-verify-)" ''
+@test "the drill restores every service from raw and from the primary Borg repository, each verified in a container of its image, with duration and lag" {
+  local copy
+  for copy in raw primary; do
+    pgb_run_script "drill-${copy}" pgb-restore.sh drill --from "${copy}"
+    assert_success
+    assert_output --partial 'restore drill: all 2 service(s) restored, recovered and answered'
+    run grep -c 'verifying in a throwaway container' "${PGB_LAST_LOG}"
+    assert_output 2
+    run grep -cE "\] drill passed: from ${copy} in [0-9]+ s; the restored WAL ends [0-9]+ s before the drill began" "${PGB_LAST_LOG}"
+    assert_output 2
+    assert_equal "$(tdocker ps -aq --filter name=pgb-verify-)" ''
+  done
 }
 
 @test "--into-container undoes a DROP TABLE in the container; the receiver resumes on the new timeline; a later PITR crosses the switch; --rollback" {

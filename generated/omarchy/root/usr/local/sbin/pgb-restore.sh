@@ -132,7 +132,7 @@ usage: ${0##*/} list [--service S] [--server NAME] [--from raw|primary|external|
                  [--verify [--port P] [--db-user NAME] [--timeout SECONDS]]
        ${0##*/} restore --service S --into-container [--target-time T] [--from ...] [--archive NAME]
        ${0##*/} restore --service S --rollback
-       ${0##*/} drill
+       ${0##*/} drill [--from raw|primary|external]
 
 list      what can be restored: raw base backups (with the moment each is consistent), the WAL
           of each service and the point-in-time window they give, and the Borg archives.
@@ -153,8 +153,10 @@ restore   copies the newest base backup (or, with --target-time, the newest one 
                            the image's ownership, starts the container, waits until recovery has
                            finished and every database answers, restarts the receiver.
           --rollback       puts the data moved aside by the last --into-container back.
-drill     restores the newest raw backup of every service into a scratch directory with --verify,
-          then removes it (the weekly restore drill).
+drill     restores the newest backup of every service into a scratch directory with --verify,
+          then removes it (the weekly restore drill); each ISO week from another copy in turn
+          (raw, primary, external, of those configured here), or the one --from names. Logs how
+          long each took and how far its WAL ended before the drill began.
 
 Times are UTC. Exit status: 0 ok, 1 restore or verification failed, 2 bad usage (unknown
 service or server, bad time, destination not empty).
@@ -839,6 +841,10 @@ cmd_restore() {
   chmod 700 "${DEST}"
   write_recovery_settings "${pg_target}" "restore of ${server}/${bb} from ${where}${pg_target:+ to ${pg_target}}"
   RESTORE_DONE=yes
+  # For the drill: where the restored WAL ends (its newest segment's time).
+  if [[ -n "${PGB_RESTORE_REPORT:-}" ]]; then
+    printf 'wal_ns=%s\n' "${chain_ns}" >"${PGB_RESTORE_REPORT}"
+  fi
   local recovery_to="the end of the WAL"
   if [[ -n "${pg_target}" ]]; then
     recovery_to="${pg_target}"
@@ -1483,23 +1489,60 @@ cmd_list() {
 }
 
 # ---- drill ----------------------------------------------------------------------
-# Restores the newest raw backup of every service into a scratch dir with --verify, then
-# removes it. Each restore runs as its own process: one failing service does not stop the others.
+# Restores the newest backup of every service into a scratch dir with --verify, then removes it.
+# Each week it restores from another copy in turn (raw, then the primary Borg repository, then the
+# external drive's, of those this host has), so every copy is proven; --from picks one. Each
+# restore runs as its own process: one failing service does not stop the others. It records for
+# each service how long the restore took and how far the restored WAL lags behind the drill's
+# start (the newest WAL's time: "how far behind the newest commit it got").
+
+# The copies a drill of source SRC can restore from, in rotation order.
+drill_copies() {
+  local src="$1"
+  printf 'raw\n'
+  [[ -z "${SOURCE_PRIMARY_REPOS[src]}" ]] || printf 'primary\n'
+  [[ -z "${SOURCE_EXTERNAL_REPOS[src]}" ]] || printf 'external\n'
+}
+
+# drill_copy SRC WEEK: the copy of this ISO week (week number modulo the number of copies).
+drill_copy() {
+  local -a copies=()
+  mapfile -t copies < <(drill_copies "$1")
+  printf '%s\n' "${copies[$(( 10#$2 % ${#copies[@]} ))]}"
+}
+
 cmd_drill() {
-  local i scratch failed=0 self
-  (( $# == 0 )) || usage_error "drill takes no arguments"
+  local i scratch failed=0 self from="" copy week started report lag_ns took wal_ns
+  while (( $# )); do
+    case "$1" in
+      --from)
+        (( $# >= 2 )) || usage_error "--from needs a value"
+        [[ "$2" =~ ^(raw|primary|external)$ ]] || usage_error "drill --from raw, primary or external, found: $2"
+        from="$2"
+        shift 2
+        ;;
+      *) usage_error "drill takes only --from raw|primary|external" ;;
+    esac
+  done
   require_root
   self="$(realpath -- "${BASH_SOURCE[0]}")"
+  week="$(date -u +%V)"
   for i in "${!SERVICE_NAMES[@]}"; do
+    copy="${from:-$(drill_copy "${SERVICE_SOURCES[i]}" "${week}")}"
     scratch="$(mktemp -d -p "${TMPDIR:-${DRILL_SCRATCH_ROOT}}" pgb-drill.XXXXXX)"
     # RUN_AS must reach the data dir inside it.
     chmod 711 "${scratch}"
-    log_info "[${SERVICE_NAMES[i]}] drill: restoring the newest backup into ${scratch}"
-    if bash "${self}" restore --server "${SOURCE_SERVERS[SERVICE_SOURCES[i]]}" --service "${SERVICE_NAMES[i]}" \
-        --dest "${scratch}/data" --verify; then
-      log_ok "[${SERVICE_NAMES[i]}] drill passed"
+    report="${scratch}/report"
+    log_info "[${SERVICE_NAMES[i]}] drill: restoring the newest backup from ${copy} into ${scratch}"
+    started="$(date -u +%s%N)"
+    if PGB_RESTORE_REPORT="${report}" bash "${self}" restore --server "${SOURCE_SERVERS[SERVICE_SOURCES[i]]}" \
+        --service "${SERVICE_NAMES[i]}" --from "${copy}" --dest "${scratch}/data" --verify; then
+      took=$(( ($(date -u +%s%N) - started) / 1000000000 ))
+      wal_ns="$(sed -n 's/^wal_ns=//p' "${report}" 2>/dev/null || true)"
+      lag_ns=$(( started - ${wal_ns:-0} ))
+      log_ok "[${SERVICE_NAMES[i]}] drill passed: from ${copy} in ${took} s; the restored WAL ends $(( lag_ns / 1000000000 )) s before the drill began ($(fmt_ns "${wal_ns:-0}"))"
     else
-      log_err "[${SERVICE_NAMES[i]}] drill FAILED"
+      log_err "[${SERVICE_NAMES[i]}] drill FAILED (from ${copy})"
       failed=$((failed + 1))
     fi
     rm -rf -- "${scratch}"
