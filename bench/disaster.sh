@@ -103,7 +103,7 @@ main() {
   pgb_script_cmd pgb_receivewal.sh
   setsid "${PGB_CMD[@]}" "${first}" >"${PGB_T}/logs/receivewal.log" 2>&1 &
   pgb_started_add pgid "$!"
-  pgb_wait_for "the receiver's slot" 120 - receiver_streaming "${first}"
+  pgb_wait_for "the receiver's slot" 120 - docker_slot_active "${first}"
   BEFORE="$(docker_psql "${first}_pg" -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")"
   export BEFORE
   local segs
@@ -112,7 +112,12 @@ main() {
   pgb_wait_for "the segment with the DROP" 120 - wal_segments_above "${first}" "${segs}"
   # shellcheck disable=SC2016 # the README heading, backquotes and all
   timed "11.1 one service broken (PITR into its container)" readme_run_installed "${out}" "${out}/README.md" '### 11.1 One service is broken (a `DROP TABLE`, a bad migration)' 1
-  kill -TERM "$(cat "${PGB_T}/run/pgb-receivewal-${first}.pid")" 2>/dev/null || true
+  # The receiver the restore started again: stopped before the disk goes.
+  pgb_wait_for "the restarted receiver's pid file" 120 - test -s "${PGB_T}/run/pgb-receivewal-${first}.pid"
+  local pid
+  pid="$(cat "${PGB_T}/run/pgb-receivewal-${first}.pid")"
+  kill -TERM "${pid}"
+  pgb_wait_for "the receiver to stop" 120 - pgb_pid_gone "${pid}"
   drop_previous
 
   pgb_umount "${PGB_BACKUP_MOUNT}"
@@ -135,18 +140,6 @@ main() {
 pgb_nightly_ok() {
   pgb_nightly bench "" all
   [[ "${PGB_BACKUP_RC}" == 0 && "${PGB_BORG_RC}" == 0 ]]
-}
-
-wal_segments() {
-  find "${PGB_ARTIFACTS}/wal/$1" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l
-}
-
-wal_segments_above() {
-  (( $(wal_segments "$1") > $2 ))
-}
-
-receiver_streaming() {
-  [[ "$(docker_psql "$1_pg" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgb_$1'")" == t ]]
 }
 
 new_containers() {

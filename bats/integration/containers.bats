@@ -66,10 +66,6 @@ start_receiver() {
   pgb_started_add pgid "${RECEIVER_PID}"
 }
 
-slot_active() {
-  [[ "$(docker_psql "$1_pg" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgb_$1'")" == t ]]
-}
-
 receiver_diagnose() {
   pgb_tail_file "${PGB_T}/logs/receivewal-svc_a.log"
   ls -la "${PGB_ARTIFACTS}/wal/svc_a" || true
@@ -79,30 +75,6 @@ receiver_diagnose() {
 # no_container NAME: no container (running or not) has a name containing NAME.
 no_container() {
   [[ -z "$(tdocker ps -aq --filter "name=$1")" ]]
-}
-
-# wal_segments_above SERVICE N: more than N complete segments received (a state to wait on).
-wal_segments_above() {
-  (( $(wal_segments "$1") > $2 ))
-}
-
-# receiver_pid SERVICE: the pid of the receiver pgb-restore.sh started again (its pid file), or
-# its log when it is not running.
-receiver_pid() {
-  local pid
-  pgb_wait_for "the $1 receiver's pid file" 60 - test -s "${PGB_T}/run/pgb-receivewal-$1.pid" || true
-  pid="$(cat "${PGB_T}/run/pgb-receivewal-$1.pid" 2>/dev/null)" && kill -0 "${pid}" 2>/dev/null || {
-    printf 'receiver of %s not running\n' "$1" >&2
-    pgb_tail_file "${PGB_T}/run/pgb-receivewal-$1.log" >&2
-    ls -la "${PGB_ARTIFACTS}/wal/$1" >&2
-    return 1
-  }
-  printf '%s\n' "${pid}"
-}
-
-# utc_now CONTAINER: the server's clock, as --target-time takes it.
-utc_now() {
-  docker_psql "$1" -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
 }
 
 # timeline_segment SERVICE TLI: a complete segment of that timeline was received.
@@ -115,10 +87,6 @@ stop_receiver() {
   kill -TERM "${RECEIVER_PID}"
   wait "${RECEIVER_PID}" || true
   pgb_started_remove pgid "${RECEIVER_PID}"
-}
-
-wal_segments() {
-  find "${PGB_ARTIFACTS}/wal/$1" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l
 }
 
 # ---- the tests --------------------------------------------------------------------------------
@@ -164,7 +132,7 @@ wal_segments() {
 
 @test "WAL streams from the image into the WAL dir, and SIGTERM stops the receiver cleanly" {
   start_receiver svc_a
-  pgb_wait_for "svc_a's slot to be active" 120 receiver_diagnose slot_active svc_a
+  pgb_wait_for "svc_a's slot to be active" 120 receiver_diagnose docker_slot_active svc_a
   local before
   before="$(wal_segments svc_a)"
   docker_psql svc_a_pg -c "INSERT INTO notes (body) SELECT 'streamed ' || g FROM generate_series(1, 2000) g" -c 'SELECT pg_switch_wal()' >/dev/null
@@ -185,13 +153,13 @@ wal_segments() {
   expect_rc 0 "${rc}" "${PGB_T}/logs/receivewal-svc_a.log"
   assert_file_contains "${PGB_T}/logs/receivewal-svc_a.log" 'stopped on request'
   pgb_wait_for "the receiver container to be gone" 60 - no_container pgb-receivewal-svc_a
-  run slot_active svc_a
+  run docker_slot_active svc_a
   assert_failure
 }
 
 @test "PITR of PostgreSQL 17 from the raw artifacts, verified in a throwaway container of the image" {
   start_receiver svc_a
-  pgb_wait_for "svc_a's slot to be active" 120 receiver_diagnose slot_active svc_a
+  pgb_wait_for "svc_a's slot to be active" 120 receiver_diagnose docker_slot_active svc_a
   docker_psql svc_a_pg -c 'CREATE TABLE pitr (id int PRIMARY KEY)' -c 'INSERT INTO pitr SELECT generate_series(1, 100)'
   local target before
   target="$(docker_psql svc_a_pg -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")"
@@ -231,11 +199,11 @@ wal_segments() {
 
 @test "--into-container undoes a DROP TABLE in the container; the receiver resumes on the new timeline; a later PITR crosses the switch; --rollback" {
   start_receiver svc_a
-  pgb_wait_for "svc_a's slot to be active" 120 receiver_diagnose slot_active svc_a
+  pgb_wait_for "svc_a's slot to be active" 120 receiver_diagnose docker_slot_active svc_a
   docker_psql svc_a_pg -c "INSERT INTO notes (body) SELECT 'kept ' || g FROM generate_series(1, 50) g"
   local digest before_drop before
   digest="$(docker_table_digest svc_a_pg notes id)"
-  before_drop="$(utc_now svc_a_pg)"
+  before_drop="$(docker_utc_now svc_a_pg)"
   docker_psql svc_a_pg -c 'DROP TABLE notes'
   before="$(wal_segments svc_a)"
   docker_psql svc_a_pg -c 'SELECT pg_switch_wal()' >/dev/null
@@ -259,11 +227,11 @@ wal_segments() {
   # The receiver was restarted by the restore: its slot is recreated and it streams timeline 2.
   RECEIVER_PID="$(receiver_pid svc_a)"
   pgb_started_add pgid "${RECEIVER_PID}"
-  pgb_wait_for "svc_a's new slot to be active" 120 receiver_diagnose slot_active svc_a
+  pgb_wait_for "svc_a's new slot to be active" 120 receiver_diagnose docker_slot_active svc_a
   docker_psql svc_a_pg -c "INSERT INTO notes (body) SELECT 'after ' || g FROM generate_series(1, 30) g"
   local after digest_after
   digest_after="$(docker_table_digest svc_a_pg notes id)"
-  after="$(utc_now svc_a_pg)"
+  after="$(docker_utc_now svc_a_pg)"
   docker_psql svc_a_pg -c "INSERT INTO notes (body) VALUES ('too late')" -c 'SELECT pg_switch_wal()' >/dev/null
   pgb_wait_for "a complete segment of timeline 2" 120 receiver_diagnose timeline_segment svc_a 00000002
   [[ -f "${PGB_ARTIFACTS}/wal/svc_a/00000002.history" ]]
@@ -285,7 +253,7 @@ wal_segments() {
   pgb_started_add pgid "${RECEIVER_PID}"
   assert_equal "$(docker_psql svc_a_pg -c "SELECT to_regclass('notes') IS NULL")" t
   assert_equal "$(docker_psql svc_a_pg -c 'SELECT timeline_id FROM pg_control_checkpoint()')" 1
-  pgb_wait_for "svc_a's slot to be active after the rollback" 120 receiver_diagnose slot_active svc_a
+  pgb_wait_for "svc_a's slot to be active after the rollback" 120 receiver_diagnose docker_slot_active svc_a
   stop_receiver
 }
 

@@ -63,41 +63,23 @@ all_digests() {
   done
 }
 
-utc_now() {
-  docker_psql "$1" -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
-}
-
-slot_active() {
-  [[ "$(docker_psql "$1_pg" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgb_$1'")" == t ]]
-}
-
-wal_segments_above() {
-  (( $(find "${PGB_ARTIFACTS}/wal/$1" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l) > $2 ))
-}
-
 receiver_log() {
   pgb_tail_file "${PGB_T}/logs/receivewal-dis_a.log"
   pgb_tail_file "${PGB_T}/run/pgb-receivewal-dis_a.log"
-}
-
-# The receiver's pid, from the pid file it writes when run by hand.
-receiver_pid() {
-  pgb_wait_for "the receiver's pid file" 60 receiver_log test -s "${PGB_T}/run/pgb-receivewal-$1.pid" || return 1
-  cat "${PGB_T}/run/pgb-receivewal-$1.pid"
 }
 
 @test "11.1 one service broken: a DROP TABLE undone into its container to the second before it" {
   pgb_script_cmd pgb_receivewal.sh
   setsid "${PGB_CMD[@]}" dis_a >"${PGB_T}/logs/receivewal-dis_a.log" 2>&1 3>&- &
   pgb_started_add pgid "$!"
-  pgb_wait_for "dis_a's slot to be active" 120 receiver_log slot_active dis_a
+  pgb_wait_for "dis_a's slot to be active" 120 receiver_log docker_slot_active dis_a
   docker_psql dis_a_pg -c "INSERT INTO notes (body) SELECT 'today ' || g FROM generate_series(1, 40) g"
   local expected n before
   expected="$(all_digests dis_a_pg)"
-  BEFORE="$(utc_now dis_a_pg)"
+  BEFORE="$(docker_utc_now dis_a_pg)"
   export BEFORE
   docker_psql dis_a_pg -c 'DROP TABLE notes' -c 'DELETE FROM pgbench_accounts WHERE aid % 3 = 0'
-  n="$(find "${PGB_ARTIFACTS}/wal/dis_a" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l)"
+  n="$(wal_segments dis_a)"
   docker_psql dis_a_pg -c 'SELECT pg_switch_wal()' >/dev/null
   pgb_wait_for "the WAL of the mistake" 120 receiver_log wal_segments_above dis_a "${n}"
   before="$(receiver_pid dis_a)"
@@ -112,7 +94,7 @@ receiver_pid() {
   pid="$(receiver_pid dis_a)"
   [[ "${pid}" != "${before}" ]]
   pgb_started_add pgid "${pid}"
-  pgb_wait_for "dis_a's slot to be active again" 120 receiver_log slot_active dis_a
+  pgb_wait_for "dis_a's slot to be active again" 120 receiver_log docker_slot_active dis_a
   kill -TERM "${pid}"
   pgb_wait_for "the receiver to stop" 60 receiver_log pgb_pid_gone "${pid}"
 }

@@ -47,3 +47,37 @@ docker_hba_insert() {
   chmod --reference="${hba}" "${hba}.new"
   mv -f -- "${hba}.new" "${hba}"
 }
+
+# ---- state of a container service, to wait on ------------------------------------------------
+
+# docker_utc_now CONTAINER: the server's clock, as --target-time takes it.
+docker_utc_now() {
+  docker_psql "$1" -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
+}
+
+# docker_slot_active SERVICE: its WAL receiver streams (the slot pgb_SERVICE is active).
+docker_slot_active() {
+  [[ "$(docker_psql "$1_pg" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgb_$1'")" == t ]]
+}
+
+# wal_segments SERVICE: complete WAL segments received; wal_segments_above SERVICE N: more than N.
+wal_segments() {
+  find "${PGB_ARTIFACTS}/wal/$1" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l
+}
+
+wal_segments_above() {
+  (( $(wal_segments "$1") > $2 ))
+}
+
+# receiver_pid SERVICE: the pid of the receiver pgb-restore.sh started again (from the pid file
+# it writes when not run by systemd); fails with its log when it is not running.
+receiver_pid() {
+  local pid file="${PGB_T}/run/pgb-receivewal-$1.pid"
+  pgb_wait_for "the $1 receiver's pid file" 60 - test -s "${file}" || true
+  if ! pid="$(cat "${file}" 2>/dev/null)" || ! kill -0 "${pid}" 2>/dev/null; then
+    printf 'receiver of %s not running\n' "$1" >&2
+    pgb_tail_file "${PGB_T}/run/pgb-receivewal-$1.log" >&2
+    return 1
+  fi
+  printf '%s\n' "${pid}"
+}

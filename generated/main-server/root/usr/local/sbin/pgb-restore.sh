@@ -630,10 +630,12 @@ extract_job() {
 # Extracts the entries of a Borg archive at or below PATHS into a directory, as listed in
 # LISTING (borg_backups' lines), with up to RESTORE_JOBS `borg extract` processes at once (Borg
 # takes a shared lock: they read the repository side by side). The regular files are split into
-# groups of about equal size (largest first, each into the lightest group); directories and any
-# other entry go with the first group. Each process reads its paths from a pattern file (exact
-# paths, never argv) and extracts into the same directory, whose directories are made first so
-# that no two processes race to create one. A process failing (rc >= 2) stops the others and
+# groups of about equal size (largest first, each into the lightest group); any other entry but
+# a directory goes with the first group. Each process reads its paths from a pattern file (exact
+# paths, never argv) and extracts into the same directory, whose directories are made first and
+# are not extracted at all: Borg replaces an existing empty directory it extracts (rmdir, mkdir),
+# which races with another process writing a file into it ("makedirs: File exists", the file
+# skipped). The restore sets the owner and mode that matter afterwards. A process failing (rc >= 2) stops the others and
 # fails the restore; warnings (rc 1) are logged; every listed file must be there afterwards.
 borg_extract_jobs() {
   local repo="$1" archive="$2" into="$3" listing="$4" jobs="${RESTORE_JOBS}" files found j rc done_pid
@@ -660,6 +662,7 @@ borg_extract_jobs() {
   rm -f -- "${RUN_DIR}"/extract.*.patterns
   sort -t $'\t' -k2,2nr "${entries}" | awk -F'\t' -v n="${jobs}" -v out="${RUN_DIR}/extract" '
     {
+      if ($1 == "d") next
       p = $3
       for (i = 4; i <= NF; i++) p = p "\t" $i
       best = 0
