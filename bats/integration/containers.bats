@@ -287,6 +287,16 @@ stop_receiver() {
   pgb_nightly othermajor "" none
   expect_rc 1 "${PGB_BACKUP_RC}" "${PGB_T}/logs/othermajor.backup.log"
   assert_file_contains "${PGB_T}/logs/othermajor.backup.log" '\[svc_b\] container svc_b_pg runs PostgreSQL 15, the config says pgVersion 17'
+  # Restoring the 17 backup into it is refused before the container is touched.
+  local voldir
+  voldir="$(docker_volume_dir svc_b_pg15data)"
+  pgb_run_script into15 pgb-restore.sh restore --service svc_b --into-container 3>&-
+  assert_failure
+  assert_output --partial 'container svc_b_pg runs PostgreSQL 15'
+  assert_output --partial 'the backup is PostgreSQL 17; nothing was changed'
+  assert_equal "$(tdocker inspect -f '{{.State.Running}}' svc_b_pg)" true
+  assert_equal "$(cat "${voldir}/PG_VERSION")" 15
+  assert_equal "$(find "$(dirname "${voldir}")" -mindepth 1 -maxdepth 1 -name 'pgb-*' | wc -l)" 0
   assert_equal "$(pgb_promoted svc_b | wc -l)" "${before_b}"
   assert_equal "$(pgb_temp_dirs)" ''
 }

@@ -1277,7 +1277,7 @@ into_target() {
 }
 
 cmd_restore_into_container() {
-  local service self stamp ids aside
+  local service self stamp ids aside image want have
   local -a args=()
   resolve_service
   require_root
@@ -1297,7 +1297,14 @@ cmd_restore_into_container() {
     "${INTO_STAGING}/postgresql.auto.conf"
   grep -qF "restore_command = 'cp ${INTO_PGDATA}/pgb_restore_wal/%f %p'" "${INTO_STAGING}/postgresql.auto.conf" \
     || die "[${service}] could not point restore_command at the staged WAL"
-  ids="$(image_postgres_ids "${SERVICE_IMAGES[SVC_I]}")" || die "[${service}] image ${SERVICE_IMAGES[SVC_I]} has no postgres user"
+  # The container's own image decides: its major must be the backup's, its postgres user owns the data.
+  image="$(docker inspect -f '{{.Config.Image}}' "${INTO_C}")" || die "[${service}] cannot inspect ${INTO_C}"
+  want="$(head -n 1 "${INTO_STAGING}/PG_VERSION")"
+  have="$(docker run --rm --network none --entrypoint postgres "${image}" -V 2>/dev/null)" || have=""
+  [[ "${have}" =~ \(PostgreSQL\)\ ([0-9]+) ]] || die "[${service}] could not read the PostgreSQL version of ${image}; nothing was changed"
+  [[ "${BASH_REMATCH[1]}" == "${want}" ]] \
+    || die "[${service}] container ${INTO_C} runs PostgreSQL ${BASH_REMATCH[1]} (${image}), the backup is PostgreSQL ${want}; nothing was changed"
+  ids="$(image_postgres_ids "${image}")" || die "[${service}] image ${image} has no postgres user"
   chown -R "${ids}" "${INTO_STAGING}"
   chmod 700 "${INTO_STAGING}"
 

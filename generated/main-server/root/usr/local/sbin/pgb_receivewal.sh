@@ -259,6 +259,10 @@ stream() {
   PGPASSFILE="${RUN_DIR}/pgpass" PG_TOOL_MODE=exec pg_tool "${i}" pg_receivewal -h "${host}" -p "${port}" -U "${REPL_USER}" -w \
     -D "${dir}" -S "${slot}" --synchronous --no-loop -s "${STATUS_INTERVAL}" &
   CHILD_PID=$!
+  # A stop that came while the slot was made, or just now, found no child to pass it on to.
+  if [[ -n "${STOPPING}" ]]; then
+    kill -INT "${CHILD_PID}" 2>/dev/null || true
+  fi
   # wait returns early (status > 128) when a trapped signal arrives: wait again for the real exit.
   while :; do
     rc=0
@@ -300,6 +304,10 @@ main() {
   chmod 750 "${WAL_DIR}" "${dir}"
 
   create_slot "${i}" "${host}" "${port}" "${slot}" || die "[${service}] could not create replication slot ${slot} on ${host}:${port}"
+  if [[ -n "${STOPPING}" ]]; then
+    log_ok "[${service}] stopped on request before streaming began"
+    exit 0
+  fi
   log_info "[${service}] ${SERVER_NAME}: streaming WAL from ${host}:${port} (PostgreSQL ${version}, slot ${slot}) into ${dir}"
   stream "${i}" "${host}" "${port}" "${slot}" "${dir}" || rc=$?
   if [[ -n "${STOPPING}" ]]; then
