@@ -12,6 +12,7 @@ load 'helpers/load'
 setup_file() {
   pgb_require_root
   pgb_ensure_pkg borg borgbackup
+  pgb_require_stable_borg_host_id
   export PGB_SERVICES="svc_a:55711 svc_b:55712"
   export PGB_PG_VERSION=17 PGB_DOCKER=yes PGB_WAL=true
   pgb_server_setup

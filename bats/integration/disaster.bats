@@ -21,6 +21,7 @@ readonly TABLES='pgbench_accounts:aid pgbench_branches:bid pgbench_tellers:tid n
 setup_file() {
   pgb_require_root
   pgb_ensure_pkg borg borgbackup
+  pgb_require_stable_borg_host_id
   export PGB_SERVICES="dis_a:55731 dis_b:55732"
   export PGB_PG_VERSION=17 PGB_DOCKER=yes PGB_WAL=true
   pgb_server_setup

@@ -54,7 +54,7 @@ docker_start() {
     other="$(cat "${pidfile}")"
     pgb_wait_for "dockerd ${other} to release ${PGB_DOCKER_ROOT}" 600 - pgb_pid_gone "${other}" || return 1
   fi
-  docker_cgroups_mount
+  pgb_cgroups_mount
   run="$(mktemp -d /tmp/pgbd.XXXXXX)"
   printf '%s\n' "${PGB_DOCKERD_CONFIG}" >"${run}/daemon.json"
   PGB_DOCKERD_RUN="${run}"
@@ -73,23 +73,6 @@ docker_start() {
     printf 'dockerd made a bridge network: daemon config not applied\n' >&2
     return 1
   fi
-}
-
-# `ip netns exec` mounts a fresh /sys in its own mount namespace, without the cgroup
-# hierarchies dockerd needs ("Devices cgroup isn't mounted"): mount them again there, as PID 1's
-# namespace has them (the same hierarchies; the mounts vanish with this namespace).
-docker_cgroups_mount() {
-  mountpoint -q /sys/fs/cgroup && return 0
-  local src target fstype opts
-  while read -r src target fstype opts _; do
-    case "${fstype}" in
-      tmpfs) [[ "${target}" == /sys/fs/cgroup ]] && mount -t tmpfs -o "${opts}" "${src}" "${target}" ;;
-      cgroup | cgroup2)
-        mkdir -p "${target}"
-        mount -t "${fstype}" -o "${opts}" "${src}" "${target}"
-        ;;
-    esac
-  done < <(grep -E '^[^ ]+ /sys/fs/cgroup(/[^ ]*)? (tmpfs|cgroup|cgroup2) ' /proc/1/mounts)
 }
 
 # docker_stop: removes the suite's containers and volumes (by label), then stops the daemon by
