@@ -98,16 +98,20 @@ stop_receiver() {
   assert_output 2
 }
 
-@test "the README's steps made the containers ready: role applied through docker exec, rules in the volume, reloaded" {
-  assert_file_contains "${PGB_T}/logs/readme-role.log" 'replication role repl_backup applied to 2 service(s)'
-  local name
-  while read -r name; do
+@test "the README's steps made the containers ready: role applied through docker exec, rules at the top of pg_hba.conf, reloaded" {
+  assert_file_contains "${PGB_T}/logs/readme-prepare-1.log" 'replication role repl_backup applied to 2 service(s)'
+  local name first
+  first="$(grep -v '^#' "${PGB_SNIPPETS}/pg_hba.conf" | grep -m 1 .)"
+  for name in $(pgb_service_names); do
     run docker_psql "${name}_pg" -c "SELECT rolreplication FROM pg_roles WHERE rolname = 'repl_backup'"
     assert_output t
     run docker_psql "${name}_pg" -c "SELECT count(*) FROM pg_hba_file_rules WHERE 'repl_backup' = ANY(user_name) AND 'replication' = ANY(database)"
     assert_output 1
-    [[ -f "${PGB_T}/config_backups/pg_hba.conf.${name}_pgdata" ]]
-  done < <(pgb_service_names)
+    # The generated rule comes first (first match wins), the image's own rules after it.
+    run grep -v -e '^#' -e '^$' "$(docker_volume_dir "${name}_pgdata")/pg_hba.conf"
+    assert_line --index 0 "${first}"
+    assert_output --partial 'host all all all scram-sha-256'
+  done
 }
 
 @test "nightly with tools: image: base backups of PostgreSQL 17 taken, verified and promoted from the image" {

@@ -1,51 +1,30 @@
 # The test server's services as containers (PGB_DOCKER=yes in server.bash): one container
 # NAME_pg of the test image on the volume NAME_pgdata per service, on --network host at its
-# port, prepared with the server README's own steps (section 5): the replication role through
-# `docker exec`, the pg_hba rules put into the container's volume by hand, the reload.
+# port, prepared with the server README's own steps (section 5), run as they stand: the
+# replication role through `docker exec`, then the pg_hba rules put at the top of each
+# container's pg_hba.conf and the reload.
 
 readonly PGB_README_PREPARE='## 5. Prepare each PostgreSQL container'
 
 pgb_host_out() { printf '%s/out/%s' "${PGB_T}" "${PGB_SERVER_NAME}"; }
 
 docker_services_up() {
-  local name
-  while read -r name; do
+  local name step
+  for name in $(pgb_service_names); do
     docker_service_run "${name}_pg" "${name}_pgdata" "${PGB_DOCKER_IMAGE}" "$(pg_service_port "${name}")"
-  done < <(pgb_service_names)
+  done
   pgb_mark setup: containers up
-  # README step 1: the role, its password fed on stdin by the generated snippet.
-  readme_run "$(pgb_host_out)" "$(pgb_host_out)/README.md" "${PGB_README_PREPARE}" 1 \
-    >"${PGB_T}/logs/readme-role.log" 2>&1 || { cat "${PGB_T}/logs/readme-role.log" >&2; return 1; }
-  # README prose: the rules above the other host lines, the old file copied out of the data dir.
-  while read -r name; do
-    docker_hba_insert "${name}_pgdata" "$(pgb_host_out)/snippets/pg_hba.conf"
-  done < <(pgb_service_names)
-  # README step 2: the reload.
-  readme_run "$(pgb_host_out)" "$(pgb_host_out)/README.md" "${PGB_README_PREPARE}" 2 \
-    >"${PGB_T}/logs/readme-reload.log" 2>&1 || { cat "${PGB_T}/logs/readme-reload.log" >&2; return 1; }
-  while read -r name; do
+  # Block 1: the role, its password fed on stdin; block 2: pg_hba.conf and the reload.
+  for step in 1 2; do
+    readme_run_installed "$(pgb_host_out)" "$(pgb_host_out)/README.md" "${PGB_README_PREPARE}" "${step}" \
+      >"${PGB_T}/logs/readme-prepare-${step}.log" 2>&1 || { cat "${PGB_T}/logs/readme-prepare-${step}.log" >&2; return 1; }
+  done
+  for name in $(pgb_service_names); do
     [[ "$(docker_psql "${name}_pg" -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')" == 0 ]] || {
       printf '%s: pg_hba.conf has rules PostgreSQL could not read\n' "${name}_pg" >&2
       return 1
     }
-  done < <(pgb_service_names)
-}
-
-# docker_hba_insert VOLUME SNIPPET: as the README says: a copy of the old pg_hba.conf outside the
-# data directory, then the snippet's lines above the first "host" line, owner and mode kept.
-docker_hba_insert() {
-  local dir hba
-  dir="$(docker_volume_dir "$1")"
-  hba="${dir}/pg_hba.conf"
-  mkdir -p "${PGB_T}/config_backups"
-  cp -p -- "${hba}" "${PGB_T}/config_backups/pg_hba.conf.$1"
-  awk -v snippet="$2" '
-    !done && /^host/ { while ((getline line < snippet) > 0) print line; done = 1 }
-    { print }
-  ' "${PGB_T}/config_backups/pg_hba.conf.$1" >"${hba}.new"
-  chown --reference="${hba}" "${hba}.new"
-  chmod --reference="${hba}" "${hba}.new"
-  mv -f -- "${hba}.new" "${hba}"
+  done
 }
 
 # ---- state of a container service, to wait on ------------------------------------------------

@@ -31,19 +31,23 @@ readme_run() {
 }
 
 # readme_run_installed DIR README HEADING [N]: readme_run as on a host where the tree is
-# installed, in a mount namespace of its own (nothing it mounts is seen outside): the tree's
-# scripts at the config's scriptsDir (/usr/local/sbin, PGB_SBIN bound there) and Borg's state dir
-# /var/lib/pgb-gen/borg (the README names it) being the suite's BORG_BASE_DIR, on an overlay of
-# /var/lib whose writes go to a tmpfs of the namespace.
+# installed, in a mount namespace of its own (nothing it mounts or writes there is seen outside):
+# the tree's scripts at the config's scriptsDir (/usr/local/sbin, PGB_SBIN bound there), Borg's
+# state dir /var/lib/pgb-gen/borg (the README names it) being the suite's BORG_BASE_DIR, and
+# /var/lib and /root (the README keeps old pg_hba.conf files in /root) overlays whose writes go to a
+# tmpfs of the namespace.
 readme_run_installed() {
   local dir="$1" block
   block="$(readme_block "$2" "$3" "${4:-1}")" || return 1
   # 3>&-: a WAL receiver the block restarts must not hold bats' fd 3.
+  # shellcheck disable=SC2016 # expanded by the inner bash, from its environment
   PGB_RB_DIR="${dir}" PGB_RB_BLOCK="${block}" PGB_RB_OVL="$(mktemp -d "${PGB_T}/tmp/ovl.XXXXXX")" \
     unshare --mount --propagation private bash -e -o pipefail -c '
       mount -t tmpfs tmpfs "${PGB_RB_OVL}"
-      mkdir "${PGB_RB_OVL}/u" "${PGB_RB_OVL}/w"
-      mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=${PGB_RB_OVL}/u,workdir=${PGB_RB_OVL}/w" /var/lib
+      for d in /var/lib /root; do
+        mkdir -p "${PGB_RB_OVL}/u${d}" "${PGB_RB_OVL}/w${d}"
+        mount -t overlay overlay -o "lowerdir=${d},upperdir=${PGB_RB_OVL}/u${d},workdir=${PGB_RB_OVL}/w${d}" "${d}"
+      done
       mkdir -p /var/lib/pgb-gen/borg
       mount --bind "${BORG_BASE_DIR}" /var/lib/pgb-gen/borg
       mount --bind "${PGB_SBIN}" /usr/local/sbin
