@@ -10,19 +10,7 @@
 load 'helpers/load'
 
 setup_file() {
-  pgb_require_root
-  pgb_ensure_pkg borg borgbackup
-  pgb_require_stable_borg_host_id
-  export PGB_SERVICES="svc_a:55711 svc_b:55712"
-  export PGB_PG_VERSION=17 PGB_DOCKER=yes PGB_WAL=true
-  pgb_server_setup
-  local name
-  while read -r name; do
-    pgb_load_pgbench "${name}" 2
-    docker_psql "${name}_pg" -c 'CREATE TABLE notes (id serial PRIMARY KEY, body text)' \
-      -c "INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 500) g"
-  done < <(pgb_service_names)
-  pgb_mark setup: data loaded
+  docker_suite_setup "svc_a:55711 svc_b:55712" 500
 }
 
 teardown_file() {

@@ -19,18 +19,7 @@ readonly CHAPTER_GONE='### 11.3 The server is gone'
 readonly TABLES='pgbench_accounts:aid pgbench_branches:bid pgbench_tellers:tid notes:id'
 
 setup_file() {
-  pgb_require_root
-  pgb_ensure_pkg borg borgbackup
-  pgb_require_stable_borg_host_id
-  export PGB_SERVICES="dis_a:55731 dis_b:55732"
-  export PGB_PG_VERSION=17 PGB_DOCKER=yes PGB_WAL=true
-  pgb_server_setup
-  local name
-  while read -r name; do
-    pgb_load_pgbench "${name}" 2
-    docker_psql "${name}_pg" -c 'CREATE TABLE notes (id serial PRIMARY KEY, body text)' \
-      -c "INSERT INTO notes (body) SELECT '${name} ' || g FROM generate_series(1, 700) g"
-  done < <(pgb_service_names)
+  docker_suite_setup "dis_a:55731 dis_b:55732" 700
   # The keys as section 6 exports them (the repositories exist: only the export happens).
   pgb_run_script repo-init pgb_repo_init.sh
   [[ "${status}" == 0 ]] || { cat "${PGB_LAST_LOG}" >&2; return 1; }

@@ -27,6 +27,23 @@ docker_services_up() {
   done
 }
 
+# docker_suite_setup "NAME:PORT ..." ROWS: a suite's server with PostgreSQL 17 container services
+# (WAL streamed), each loaded with pgbench -s 2 and a notes table of ROWS rows.
+docker_suite_setup() {
+  pgb_require_root
+  pgb_ensure_pkg borg borgbackup
+  pgb_require_stable_borg_host_id
+  export PGB_SERVICES="$1" PGB_PG_VERSION=17 PGB_DOCKER=yes PGB_WAL=true
+  pgb_server_setup
+  local name
+  for name in $(pgb_service_names); do
+    pgb_load_pgbench "${name}" 2
+    docker_psql "${name}_pg" -c 'CREATE TABLE notes (id serial PRIMARY KEY, body text)' \
+      -c "INSERT INTO notes (body) SELECT '${name} ' || g FROM generate_series(1, $2) g"
+  done
+  pgb_mark setup: data loaded
+}
+
 # ---- state of a container service, to wait on ------------------------------------------------
 
 # docker_utc_now CONTAINER: the server's clock, as --target-time takes it.
