@@ -49,6 +49,14 @@ describe('defaults are the runbook values', () => {
     expect(problems(cfg)).toEqual([]);
   });
 
+  it('gives a dev machine its own retention, a pull cap and a free-space reserve', () => {
+    const d = parse(minimalConfig()).devs[0];
+    expect(d.retention).toEqual({ keepBackups: 3, keepDays: 7 });
+    expect(d.maxPullBytes).toBe(214748364800);
+    expect(d.reserveBytes).toBe(1073741824);
+    expect(d.pgBinRoot).toBe('/usr/lib/postgresql');
+  });
+
   it('accepts a remote Borg repository and no external drive', () => {
     const cfg = minimalConfig();
     cfg.servers[0].repos = { primary: 'ssh://borg@backup.example.org:22/srv/borg/srv', external: null };
@@ -100,6 +108,12 @@ export const cases: [string, (c: any) => void, string[]][] = [
   ]],
   ['a retention that keeps nothing', (c) => { c.servers[0].retention = { keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }; }, [
     'test.yaml:9:7 servers[0].retention: expected at least one of keepDaily, keepWeekly, keepMonthly above 0 (Borg refuses a prune that keeps nothing)',
+  ]],
+  ['a dev retention that keeps no backup', (c) => { c.devs[0].retention = { keepBackups: 0 }; }, [
+    'test.yaml:13:20 devs[0].retention.keepBackups: expected a value >= 1, found number 0',
+  ]],
+  ['a negative pull cap', (c) => { c.devs[0].maxPullBytes = -1; }, [
+    'test.yaml:12:19 devs[0].maxPullBytes: expected a value >= 0, found number -1',
   ]],
   ['a secret value in the config', (c) => { c.servers[0].replication = { password: 'hunter2' }; }, [
     "test.yaml:9:7 servers[0].replication.password: expected a known key, found unknown key \"password\"",

@@ -3,7 +3,10 @@
 # "alpha" and "beta"). rsync and ssh are PATH stubs that stand in for the network: the rsync stub
 # runs the ssh command it was given with -e (so the ssh stub logs the options as ssh would get
 # them) and then serves each server's files from a local tree, REMOTE/<host>/<module>/<path>
-# (USER@HOST::MODULE/PATH, rsync's daemon over ssh), copying with the real rsync.
+# (USER@HOST::MODULE/PATH, rsync's daemon over ssh), copying with the real rsync and the options
+# the script gave it (so modes, links, special files and --dry-run --stats are rsync's own).
+# pg_verifybackup is a stub under the dev's pgBinRoot that checks the backup's files against the
+# sha256 list in its backup_manifest (what the real one does with its manifest's checksums).
 
 # Stub knobs are exported per test on purpose: each test runs in its own process.
 # shellcheck disable=SC2030,SC2031
@@ -82,11 +85,24 @@ if (( list )); then
   printf "%s\n" "${rel}"
   exit 0
 fi
-if [[ " ${RSYNC_FAIL_HOSTS:-} " == *" ${host} "* ]]; then
+if [[ " ${RSYNC_FAIL_HOSTS:-} " == *" ${host} "* && " ${opts[*]} " != *" --dry-run "* ]]; then
+  # What a transfer killed by a full disk leaves: a partial file and a temp file.
+  mkdir -p "${pos[1]}/.rsync-partial"
+  head -c 4096 /dev/zero >"${pos[1]}/.rsync-partial/16384"
+  head -c 4096 /dev/zero >"${pos[1]}/.16384.AbC123"
   printf "rsync: write failed: No space left on device (28)\n" >&2
   exit 23
 fi
 exec '"$(printf '%q' "${real}")"' "${opts[@]}" "${remote}" "${pos[1]}"'
+}
+
+# pg_verifybackup stub: the backup's files must match the sha256 list of its backup_manifest.
+make_verify_stub() {
+  # shellcheck disable=SC2016
+  make_stub "${PG_BIN_ROOT}/15/bin/pg_verifybackup" '
+dir="${!#}"
+[[ -f "${dir}/backup_manifest" ]] || { printf "pg_verifybackup: error: could not open file \"%s/backup_manifest\"\n" "${dir}" >&2; exit 1; }
+cd "${dir}" && sha256sum --quiet --strict -c backup_manifest >&2 || { printf "pg_verifybackup: error: checksum mismatch\n" >&2; exit 1; }'
 }
 
 setup() {
@@ -94,6 +110,7 @@ setup() {
   ut_build
   make_ssh_stub
   make_rsync_stub
+  make_verify_stub
   export REMOTE="${D}/remote"
   ut_secret "${SSH_KEY}" 'PRIVATE KEY'
   ut_secret "${KNOWN_HOSTS}" '[alpha.example]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA'
@@ -107,45 +124,232 @@ teardown() {
   ut_teardown
 }
 
+# remote_backup DIR SERVICE STAMP START_SEGMENT: a base backup as the server writes it (a data
+# file, backup_label naming its start segment, backup_manifest listing the files' sha256).
+remote_backup() {
+  local dir="$1/basebackups/$2_basebackup_$3"
+  mkdir -p "${dir}/base/1"
+  printf '%s %s\n' "$2" "$3" >"${dir}/base/1/16384"
+  printf 'START WAL LOCATION: 0/2000028 (file %s)\n' "$4" >"${dir}/backup_label"
+  (cd "${dir}" && sha256sum base/1/16384 backup_label >backup_manifest)
+}
+
 # remote_server HOST: a mounted server side, with its sentinel, as its two modules.
 remote_server() {
-  local root="${REMOTE}/$1"
-  set -- "$1" artifacts config
-  mkdir -p "${root}/$2/basebackups/svc_a_basebackup_2024-01-01T02_00_00Z" "${root}/$2/wal/svc_a" "${root}/$3/etc/app"
-  printf '%s\n' "$1 base" >"${root}/$2/basebackups/svc_a_basebackup_2024-01-01T02_00_00Z/PG_VERSION"
-  printf 'wal\n' >"${root}/$2/wal/svc_a/000000010000000000000001"
-  printf 'setting=%s\n' "$1" >"${root}/$3/etc/app/app.conf"
-  : >"${root}/$2/.pgb-sentinel"
+  local root="${REMOTE}/$1" svc=svc_a
+  [[ "$1" == alpha.example ]] || svc=svc_z
+  mkdir -p "${root}/artifacts/wal/${svc}" "${root}/config/etc/app"
+  remote_backup "${root}/artifacts" "${svc}" 2024-01-01T02_00_00Z 000000010000000000000002
+  printf 'wal\n' >"${root}/artifacts/wal/${svc}/000000010000000000000002"
+  printf 'setting=%s\n' "$1" >"${root}/config/etc/app/app.conf"
+  : >"${root}/artifacts/.pgb-sentinel"
 }
 
-# local_copy SERVER REL: what an earlier pull left on the dev machine.
+# local_copy SERVER REL: a backup an earlier pull kept on the dev machine.
 local_copy() {
-  mkdir -p "${LOCAL_BASE}/$1/$2/basebackups/svc_a_basebackup_2023-12-31T02_00_00Z"
-  printf 'older backup\n' >"${LOCAL_BASE}/$1/$2/basebackups/svc_a_basebackup_2023-12-31T02_00_00Z/PG_VERSION"
+  remote_backup "${LOCAL_BASE}/$1/$2" svc_a 2023-12-31T02_00_00Z 000000010000000000000001
+  mkdir -p "${LOCAL_BASE}/$1/$2/wal/svc_a"
+  printf 'older wal\n' >"${LOCAL_BASE}/$1/$2/wal/svc_a/000000010000000000000001"
 }
 
-@test "success: each server's artifacts and settings mirrored into localBase/<server>/, stale copies removed" {
+# The store of alpha on the dev machine, and its mirror of alpha's artifacts module.
+STORE_A() { printf '%s/alpha/postgres' "${LOCAL_BASE}"; }
+MIRROR_A() { printf '%s/.pgb-incoming/alpha' "${LOCAL_BASE}"; }
+BB_A=svc_a_basebackup_2024-01-01T02_00_00Z
+
+@test "success: verified backups and WAL kept in localBase/<server>/<artifacts>, settings copied, older local backups kept" {
   local_copy alpha postgres
   run bash "${PULL_SCRIPT}"
   assert_success
+  assert_output --partial "[alpha] verified and kept: ${BB_A}"
   assert_output --partial "[alpha] pull complete"
   assert_output --partial "[beta] pull complete"
   assert_output --partial "devbox: all 2 server(s) pulled"
-  run diff -r "${REMOTE}/alpha.example/artifacts" "${LOCAL_BASE}/alpha/postgres"
+  # The store is the server's tree (the sentinel too) plus what this machine kept before.
+  run diff -r "${REMOTE}/alpha.example/artifacts/basebackups/${BB_A}" "$(STORE_A)/basebackups/${BB_A}"
+  assert_success
+  assert [ -f "$(STORE_A)/basebackups/svc_a_basebackup_2023-12-31T02_00_00Z/base/1/16384" ]
+  assert [ -f "$(STORE_A)/wal/svc_a/000000010000000000000001" ]
+  assert_equal "$(cat "$(STORE_A)/wal/svc_a/000000010000000000000002")" wal
+  assert [ -f "$(STORE_A)/.pgb-sentinel" ]
+  run diff -r "${REMOTE}/beta.example/artifacts" "${LOCAL_BASE}/beta/pg"
   assert_success
   run diff -r "${REMOTE}/alpha.example/config" "${LOCAL_BASE}/alpha/config"
   assert_success
-  run diff -r "${REMOTE}/beta.example/artifacts" "${LOCAL_BASE}/beta/pg"
-  assert_success
   run diff -r "${REMOTE}/beta.example/config" "${LOCAL_BASE}/beta/settings"
   assert_success
-  # With the sentinel there, the mirror deletes what the server pruned.
-  assert [ ! -e "${LOCAL_BASE}/alpha/postgres/basebackups/svc_a_basebackup_2023-12-31T02_00_00Z" ]
-  assert_equal "$(stat -c '%a' "${LOCAL_BASE}")" 700
-  # The sentinel was checked before the first --delete of each server.
+  # Kept files are hard links of the mirror's (no second copy on disk).
+  assert [ "$(STORE_A)/basebackups/${BB_A}/base/1/16384" -ef "$(MIRROR_A)/basebackups/${BB_A}/base/1/16384" ]
+  assert [ "$(STORE_A)/wal/svc_a/000000010000000000000002" -ef "$(MIRROR_A)/wal/svc_a/000000010000000000000002" ]
+  assert_equal "$(stat -c '%a' "${LOCAL_BASE}" "$(MIRROR_A)" "$(STORE_A)")" "$(printf '700\n700\n700')"
+  # The sentinel was checked first; the transfer was counted (dry run) before it ran; --delete
+  # only ever went to the mirror.
   run grep -nE -- "(--list-only|--delete)" "${STUB_LOG}/rsync.log"
   assert_regex "${lines[0]}" "--list-only .* jared@alpha\.example::artifacts/\.pgb-sentinel$"
-  assert_regex "${lines[1]}" "--delete .* jared@alpha\.example::artifacts/ ${LOCAL_BASE}/alpha/postgres/$"
+  assert_regex "${lines[1]}" "^[0-9]+:--dry-run --stats .* --delete --no-links .* jared@alpha\.example::artifacts/ $(MIRROR_A)/$"
+  assert_regex "${lines[2]}" "^[0-9]+:--recursive .* --delete --no-links --partial-dir=\.rsync-partial .* jared@alpha\.example::artifacts/ $(MIRROR_A)/$"
+  assert_equal "$(stub_count rsync "--delete .* ${LOCAL_BASE}/(alpha|beta)/")" 0
+  # The backup was verified by the dev's own pg_verifybackup.
+  assert_equal "$(stub_count pg_verifybackup "^-q $(MIRROR_A)/basebackups/${BB_A}$")" 1
+}
+
+@test "a second pull changes nothing kept; a server that rewrites a kept backup or WAL file cannot change our copy" {
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  local before
+  before="$(ut_tree "$(STORE_A)")"
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  assert_equal "$(ut_tree "$(STORE_A)")" "${before}"
+  # The server rewrites a file of a backup already kept, and a complete WAL segment.
+  printf 'evil\n' >"${REMOTE}/alpha.example/artifacts/basebackups/${BB_A}/base/1/16384"
+  printf 'evil wal\n' >"${REMOTE}/alpha.example/artifacts/wal/svc_a/000000010000000000000002"
+  touch -d '2024-02-01' "${REMOTE}/alpha.example/artifacts/basebackups/${BB_A}/base/1/16384" \
+    "${REMOTE}/alpha.example/artifacts/wal/svc_a/000000010000000000000002"
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  assert_output --partial "[alpha] the server changed 1 WAL file(s) of svc_a already pulled; the copies pulled first are kept"
+  assert_equal "$(cat "$(MIRROR_A)/basebackups/${BB_A}/base/1/16384")" evil
+  assert_equal "$(ut_tree "$(STORE_A)")" "${before}"
+}
+
+@test "a sentinel over an empty tree: the mirror follows the server, every kept backup and WAL file stays" {
+  local_copy alpha postgres
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  local before
+  before="$(ut_tree "$(STORE_A)")"
+  rm -rf -- "${REMOTE}/alpha.example/artifacts"
+  mkdir -p "${REMOTE}/alpha.example/artifacts"
+  : >"${REMOTE}/alpha.example/artifacts/.pgb-sentinel"
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  assert [ ! -e "$(MIRROR_A)/basebackups" ]
+  assert_equal "$(ut_tree "$(STORE_A)")" "${before}"
+  assert [ -f "$(STORE_A)/basebackups/${BB_A}/base/1/16384" ]
+}
+
+@test "a backup that does not verify is never kept: the server's tampered copy stays in the mirror only, exit 1" {
+  printf 'tampered\n' >>"${REMOTE}/alpha.example/artifacts/basebackups/${BB_A}/base/1/16384"
+  run bash "${PULL_SCRIPT}"
+  assert_failure 1
+  assert_output --partial "base/1/16384: FAILED"
+  assert_output --partial "[alpha] ${BB_A} does not verify (pg_verifybackup); not kept, the backups kept here are untouched"
+  assert_output --partial "[alpha] pulled, but a base backup did not verify (see above)"
+  assert_output --partial "[beta] pull complete"
+  assert_output --partial "devbox: 1 of 2 server(s) failed"
+  assert [ ! -e "$(STORE_A)/basebackups/${BB_A}" ]
+  assert [ -f "$(MIRROR_A)/basebackups/${BB_A}/base/1/16384" ]
+  # WAL still arrives; a backup without its manifest is not kept either.
+  assert [ -f "$(STORE_A)/wal/svc_a/000000010000000000000002" ]
+  rm -f -- "${REMOTE}/alpha.example/artifacts/basebackups/${BB_A}/backup_manifest"
+  run bash "${PULL_SCRIPT}"
+  assert_failure 1
+  assert_output --partial 'could not open file'
+  assert [ ! -e "$(STORE_A)/basebackups/${BB_A}" ]
+}
+
+@test "pg_verifybackup missing on the dev machine: nothing kept, the fix named, exit 1" {
+  rm -f -- "${PG_BIN_ROOT}/15/bin/pg_verifybackup"
+  run bash "${PULL_SCRIPT}"
+  assert_failure 1
+  assert_output --partial "${PG_BIN_ROOT}/15/bin/pg_verifybackup missing (install postgresql-client-15); ${BB_A} not kept"
+  assert [ ! -e "$(STORE_A)/basebackups/${BB_A}" ]
+}
+
+@test "names the server scripts never write are ignored with a warning: newline, leading dash, other service, future date" {
+  local bbd="${REMOTE}/alpha.example/artifacts/basebackups"
+  mkdir -p "${bbd}/svc_a_basebackup_2024-01-02T02_00_00Z"$'\n'"zz-outside" "${bbd}/-rf" "${bbd}/other_basebackup_2024-01-01T02_00_00Z"
+  remote_backup "${REMOTE}/alpha.example/artifacts" svc_a 2099-01-01T02_00_00Z 000000010000000000000002
+  mkdir -p "${REMOTE}/alpha.example/artifacts/wal/svc_a/-x"
+  printf 'x\n' >"${REMOTE}/alpha.example/artifacts/wal/svc_a/000000010000000000000003"$'\n'"x"
+  run bash "${PULL_SCRIPT}"
+  assert_failure 1
+  assert_output --partial "[alpha] ignoring basebackups/\$'svc_a_basebackup_2024-01-02T02_00_00Z\\nzz-outside': not a base backup of a configured service"
+  assert_output --partial "[alpha] ignoring basebackups/-rf: not a base backup of a configured service"
+  assert_output --partial "[alpha] ignoring basebackups/other_basebackup_2024-01-01T02_00_00Z: not a base backup"
+  assert_output --partial "[alpha] svc_a_basebackup_2099-01-01T02_00_00Z: not a valid date, or dated in the future; not kept"
+  assert_output --partial "[alpha] ignoring svc_a/-x: not a WAL file name the server writes"
+  assert_output --partial "[alpha] ignoring svc_a/\$'000000010000000000000003\\nx': not a WAL file name"
+  assert_equal "$(ls -A "$(STORE_A)/basebackups")" "${BB_A}"
+  assert_equal "$(ls -A "$(STORE_A)/wal/svc_a")" 000000010000000000000002
+}
+
+@test "our own retention: the newest keepBackups and those kept in the last keepDays stay, WAL from the oldest kept on" {
+  UT_DEV_KEEP=2:3 ut_build
+  make_verify_stub
+  local d
+  for d in 2023-12-01 2023-12-02 2023-12-03; do
+    remote_backup "$(STORE_A)" svc_a "${d}T02_00_00Z" "00000001000000000000000${d: -1}"
+    touch -d '-10 days' "$(STORE_A)/basebackups/svc_a_basebackup_${d}T02_00_00Z"
+  done
+  remote_backup "$(STORE_A)" svc_a 2023-12-04T02_00_00Z 000000010000000000000004
+  touch -d '-1 day' "$(STORE_A)/basebackups/svc_a_basebackup_2023-12-04T02_00_00Z"
+  mkdir -p "$(STORE_A)/wal/svc_a"
+  for d in 1 2 3 4; do printf 'w\n' >"$(STORE_A)/wal/svc_a/00000001000000000000000${d}"; done
+  : >"$(STORE_A)/wal/svc_a/000000010000000000000004.partial"
+  printf 'h\n' >"$(STORE_A)/wal/svc_a/00000002.history"
+  rm -rf -- "${REMOTE}/alpha.example/artifacts/basebackups" "${REMOTE}/alpha.example/artifacts/wal"
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  # The newest two (12-03, 12-04) stay; 12-01 and 12-02 are past keepDays with two newer ones.
+  assert_output --partial "[alpha] pruned svc_a_basebackup_2023-12-01T02_00_00Z (kept more than 3 day(s), 2 newer kept)"
+  assert_equal "$(ls "$(STORE_A)/basebackups" | tr '\n' ' ')" "svc_a_basebackup_2023-12-03T02_00_00Z svc_a_basebackup_2023-12-04T02_00_00Z "
+  assert_equal "$(ls "$(STORE_A)/wal/svc_a" | tr '\n' ' ')" "000000010000000000000003 000000010000000000000004 00000002.history "
+  # A backup the server still serves that we pruned is not taken back.
+  remote_backup "${REMOTE}/alpha.example/artifacts" svc_a 2023-12-01T02_00_00Z 000000010000000000000001
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  assert [ ! -e "$(STORE_A)/basebackups/svc_a_basebackup_2023-12-01T02_00_00Z" ]
+}
+
+@test "safe rsync options: no setuid bit, device node, FIFO, foreign owner or symlink out arrives" {
+  local a="${REMOTE}/alpha.example/artifacts" c="${REMOTE}/alpha.example/config"
+  cp /bin/true "${a}/basebackups/${BB_A}/suid"
+  chmod 6755 "${a}/basebackups/${BB_A}/suid"
+  chown 12345:12345 "${a}/basebackups/${BB_A}/base/1/16384"
+  mknod "${a}/basebackups/${BB_A}/null" c 1 3
+  mkfifo "${a}/basebackups/${BB_A}/fifo"
+  ln -s /etc "${a}/basebackups/${BB_A}/etc-link"
+  ln -s base "${a}/basebackups/${BB_A}/base-link"
+  (cd "${a}/basebackups/${BB_A}" && sha256sum base/1/16384 backup_label suid >backup_manifest)
+  ln -s /etc/shadow "${c}/etc/shadow-link"
+  ln -s app/app.conf "${c}/etc/inside-link"
+  mknod "${c}/etc/null" c 1 3
+  cp /bin/true "${c}/etc/suid"
+  chmod 4755 "${c}/etc/suid"
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  local kept
+  kept="$(STORE_A)/basebackups/${BB_A}"
+  assert_equal "$(stat -c '%a %u %g' "${kept}/suid" "${kept}/base/1/16384")" "$(printf '700 0 0\n600 0 0')"
+  assert_equal "$(find "${LOCAL_BASE}" \( -type b -o -type c -o -type p -o -type s -o -perm /7000 \) -print)" ''
+  assert_equal "$(find "${LOCAL_BASE}" ! -user 0 -print)" ''
+  assert [ ! -e "${kept}/etc-link" ]
+  assert [ ! -L "${kept}/base-link" ]
+  assert [ ! -L "${LOCAL_BASE}/alpha/config/etc/shadow-link" ]
+  assert [ -L "${LOCAL_BASE}/alpha/config/etc/inside-link" ]
+  assert_equal "$(stat -c '%a' "${LOCAL_BASE}/alpha/config/etc/suid")" 700
+}
+
+@test "too big for the cap or for the free space: refused before anything is written, the local copy untouched" {
+  UT_DEV_MAX_PULL=100 ut_build
+  make_verify_stub
+  local_copy alpha postgres
+  local before
+  before="$(ut_tree "${LOCAL_BASE}/alpha")"
+  run bash "${PULL_SCRIPT}"
+  assert_failure 1
+  assert_output --regexp "\[alpha\] the server would send [0-9]+ bytes, more than maxPullBytes \(100\); NOT pulling, local copy left untouched"
+  assert_equal "$(ut_tree "${LOCAL_BASE}/alpha")" "${before}"
+  assert_equal "$(find "$(MIRROR_A)" -type f | wc -l)" 0
+  UT_DEV_RESERVE=1000000000000000 ut_build
+  make_verify_stub
+  run bash "${PULL_SCRIPT}"
+  assert_failure 1
+  assert_output --regexp "\[alpha\] the server would send [0-9]+ bytes; ${LOCAL_BASE} has [0-9]+ free and keeps 1000000000000000 in reserve; NOT pulling"
+  assert_equal "$(ut_tree "${LOCAL_BASE}/alpha")" "${before}"
+  assert_equal "$(find "$(MIRROR_A)" -type f | wc -l)" 0
 }
 
 @test "pinned host keys: every ssh gets our key, StrictHostKeyChecking=yes and our known_hosts; no --rsync-path" {
@@ -167,7 +371,7 @@ local_copy() {
   assert_equal "$(stub_count rsync ' [a-z]+@[a-z.]+:[^:]')" 0
 }
 
-@test "sentinel missing (server disk unmounted): no rsync with --delete, the local copy untouched, others pulled, exit 1" {
+@test "sentinel missing (server disk unmounted): no transfer at all, the local copy untouched, others pulled, exit 1" {
   rm -rf -- "${REMOTE}/alpha.example/artifacts" "${REMOTE}/alpha.example/config"
   mkdir -p "${REMOTE}/alpha.example/artifacts"
   local_copy alpha postgres
@@ -179,7 +383,7 @@ local_copy() {
   assert_output --partial "devbox: 1 of 2 server(s) failed"
   assert_equal "$(stub_count rsync '--delete.*alpha\.example')" 0
   assert_equal "$(ut_tree "${LOCAL_BASE}/alpha")" "${before}"
-  assert [ -f "${LOCAL_BASE}/alpha/postgres/basebackups/svc_a_basebackup_2023-12-31T02_00_00Z/PG_VERSION" ]
+  assert [ -f "${LOCAL_BASE}/alpha/postgres/basebackups/svc_a_basebackup_2023-12-31T02_00_00Z/base/1/16384" ]
   # beta was still pulled.
   run diff -r "${REMOTE}/beta.example/artifacts" "${LOCAL_BASE}/beta/pg"
   assert_success
@@ -218,11 +422,16 @@ local_copy() {
   assert_equal "$(stub_count rsync '--delete')" 0
 }
 
-@test "a failing copy fails that server alone, exit 1" {
+@test "a failing copy fails that server alone, its partial and temp files removed, exit 1" {
   export RSYNC_FAIL_HOSTS=alpha.example
+  local_copy alpha postgres
+  local before
+  before="$(ut_tree "$(STORE_A)")"
   run bash "${PULL_SCRIPT}"
   assert_failure 1
-  assert_output --partial "[alpha] pulling artifacts failed"
+  assert_output --partial "[alpha] pulling artifacts failed; the backups kept here are untouched"
+  assert_equal "$(find "$(MIRROR_A)" -mindepth 1 -print)" ''
+  assert_equal "$(ut_tree "$(STORE_A)")" "${before}"
   assert_output --partial "[beta] pull complete"
   run diff -r "${REMOTE}/beta.example/artifacts" "${LOCAL_BASE}/beta/pg"
   assert_success

@@ -163,8 +163,18 @@ const dev = z.strictObject({
   publicKey: z.string().regex(PUBKEY_RE, 'an OpenSSH public key line').optional().describe('The pull key\'s public half, when known'),
   lockFile: absPath.default('/run/lock/pgb-pull.lock'),
   scriptsDir: absPath.default('/usr/local/sbin'),
-  pgBinRoot: absPath.default('/usr/lib/postgresql'),
+  pgBinRoot: absPath.default('/usr/lib/postgresql').describe('Where <version>/bin/pg_verifybackup lives: every pulled base backup is verified before it counts'),
   restoreJobs: restoreJobs,
+  maxPullBytes: z.number().int().min(0).default(214748364800)
+    .describe('Refuse to pull more than this from one server in one run (bytes to receive, counted by a dry run first; default 200 GiB)'),
+  reserveBytes: z.number().int().min(0).default(1073741824)
+    .describe('Free space a pull leaves on localBase: a pull that would eat into it is refused before it writes (default 1 GiB)'),
+  retention: z.strictObject({
+    keepBackups: z.number().int().min(1).max(1000).default(3)
+      .describe('Verified base backups of each service kept on this machine at least, whatever the server deleted'),
+    keepDays: z.number().int().min(0).max(3650).default(7)
+      .describe('A pulled base backup is kept this many days after it was pulled (and the WAL from the oldest kept one on)'),
+  }).prefault({}).describe('The dev machine\'s own retention of pulled backups and WAL'),
 });
 
 export const configSchema = z

@@ -56,6 +56,9 @@ export const slotName = (service: string) => `pgb_${service.replace(/-/g, '_')}`
 export const SENTINEL = '.pgb-sentinel';
 export const basebackupDir = 'basebackups';
 export const walDir = 'wal';
+/** Below a dev machine's localBase: the pull's mirror of each server's artifacts module (the
+ * server may change or empty it at will); verified backups and WAL are hard-linked out of it. */
+export const devStagingDir = '.pgb-incoming';
 export const RSYNC = '/usr/bin/rsync';
 /** Root-owned rsync daemon config that defines the only two trees the pull key can read. */
 export const rsyncdConfig = (server: string) => `/etc/pgb-gen/rsyncd-${server}.conf`;

@@ -22,6 +22,40 @@ readonly CONFIG_MODULE='config'
 # Where each module lands locally, below LOCAL_BASE/<server>/.
 readonly SERVER_ARTIFACTS=('postgres')
 readonly SERVER_CONFIG=('config')
+# The mirror of each server's artifacts module, STAGING_DIR/<server>: the server decides what is in
+# it. Verified base backups and WAL are hard-linked out of it into LOCAL_BASE/<server>/<artifacts>,
+# which only this machine's retention changes.
+readonly STAGING_DIR='/mnt/upload/.pgb-incoming'
+readonly BASEBACKUP_SUBDIR='basebackups'
+readonly WAL_SUBDIR='wal'
+# One entry per service: the index of its server in SERVER_*, its name and PostgreSQL major version.
+readonly SERVICE_SERVERS=('0' '0')
+readonly SERVICE_NAMES=('service_a' 'service_b')
+readonly SERVICE_VERSIONS=('17' '17')
+# pg_verifybackup of each version lives in PG_BIN_ROOT/<version>/bin.
+readonly PG_BIN_ROOT='/usr/lib/postgresql'
+# A pull of one server that would receive more than this, or leave less than RESERVE_BYTES free
+# on LOCAL_BASE, is refused before it writes.
+readonly MAX_PULL_BYTES='214748364800'
+readonly RESERVE_BYTES='1073741824'
+# Our own retention: the newest KEEP_BACKUPS backups of each service, and every one pulled in the
+# last KEEP_DAYS days, stay whatever the server deleted; WAL from the oldest kept one on.
+readonly KEEP_BACKUPS='3'
+readonly KEEP_DAYS='7'
+
+# rsync options of every transfer, spelled out instead of -a (whose -p -o -g -D would recreate the
+# server's setuid bits, owners and device nodes here when run as root): times kept; modes from the
+# umask (077) with no setuid/setgid/sticky bit; files owned by us; no devices, FIFOs or sockets;
+# holes kept as holes; plain numbers in --stats.
+readonly RSYNC_SAFE_OPTS=(--recursive --times --no-perms --no-owner --no-group --no-devices --no-specials --sparse --no-human-readable)
+# The scripts write no symlink into the artifacts tree: none is taken. In the settings copies only
+# links that stay inside the tree are kept (--safe-links), never one to an absolute path or above.
+readonly ARTIFACTS_LINK_OPTS=(--no-links)
+readonly CONFIG_LINK_OPTS=(--links --safe-links)
+readonly PARTIAL_DIR=.rsync-partial
+# The names the server's scripts write; anything else in the mirror is ignored with a warning.
+readonly STAMP_RE='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z'
+readonly WAL_NAME_RE='^([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history)$'
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -83,56 +117,6 @@ cleanup() {
   fi
 }
 
-# ssh options: our own key only, no prompts, and host keys pinned in our own known_hosts.
-ssh_command() {
-  local port="$1"
-  printf 'ssh -p %s -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=%s -o ConnectTimeout=20' \
-    "${port}" "${SSH_KEY}" "${KNOWN_HOSTS}"
-}
-
-# The server writes a sentinel into its artifacts tree only when its backup disk is mounted.
-# Without it the server side may be a bare mount point: a --delete would wipe our copy.
-# source is user@host:: (rsync's daemon over ssh): paths are module/path on the server.
-remote_has_sentinel() {
-  local port="$1" source="$2"
-  rsync --list-only -e "$(ssh_command "${port}")" "${source}${ARTIFACTS_MODULE}/${SENTINEL_NAME}" >/dev/null 2>"${RUN_DIR}/sentinel.err"
-}
-
-pull_tree() {
-  local port="$1" source="$2" module="$3" dest="$4"
-  mkdir -p "${dest}"
-  chmod 700 "${dest}"
-  rsync -a --delete --partial-dir=.rsync-partial -e "$(ssh_command "${port}")" "${source}${module}/" "${dest}/"
-}
-
-pull_server() {
-  local i="$1" name host port user source dest
-  name="${SERVER_NAMES[i]}"
-  host="${SERVER_HOSTS[i]}"
-  port="${SERVER_PORTS[i]}"
-  user="${SERVER_USERS[i]}"
-  source="${user}@${host}::"
-  dest="${LOCAL_BASE}/${name}"
-
-  log_info "[${name}] pulling from ${user}@${host}:${port} into ${dest}"
-  if ! remote_has_sentinel "${port}" "${source}"; then
-    log_lines_from "${RUN_DIR}/sentinel.err"
-    log_err "[${name}] no ${SENTINEL_NAME} on the server (backup disk unmounted, or server unreachable); NOT pulling, local copy left untouched"
-    return 1
-  fi
-  if ! pull_tree "${port}" "${source}" "${ARTIFACTS_MODULE}" "${dest}/${SERVER_ARTIFACTS[i]}"; then
-    log_err "[${name}] pulling ${ARTIFACTS_MODULE} failed"
-    return 1
-  fi
-  if ! rsync --list-only -e "$(ssh_command "${port}")" "${source}${CONFIG_MODULE}/" >/dev/null 2>&1; then
-    log_info "[${name}] no system settings on the server (${CONFIG_MODULE}); skipped"
-  elif ! pull_tree "${port}" "${source}" "${CONFIG_MODULE}" "${dest}/${SERVER_CONFIG[i]}"; then
-    log_err "[${name}] pulling ${CONFIG_MODULE} failed"
-    return 1
-  fi
-  log_ok "[${name}] pull complete"
-}
-
 log_lines_from() {
   local line
   while IFS= read -r line; do
@@ -140,17 +124,314 @@ log_lines_from() {
   done <"$1"
 }
 
+# A name from the server as a log line can show it (it may hold a newline or escapes).
+printable() {
+  printf '%q' "$1"
+}
+
+# The names in a directory, NUL-separated: a name the server sends may hold a newline.
+list_names() {
+  [[ -d "$1" && ! -L "$1" ]] || return 0
+  find "$1" -mindepth 1 -maxdepth 1 -printf '%f\0'
+}
+
+# ssh options: our own key only, no prompts, and host keys pinned in our own known_hosts.
+ssh_command() {
+  local port="$1"
+  printf 'ssh -p %s -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=%s -o ConnectTimeout=20' \
+    "${port}" "${SSH_KEY}" "${KNOWN_HOSTS}"
+}
+
+# ---- transfer -----------------------------------------------------------------------
+# The server writes a sentinel into its artifacts tree only when its backup disk is mounted.
+# Without it the server side may be a bare mount point: nothing is pulled.
+# source is user@host:: (rsync's daemon over ssh): paths are module/path on the server.
+remote_has_sentinel() {
+  local port="$1" source="$2"
+  rsync --list-only -e "$(ssh_command "${port}")" "${source}${ARTIFACTS_MODULE}/${SENTINEL_NAME}" >/dev/null 2>"${RUN_DIR}/sentinel.err"
+}
+
+# Bytes a transfer would write, from a dry run with the same options ("Total transferred file
+# size": whole files, holes included, so a sparse 50 GB file counts as 50 GB).
+bytes_to_receive() {
+  local port="$1" src="$2" dest="$3"
+  shift 3
+  rsync --dry-run --stats "${RSYNC_SAFE_OPTS[@]}" "$@" -e "$(ssh_command "${port}")" "${src}" "${dest}/" \
+    >"${RUN_DIR}/dry-run.out" 2>"${RUN_DIR}/dry-run.err" || return 1
+  sed -n 's/^Total transferred file size: \([0-9][0-9]*\) bytes$/\1/p' "${RUN_DIR}/dry-run.out"
+}
+
+free_bytes() {
+  df -B1 --output=avail -- "$1" | sed -n '2{s/[^0-9]//g;p;}'
+}
+
+# Refuses a transfer above the per-server cap or above the free space over the reserve.
+check_room() {
+  local name="$1" bytes="$2" free
+  free="$(free_bytes "${LOCAL_BASE}")"
+  if [[ -z "${free}" ]]; then
+    log_err "[${name}] could not read the free space of ${LOCAL_BASE}; NOT pulling"
+    return 1
+  fi
+  if (( bytes > MAX_PULL_BYTES )); then
+    log_err "[${name}] the server would send ${bytes} bytes, more than maxPullBytes (${MAX_PULL_BYTES}); NOT pulling, local copy left untouched"
+    return 1
+  fi
+  if (( bytes > free - RESERVE_BYTES )); then
+    log_err "[${name}] the server would send ${bytes} bytes; ${LOCAL_BASE} has ${free} free and keeps ${RESERVE_BYTES} in reserve; NOT pulling, local copy left untouched"
+    return 1
+  fi
+}
+
+# What a failed transfer leaves: partial files (kept by --partial-dir) and rsync's temp files
+# (".NAME.XXXXXX", left by a killed run). A server that filled the disk leaves nothing behind.
+remove_partials() {
+  local dir="$1"
+  [[ -d "${dir}" ]] || return 0
+  find "${dir}" -type d -name "${PARTIAL_DIR}" -prune -exec rm -rf -- {} +
+  find "${dir}" -type f -name '.?*.??????' -delete
+}
+
+# Copies one module into DEST with the safe options (and the extra ones given): counted first and
+# refused when too big; a failed run's partial files removed.
+pull_tree() {
+  local name="$1" port="$2" src="$3" dest="$4" bytes
+  shift 4
+  mkdir -p "${dest}"
+  chmod 700 "${dest}"
+  if ! bytes="$(bytes_to_receive "${port}" "${src}" "${dest}" "$@")" || [[ -z "${bytes}" ]]; then
+    log_lines_from "${RUN_DIR}/dry-run.err"
+    log_err "[${name}] could not count what ${src} would send; NOT pulling"
+    return 1
+  fi
+  check_room "${name}" "${bytes}" || return 1
+  log_info "[${name}] receiving ${bytes} bytes from ${src}"
+  if ! rsync "${RSYNC_SAFE_OPTS[@]}" "$@" --partial-dir="${PARTIAL_DIR}" -e "$(ssh_command "${port}")" "${src}" "${dest}/"; then
+    remove_partials "${dest}"
+    return 1
+  fi
+}
+
+# ---- promotion: what counts here is verified, hard-linked out of the mirror, never changed ----
+# The index of the service of server I whose base backup NAME is, exactly as the server writes it.
+service_of_backup() {
+  local i="$1" name="$2" v
+  for v in "${!SERVICE_NAMES[@]}"; do
+    [[ "${SERVICE_SERVERS[v]}" == "${i}" ]] || continue
+    if [[ "${name}" =~ ^${SERVICE_NAMES[v]}_basebackup_${STAMP_RE}$ ]]; then
+      printf '%s\n' "${v}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The kept base backups of a service in the store, oldest first, NUL-separated.
+store_backups() {
+  local store="$1" svc="$2" name
+  while IFS= read -r -d '' name; do
+    [[ "${name}" =~ ^${svc}_basebackup_${STAMP_RE}$ && -d "${store}/${BASEBACKUP_SUBDIR}/${name}" ]] || continue
+    printf '%s\0' "${name}"
+  done < <(list_names "${store}/${BASEBACKUP_SUBDIR}" | sort -z)
+}
+
+# One new base backup: pg_verifybackup of its version must accept the mirror's copy; then it is
+# hard-linked into the store and appears by one rename. A later pull replaces a file of the mirror
+# by a new one (rsync writes a temp file and renames it), so the store's copy never changes.
+promote_backup() {
+  local server="$1" v="$2" src="$3" dest_dir="$4" svc name stamp epoch bin tmp
+  svc="${SERVICE_NAMES[v]}"
+  name="${src##*/}"
+  stamp="${name#"${svc}_basebackup_"}"
+  epoch="$(date -u -d "${stamp//_/:}" +%s 2>/dev/null)" || epoch=""
+  if [[ -z "${epoch}" ]] || (( epoch > $(date -u +%s) + 86400 )); then
+    log_err "[${server}] ${name}: not a valid date, or dated in the future; not kept"
+    return 1
+  fi
+  bin="${PG_BIN_ROOT}/${SERVICE_VERSIONS[v]}/bin"
+  if [[ ! -x "${bin}/pg_verifybackup" ]]; then
+    log_err "[${server}] ${bin}/pg_verifybackup missing (install postgresql-client-${SERVICE_VERSIONS[v]}); ${name} not kept"
+    return 1
+  fi
+  if ! "${bin}/pg_verifybackup" -q "${src}" >"${RUN_DIR}/verify.err" 2>&1; then
+    log_lines_from "${RUN_DIR}/verify.err"
+    log_err "[${server}] ${name} does not verify (pg_verifybackup); not kept, the backups kept here are untouched"
+    return 1
+  fi
+  tmp="${dest_dir}/.tmp_${name}"
+  rm -rf -- "${tmp}"
+  # The directory's mtime is when it was kept here (our clock, not the server's): retention reads it.
+  if ! cp -al -- "${src}" "${tmp}" || ! touch -- "${tmp}" || ! mv -T -- "${tmp}" "${dest_dir}/${name}"; then
+    rm -rf -- "${tmp}"
+    log_err "[${server}] could not keep ${name} in ${dest_dir}"
+    return 1
+  fi
+  log_ok "[${server}] verified and kept: ${name}"
+}
+
+# Every base backup in the mirror not kept yet, of a configured service of server I; an older one
+# than every kept backup, once KEEP_BACKUPS are kept, was pruned here and is not taken back.
+# Fails when one did not verify.
+promote_backups() {
+  local i="$1" mirror="$2" store="$3" server="${SERVER_NAMES[$1]}" name v failed=0
+  local -a kept=()
+  mkdir -p "${store}/${BASEBACKUP_SUBDIR}"
+  find "${store}/${BASEBACKUP_SUBDIR}" -mindepth 1 -maxdepth 1 -type d -name '.tmp_*' -exec rm -rf -- {} +
+  while IFS= read -r -d '' name; do
+    if ! v="$(service_of_backup "${i}" "${name}")" || [[ ! -d "${mirror}/${BASEBACKUP_SUBDIR}/${name}" ]]; then
+      log_warn "[${server}] ignoring ${BASEBACKUP_SUBDIR}/$(printable "${name}"): not a base backup of a configured service"
+      continue
+    fi
+    [[ ! -e "${store}/${BASEBACKUP_SUBDIR}/${name}" ]] || continue
+    mapfile -d '' -t kept < <(store_backups "${store}" "${SERVICE_NAMES[v]}")
+    if (( ${#kept[@]} >= KEEP_BACKUPS )) && [[ "${name}" < "${kept[0]}" ]]; then
+      continue
+    fi
+    promote_backup "${server}" "${v}" "${mirror}/${BASEBACKUP_SUBDIR}/${name}" "${store}/${BASEBACKUP_SUBDIR}" || failed=$((failed + 1))
+  done < <(list_names "${mirror}/${BASEBACKUP_SUBDIR}")
+  (( failed == 0 ))
+}
+
+# The segment a base backup starts from (its backup_label), or nothing.
+backup_start_segment() {
+  [[ -f "$1/backup_label" ]] || return 0
+  sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]\{24\}\)).*$/\1/p' "$1/backup_label"
+}
+
+# True when WAL file F is older than segment FIRST (log and segment numbers, as pg_archivecleanup).
+wal_before() {
+  local base="${1%.partial}" first="$2"
+  [[ -n "${first}" && "${base}" != *.history && "${base:8}" < "${first:8}" ]]
+}
+
+# The service's WAL from the mirror into the store, by hard link: complete segments and history
+# files are taken once and never replaced (a server that changes one is reported); the segment
+# being written (.partial) is replaced until the complete one arrives. Nothing older than FIRST.
+promote_wal() {
+  local server="$1" from="$2" to="$3" first="$4" f changed=0
+  [[ -d "${from}" && ! -L "${from}" ]] || return 0
+  mkdir -p "${to}"
+  while IFS= read -r -d '' f; do
+    if [[ ! "${f}" =~ ${WAL_NAME_RE} || ! -f "${from}/${f}" ]]; then
+      log_warn "[${server}] ignoring ${from##*/}/$(printable "${f}"): not a WAL file name the server writes"
+      continue
+    fi
+    if wal_before "${f}" "${first}"; then
+      continue
+    fi
+    if [[ "${f}" == *.partial ]]; then
+      [[ -e "${to}/${f%.partial}" ]] || ln -f -- "${from}/${f}" "${to}/${f}"
+    elif [[ ! -e "${to}/${f}" ]]; then
+      ln -- "${from}/${f}" "${to}/${f}"
+    elif [[ ! "${from}/${f}" -ef "${to}/${f}" ]]; then
+      changed=$((changed + 1))
+    fi
+  done < <(list_names "${from}")
+  if (( changed > 0 )); then
+    log_warn "[${server}] the server changed ${changed} WAL file(s) of ${from##*/} already pulled; the copies pulled first are kept"
+  fi
+}
+
+# ---- retention: ours, whatever the server keeps -------------------------------------------
+# Removes kept backups of a service beyond the newest KEEP_BACKUPS that were kept more than
+# KEEP_DAYS days ago; prints the oldest backup that stays (nothing when none).
+prune_backups() {
+  local server="$1" store="$2" svc="$3" cutoff n kept_at oldest=""
+  local -a backups=()
+  cutoff=$(( $(date -u +%s) - KEEP_DAYS * 86400 ))
+  mapfile -d '' -t backups < <(store_backups "${store}" "${svc}")
+  for n in "${!backups[@]}"; do
+    kept_at="$(stat -c '%Y' -- "${store}/${BASEBACKUP_SUBDIR}/${backups[n]}")"
+    if (( ${#backups[@]} - 1 - n >= KEEP_BACKUPS && kept_at < cutoff )); then
+      rm -rf -- "${store:?}/${BASEBACKUP_SUBDIR}/${backups[n]}"
+      log_info "[${server}] pruned ${backups[n]} (kept more than ${KEEP_DAYS} day(s), ${KEEP_BACKUPS} newer kept)" >&2
+    elif [[ -z "${oldest}" ]]; then
+      oldest="${backups[n]}"
+    fi
+  done
+  printf '%s\n' "${oldest}"
+}
+
+# Removes WAL older than segment FIRST, and a .partial whose complete segment is here.
+prune_wal() {
+  local dir="$1" first="$2" f
+  [[ -d "${dir}" ]] || return 0
+  while IFS= read -r -d '' f; do
+    [[ "${f}" =~ ${WAL_NAME_RE} ]] || continue
+    if wal_before "${f}" "${first}" || [[ "${f}" == *.partial && -e "${dir}/${f%.partial}" ]]; then
+      rm -f -- "${dir:?}/${f}"
+    fi
+  done < <(list_names "${dir}")
+}
+
+# Retention and WAL of every service of server I.
+keep_services() {
+  local i="$1" mirror="$2" store="$3" v svc oldest first
+  for v in "${!SERVICE_NAMES[@]}"; do
+    [[ "${SERVICE_SERVERS[v]}" == "${i}" ]] || continue
+    svc="${SERVICE_NAMES[v]}"
+    oldest="$(prune_backups "${SERVER_NAMES[i]}" "${store}" "${svc}")"
+    first=""
+    [[ -z "${oldest}" ]] || first="$(backup_start_segment "${store}/${BASEBACKUP_SUBDIR}/${oldest}")"
+    promote_wal "${SERVER_NAMES[i]}" "${mirror}/${WAL_SUBDIR}/${svc}" "${store}/${WAL_SUBDIR}/${svc}" "${first}"
+    prune_wal "${store}/${WAL_SUBDIR}/${svc}" "${first}"
+  done
+}
+
+# ---- one server ---------------------------------------------------------------------------
+pull_server() {
+  local i="$1" name host port user source dest mirror store failed=0
+  name="${SERVER_NAMES[i]}"
+  host="${SERVER_HOSTS[i]}"
+  port="${SERVER_PORTS[i]}"
+  user="${SERVER_USERS[i]}"
+  source="${user}@${host}::"
+  dest="${LOCAL_BASE}/${name}"
+  mirror="${STAGING_DIR}/${name}"
+  store="${dest}/${SERVER_ARTIFACTS[i]}"
+
+  log_info "[${name}] pulling from ${user}@${host}:${port} into ${dest}"
+  if ! remote_has_sentinel "${port}" "${source}"; then
+    log_lines_from "${RUN_DIR}/sentinel.err"
+    log_err "[${name}] no ${SENTINEL_NAME} on the server (backup disk unmounted, or server unreachable); NOT pulling, local copy left untouched"
+    return 1
+  fi
+  # --delete only ever applies to the mirror: the store keeps its own hard links.
+  if ! pull_tree "${name}" "${port}" "${source}${ARTIFACTS_MODULE}/" "${mirror}" --delete "${ARTIFACTS_LINK_OPTS[@]}"; then
+    log_err "[${name}] pulling ${ARTIFACTS_MODULE} failed; the backups kept here are untouched"
+    return 1
+  fi
+  mkdir -p "${store}"
+  chmod 700 "${dest}" "${store}"
+  # The store is an artifacts tree in the server's layout, restorable as it is.
+  : >"${store}/${SENTINEL_NAME}"
+  promote_backups "${i}" "${mirror}" "${store}" || failed=1
+  keep_services "${i}" "${mirror}" "${store}"
+  # The settings copies: never --delete, so what the server removed stays here.
+  if ! rsync --list-only -e "$(ssh_command "${port}")" "${source}${CONFIG_MODULE}/" >/dev/null 2>&1; then
+    log_info "[${name}] no system settings on the server (${CONFIG_MODULE}); skipped"
+  elif ! pull_tree "${name}" "${port}" "${source}${CONFIG_MODULE}/" "${dest}/${SERVER_CONFIG[i]}" "${CONFIG_LINK_OPTS[@]}"; then
+    log_err "[${name}] pulling ${CONFIG_MODULE} failed"
+    return 1
+  fi
+  if (( failed )); then
+    log_err "[${name}] pulled, but a base backup did not verify (see above)"
+    return 1
+  fi
+  log_ok "[${name}] pull complete"
+}
+
 main() {
   local i failed=0
   require_root
-  require_commands rsync ssh flock
+  require_commands rsync ssh flock find df cp
   [[ -r "${SSH_KEY}" ]] || die "pull key missing: ${SSH_KEY} (run pgb_pull_keygen.sh)"
   [[ -s "${KNOWN_HOSTS}" ]] || die "known_hosts missing or empty: ${KNOWN_HOSTS} (pin each server's host key there)"
   take_lock "${LOCK_FILE}"
   RUN_DIR="$(mktemp -d)"
   trap cleanup EXIT
-  mkdir -p "${LOCAL_BASE}"
-  chmod 700 "${LOCAL_BASE}"
+  mkdir -p "${LOCAL_BASE}" "${STAGING_DIR}"
+  chmod 700 "${LOCAL_BASE}" "${STAGING_DIR}"
 
   # One unreachable server does not stop the others.
   for i in "${!SERVER_NAMES[@]}"; do
