@@ -471,6 +471,106 @@ EOF
 
 # ---- Borg ----------------------------------------------------------------------------------------
 
+# ---- a hostile tree: nothing followed out of it, names by exact shape ---------------------------
+
+# outside_tree DIR: a dev-local directory that looks like a good artifacts tree of svc_a, with a
+# secret in its WAL dir: nothing of it may ever reach a restore.
+outside_tree() {
+  make_tree "$1"
+  printf 'secret\n' >"$1/wal/svc_a/000000010000000000000017"
+}
+
+@test "a WAL dir reached through a symlink chain is never followed, by list or restore" {
+  local out="${D}/dev-local"
+  outside_tree "${out}"
+  rm -rf -- "${ARTIFACTS:?}/wal"
+  ln -s hop1 "${ARTIFACTS}/wal"
+  ln -s hop2 "${ARTIFACTS}/hop1"
+  ln -s "${out}/wal" "${ARTIFACTS}/hop2"
+  run bash "${RESTORE}" list --service svc_a
+  assert_success
+  assert_output --partial "[WARN] ignoring ${ARTIFACTS}/wal: a symlink (never followed out of ${ARTIFACTS})"
+  assert_line "  no WAL in ${WAL_DIR}/svc_a"
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}"
+  assert_success
+  assert_output --partial "ignoring ${ARTIFACTS}/wal: a symlink"
+  assert_output --partial "staged 0 WAL file(s)"
+  assert [ -z "$(find "${DEST}-wal" -mindepth 1)" ]
+  # The service's own dir as the link: the same.
+  rm -rf -- "${ARTIFACTS:?}/wal" "${DEST}" "${DEST}-wal"
+  mkdir -p "${ARTIFACTS}/wal"
+  ln -s "${out}/wal/svc_a" "${ARTIFACTS}/wal/svc_a"
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}"
+  assert_success
+  assert_output --partial "ignoring ${WAL_DIR}/svc_a: a symlink"
+  assert [ -z "$(find "${DEST}-wal" -mindepth 1)" ]
+  # A basebackups dir that is a link: no backup at all.
+  rm -rf -- "${ARTIFACTS:?}/basebackups" "${DEST}" "${DEST}-wal"
+  ln -s "${out}/basebackups" "${ARTIFACTS}/basebackups"
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}"
+  assert_failure 1
+  assert_output --partial "ignoring ${BASE_DIR}: a symlink"
+  assert_output --partial "[svc_a] no base backup in ${BASE_DIR}"
+  assert [ ! -e "${DEST}" ]
+}
+
+@test "a backup name with a newline, another shape, or a symlink is ignored with a warning, never chosen" {
+  local out="${D}/dev-local" nl=$'\n'
+  outside_tree "${out}"
+  printf 'outside\n' >"${out}/basebackups/${BB2}/base/1/1259"
+  # As issue 17 found it: a name with a newline, read line by line, named a second entry, a link.
+  cp -a "${out}/basebackups/${BB2}" "${BASE_DIR}/svc_a_basebackup_2024-05-03T02_00_00Z${nl}zz-outside"
+  ln -s "${out}/basebackups/${BB2}" "${BASE_DIR}/zz-outside"
+  ln -s "${out}/basebackups/${BB2}" "${BASE_DIR}/svc_a_basebackup_2024-05-04T02_00_00Z"
+  cp -a "${out}/basebackups/${BB2}" "${BASE_DIR}/svc_a_basebackup_latest"
+  cp -a "${out}/basebackups/${BB2}" "${BASE_DIR}/-svc_a_basebackup_2024-05-05T02_00_00Z"
+  run bash "${RESTORE}" list --service svc_a
+  assert_success
+  assert_output --partial "[WARN] [svc_a] ignoring ${BASE_DIR}/\$'svc_a_basebackup_2024-05-03T02_00_00Z\nzz-outside': not a base backup directory the server writes"
+  assert_output --partial "ignoring ${BASE_DIR}/svc_a_basebackup_2024-05-04T02_00_00Z: not a base backup directory"
+  assert_output --partial "ignoring ${BASE_DIR}/svc_a_basebackup_latest: not a base backup directory"
+  assert_line "    ${BB1}  consistent at 2024-05-01 02:00:10+00"
+  assert_line "    ${BB2}  consistent at 2024-05-02 02:00:10+00"
+  refute_line --partial "zz-outside  consistent"
+  assert_equal "$(grep -c 'consistent at' <<<"${output}")" 2
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}"
+  assert_success
+  assert_output --partial "restored ${BB2} into ${DEST}"
+  assert_equal "$(cat "${DEST}/base/1/1259")" "data of ${BB2}"
+}
+
+@test "WAL of another name, a symlink named like a segment and a name with a dash are ignored with a warning" {
+  local out="${D}/dev-local" nl=$'\n'
+  outside_tree "${out}"
+  ln -s "${out}/wal/svc_a/000000010000000000000017" "${WAL_DIR}/svc_a/000000010000000000000017"
+  printf 'x\n' >"${WAL_DIR}/svc_a/--help"
+  printf 'x\n' >"${WAL_DIR}/svc_a/000000010000000000000018${nl}000000010000000000000019"
+  mkfifo "${WAL_DIR}/svc_a/000000010000000000000020"
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}"
+  assert_success
+  assert_output --partial "ignoring ${WAL_DIR}/svc_a/000000010000000000000017: not a WAL file the server writes"
+  assert_output --partial "ignoring ${WAL_DIR}/svc_a/--help: not a WAL file"
+  assert_output --partial "ignoring ${WAL_DIR}/svc_a/\$'000000010000000000000018\n000000010000000000000019': not a WAL file"
+  assert_output --partial "ignoring ${WAL_DIR}/svc_a/000000010000000000000020: not a WAL file"
+  run ls "${DEST}-wal"
+  assert_output "$(printf '%s\n' 000000010000000000000014 000000010000000000000015 000000010000000000000016 00000002.history)"
+  run bash "${RESTORE}" list --service svc_a
+  assert_line "  WAL in ${WAL_DIR}/svc_a: 000000010000000000000010 .. 000000010000000000000016.partial (7 files), last written 2024-05-02 12:00:00+00"
+}
+
+@test "a base backup holding a symlink is not restored; an older one still is" {
+  ln -s /etc "${BASE_DIR}/${BB2}/base/1/2600"
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}"
+  assert_failure 1
+  assert_output --partial "[svc_a] ${BB2} holds a symlink (base/1/2600); pgb's base backups hold none: not restored"
+  assert [ ! -e "${DEST}" ]
+  assert [ ! -e "${DEST}-wal" ]
+  # The older one, chosen by a target, restores.
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}" --target-time '2024-05-01 12:00:00+00'
+  assert_success
+  assert_equal "$(cat "${DEST}/base/1/1259")" "data of ${BB1}"
+}
+
 @test "--from primary: the latest archive, one listing, RESTORE_JOBS extracts beside the dest, the passphrase only via BORG_PASSCOMMAND" {
   archive_tree
   local rel="${ARTIFACTS#/}" archive="${ARCHIVE_PREFIX}2024-05-02T03:00:00Z"

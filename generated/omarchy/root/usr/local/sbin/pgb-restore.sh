@@ -44,6 +44,10 @@ readonly DEFAULT_WAL_SEGMENT_SIZE=16777216
 # Where the drill makes its scratch copies unless TMPDIR says otherwise (the drill unit gives it a
 # private /var/tmp, emptied when it ends).
 readonly DRILL_SCRATCH_ROOT='/var/tmp'
+# The names the server's scripts write into an artifacts tree (base backups NAME_basebackup_STAMP,
+# WAL as pg_receivewal names it); any other name in a tree is ignored with a warning.
+readonly STAMP_RE='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z'
+readonly WAL_NAME_RE='^([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history)$'
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -262,6 +266,70 @@ pg_time_of_ns() {
   printf '%s.%06d+00\n' "$(date -u -d "@$(( ns / 1000000000 ))" +'%Y-%m-%d %H:%M:%S')" "$(( (ns % 1000000000) / 1000 ))"
 }
 
+# ---- reading an artifacts tree ----------------------------------------------------
+# A pulled tree is the server's word, and the server may be hostile. The scripts write no symlink
+# into an artifacts tree and names of one exact shape, so here a directory of a tree is reached
+# only through real directories, names are read NUL-separated, and a name of another shape is
+# ignored with a warning (it could hold a newline, or point out of the tree).
+
+# A name as a log line can show it.
+printable() {
+  printf '%q' "$1"
+}
+
+# The directory REL below TREE, reached without following a symlink. Fails when it is absent, and
+# with a warning when a symlink is on the way.
+tree_dir() {
+  local tree="$1" rel="$2" path="$1" part
+  local -a parts=()
+  IFS=/ read -r -a parts <<<"${rel}"
+  for part in "${parts[@]}"; do
+    [[ -n "${part}" ]] || continue
+    path="${path}/${part}"
+    if [[ -L "${path}" ]]; then
+      log_warn "ignoring ${path}: a symlink (never followed out of ${tree})"
+      return 1
+    fi
+    [[ -d "${path}" ]] || return 1
+  done
+  printf '%s\n' "${path}"
+}
+
+# True for a regular file that is not a symlink.
+plain_file() {
+  [[ -f "$1" && ! -L "$1" ]]
+}
+
+# The names in directory DIR, sorted, NUL-separated.
+dir_names() {
+  find "$1" -mindepth 1 -maxdepth 1 -printf '%f\0' | sort -z
+}
+
+# The WAL files of DIR as the server writes them (segments, .partial segments, timeline history
+# files: regular files), sorted, NUL-separated; anything else is ignored with a warning.
+wal_names() {
+  local dir="$1" f
+  [[ -d "${dir}" && ! -L "${dir}" ]] || return 0
+  while IFS= read -r -d '' f; do
+    if [[ ! "${f}" =~ ${WAL_NAME_RE} ]] || ! plain_file "${dir}/${f}"; then
+      log_warn "ignoring ${dir}/$(printable "${f}"): not a WAL file the server writes"
+      continue
+    fi
+    printf '%s\0' "${f}"
+  done < <(dir_names "${dir}")
+}
+
+# Fails, saying why, when base backup DIR holds a symlink: pg_basebackup -Fp of a cluster without
+# tablespaces writes none, and a restore copies no link out of a backup.
+backup_has_no_links() {
+  local dir="$1" service="$2" link
+  link="$(find "${dir}" -type l -printf '%P\n' -quit)"
+  if [[ -n "${link}" ]]; then
+    log_err "[${service}] ${dir##*/} holds a symlink ($(printable "${link}")); pgb's base backups hold none: not restored"
+    return 1
+  fi
+}
+
 # ---- services and sources -------------------------------------------------------
 SVC_I=""
 SRC_I=""
@@ -337,14 +405,23 @@ repo_of() {
 # ---- base backups --------------------------------------------------------------
 # Promoted base backups of a service in an artifacts tree, oldest first, as
 # "NAME<TAB>END_NS": END is when the backup became consistent (backup_manifest is written last).
+# Only names of the exact shape backup_one writes, real directories with real files: another
+# entry starting with the service's prefix is ignored with a warning (a temp dir .tmp_* is not one).
 tree_backups() {
-  local tree="$1" service="$2" dir name
-  [[ -d "${tree}/${BASEBACKUP_SUBDIR}" ]] || return 0
-  while IFS= read -r name; do
-    dir="${tree}/${BASEBACKUP_SUBDIR}/${name}"
-    [[ -f "${dir}/backup_manifest" && -f "${dir}/backup_label" ]] || continue
+  local tree="$1" service="$2" base dir name
+  base="$(tree_dir "${tree}" "${BASEBACKUP_SUBDIR}")" || return 0
+  while IFS= read -r -d '' name; do
+    [[ "${name}" == "${service}_basebackup_"* ]] || continue
+    dir="${base}/${name}"
+    if [[ ! "${name}" =~ ^${service}_basebackup_${STAMP_RE}$ ]] || [[ ! -d "${dir}" || -L "${dir}" ]]; then
+      log_warn "[${service}] ignoring ${base}/$(printable "${name}"): not a base backup directory the server writes"
+      continue
+    fi
+    if ! plain_file "${dir}/backup_manifest" || ! plain_file "${dir}/backup_label"; then
+      continue
+    fi
     printf '%s\t%s\n' "${name}" "$(mtime_ns "${dir}/backup_manifest")"
-  done < <(find "${tree}/${BASEBACKUP_SUBDIR}" -mindepth 1 -maxdepth 1 -type d -name "${service}_basebackup_*" -printf '%f\n' | sort)
+  done < <(dir_names "${base}")
 }
 
 # The same for the base backups inside a Borg archive. The listing (base backups and the
@@ -360,7 +437,7 @@ borg_backups() {
     [[ "${path}" == "${prefix}"*/backup_manifest ]] || continue
     name="${path#"${rel}/${BASEBACKUP_SUBDIR}/"}"
     name="${name%/backup_manifest}"
-    [[ "${name}" != */* ]] || continue
+    [[ "${name}" =~ ^${service}_basebackup_${STAMP_RE}$ ]] || continue
     printf '%s\t%s\n' "${name}" "$(date -u -d "${mtime}" +%s%N)"
   done <"${RUN_DIR}/borg-list" | sort
 }
@@ -398,11 +475,11 @@ backup_start_segment() {
 stage_wal() {
   local from="$1" stage="$2" start="$3" mode="$4" f base
   local -a whole=() partial=()
-  if [[ ! -d "${from}" ]]; then
+  if [[ -z "${from}" || ! -d "${from}" ]]; then
     printf '0\n'
     return 0
   fi
-  while IFS= read -r f; do
+  while IFS= read -r -d '' f; do
     base="${f%.partial}"
     if [[ "${f}" != *.history && "${base:8:16}" < "${start:8:16}" ]]; then
       continue
@@ -412,8 +489,7 @@ stage_wal() {
     else
       whole+=("${from}/${f}")
     fi
-  done < <(find "${from}" -maxdepth 1 -type f -regextype posix-extended \
-             -regex '.*/([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history)' -printf '%f\n' | sort)
+  done < <(wal_names "${from}")
   if (( ${#whole[@]} )); then
     if [[ "${mode}" == move ]]; then
       mv -f -t "${stage}" -- "${whole[@]}" || die "could not move the WAL into ${stage}"
@@ -434,7 +510,8 @@ stage_wal() {
 }
 
 # Follows the WAL from START_SEG through consecutive segments found in the given dirs
-# (the staged or streamed WAL, and the base backup's own pg_wal); timelines are not told apart.
+# (the staged or streamed WAL, and the base backup's own pg_wal; a symlink is not followed);
+# timelines are not told apart.
 # Prints "LAST_SEGMENT<TAB>ITS_MTIME_NS<TAB>FIRST_SEGMENT_AFTER_A_GAP (or -)".
 wal_chain() {
   local start="$1" dir t size name secs frac ns pos per_log="" start_pos end_pos gap_pos=-1
@@ -442,10 +519,10 @@ wal_chain() {
   local -a found=()
   local -A mtimes=() names=()
   for dir in "$@"; do
-    [[ -d "${dir}" ]] || continue
-    while IFS= read -r t; do
+    [[ -n "${dir}" && -d "${dir}" && ! -L "${dir}" ]] || continue
+    while IFS= read -r -d '' t; do
       found+=("${t}")
-    done < <(find "${dir}" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}(\.partial)?' -printf '%T@ %s %f\n')
+    done < <(find "${dir}" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}(\.partial)?' -printf '%T@ %s %f\0')
   done
   for t in "${found[@]}"; do
     read -r t size name <<<"${t}"
@@ -791,17 +868,20 @@ cmd_restore() {
     # One pass: the base backup and the WAL together, split over RESTORE_JOBS processes.
     borg_extract_jobs "${repo}" "${archive}" "${EXTRACT_DIR}/data" "${RUN_DIR}/borg-list" \
       "${rel}/${BASEBACKUP_SUBDIR}/${bb}" "${rel}/${WAL_SUBDIR}/${service}"
-    meta_dir="${EXTRACT_DIR}/data/${rel}/${BASEBACKUP_SUBDIR}/${bb}"
-    from_wal="${EXTRACT_DIR}/data/${rel}/${WAL_SUBDIR}/${service}"
-    [[ -f "${meta_dir}/PG_VERSION" ]] || die "[${service}] ${bb} is not in ${where}"
+    meta_dir="$(tree_dir "${EXTRACT_DIR}/data" "${rel}/${BASEBACKUP_SUBDIR}/${bb}")" || meta_dir=""
+    from_wal="$(tree_dir "${EXTRACT_DIR}/data" "${rel}/${WAL_SUBDIR}/${service}")" || from_wal=""
+    if [[ -z "${meta_dir}" ]] || ! plain_file "${meta_dir}/PG_VERSION"; then
+      die "[${service}] ${bb} is not in ${where}"
+    fi
     mode=move
   else
     where="${tree}/${BASEBACKUP_SUBDIR}"
     bb="$(tree_backups "${tree}" "${service}" | choose_backup "${target_ns}" "${service}" "${where}")"
     meta_dir="${tree}/${BASEBACKUP_SUBDIR}/${bb}"
-    from_wal="${tree}/${WAL_SUBDIR}/${service}"
+    from_wal="$(tree_dir "${tree}" "${WAL_SUBDIR}/${service}")" || from_wal=""
   fi
-  [[ -f "${meta_dir}/backup_label" ]] || die "[${service}] ${bb} has no backup_label"
+  backup_has_no_links "${meta_dir}" "${service}" || exit 1
+  plain_file "${meta_dir}/backup_label" || die "[${service}] ${bb} has no backup_label"
   start_seg="$(backup_start_segment "${meta_dir}")"
   version="$(head -n 1 "${meta_dir}/PG_VERSION" 2>/dev/null || printf '%s' "${SERVICE_VERSIONS[SVC_I]}")"
   [[ "${version}" =~ ^[0-9]+$ ]] || die "[${service}] unreadable PG_VERSION in ${bb}"
@@ -1362,7 +1442,7 @@ cmd_restore_rollback() {
 
 # ---- list -----------------------------------------------------------------------
 list_service_raw() {
-  local tree="$1" i="$2" service name end first_end="" newest="" count=0 first last chain_end chain_ns gap
+  local tree="$1" i="$2" service name end first_end="" newest="" count=0 first last chain_end chain_ns gap wal_dir
   local -a wal=()
   service="${SERVICE_NAMES[i]}"
   printf '[%s] PostgreSQL %s\n' "${service}" "${SERVICE_VERSIONS[i]}"
@@ -1376,21 +1456,21 @@ list_service_raw() {
     count=$((count + 1))
   done < <(tree_backups "${tree}" "${service}")
   (( count > 0 )) || printf '  no base backups in %s\n' "${tree}/${BASEBACKUP_SUBDIR}"
-  if [[ -d "${tree}/${WAL_SUBDIR}/${service}" ]]; then
-    mapfile -t wal < <(find "${tree}/${WAL_SUBDIR}/${service}" -maxdepth 1 -type f -regextype posix-extended \
-      -regex '.*/[0-9A-F]{24}(\.partial)?' -printf '%f\n' | sort)
+  wal_dir="$(tree_dir "${tree}" "${WAL_SUBDIR}/${service}")" || wal_dir=""
+  if [[ -n "${wal_dir}" ]]; then
+    mapfile -d '' -t wal < <(wal_names "${wal_dir}" | grep -zv '\.history$')
   fi
   if (( ${#wal[@]} == 0 )); then
     printf '  no WAL in %s\n' "${tree}/${WAL_SUBDIR}/${service}"
   else
     first="${wal[0]}"
     last="${wal[${#wal[@]} - 1]}"
-    printf '  WAL in %s: %s .. %s (%d files), last written %s\n' "${tree}/${WAL_SUBDIR}/${service}" \
-      "${first}" "${last}" "${#wal[@]}" "$(fmt_ns "$(mtime_ns "${tree}/${WAL_SUBDIR}/${service}/${last}")")"
+    printf '  WAL in %s: %s .. %s (%d files), last written %s\n' "${wal_dir}" \
+      "${first}" "${last}" "${#wal[@]}" "$(fmt_ns "$(mtime_ns "${wal_dir}/${last}")")"
   fi
   if [[ -n "${newest}" ]]; then
     IFS=$'\t' read -r chain_end chain_ns gap < <(wal_chain "$(backup_start_segment "${tree}/${BASEBACKUP_SUBDIR}/${newest}")" \
-      "${tree}/${WAL_SUBDIR}/${service}" "${tree}/${BASEBACKUP_SUBDIR}/${newest}/pg_wal")
+      "${wal_dir}" "${tree}/${BASEBACKUP_SUBDIR}/${newest}/pg_wal")
     if [[ "${chain_end}" != "-" ]]; then
       printf '  point in time: from %s to %s (--target-time)\n' "$(fmt_ns "$(( first_end + 1000000000 ))")" "$(fmt_ns "${chain_ns}")"
     fi
