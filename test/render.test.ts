@@ -72,8 +72,11 @@ describe('rendering the example config', () => {
     expect(lines.filter((l) => l.startsWith('[') || l.startsWith('path ='))).toEqual([
       '[artifacts]', 'path = /mnt/backup/postgres', '[config]', 'path = /mnt/backup/config',
     ]);
-    for (const l of ['use chroot = yes', 'read only = yes', 'write only = no', 'list = no', 'uid = root', 'gid = root'])
+    for (const l of ['use chroot = yes', 'read only = yes', 'write only = no', 'list = no', 'uid = root', 'gid = root',
+      'pre-xfer exec = /usr/local/sbin/pgb_pull_links.sh'])
       expect(lines).toContain(l);
+    // The hard-link check the daemon runs is installed root-owned where the config names it.
+    expect(files.find((f) => f.path === 'main-server/MANIFEST')!.content).toMatch(/^0750 root root \/usr\/local\/sbin\/pgb_pull_links\.sh [0-9a-f]{64}$/m);
     expect(conf).not.toMatch(/^path = \/mnt\/backup(\/borg)?$/m);
     const manifest = files.find((f) => f.path === 'main-server/MANIFEST')!.content;
     expect(manifest).toMatch(/^0644 root root \/etc\/pgb-gen\/rsyncd-main-server\.conf [0-9a-f]{64}$/m);

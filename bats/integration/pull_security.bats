@@ -71,6 +71,9 @@ setup_file() {
     : >"${t}/created-etc-pgb-gen"
   fi
   install -m 0644 -o root -g root "${GEN}/${SRV}/root${RSYNCD_LIVE}" "${RSYNCD_LIVE}"
+  # The daemon's pre-transfer check of hard links, root-owned as install.sh puts it.
+  install -d -m 0755 -o root -g root "${t}/sbin"
+  install -m 0750 -o root -g root "${GEN}/${SRV}/root${t}/sbin/pgb_pull_links.sh" "${t}/sbin/pgb_pull_links.sh"
 
   # The generated authorized_keys line, root-owned as the snippet advises.
   install -d -m 0755 -o root -g root "${t}/home/.ssh"
@@ -207,6 +210,7 @@ servers:
       artifacts: ${TREE}/postgres
       configArtifacts: ${TREE}/config
       lockFile: ${PGB_T}/run/server.lock
+      scriptsDir: ${PGB_T}/sbin
     repos: { primary: ${TREE}/borg, external: null }
     borg: { passphraseFile: ${PGB_T}/secrets/pg-borg.env }
     replication: { passwordFile: ${PGB_T}/secrets/repl_password }
@@ -312,7 +316,8 @@ PULL_ARGV() {
   assert_output "$(printf '[artifacts]\npath = %s\n[config]\npath = %s' "${TREE}/postgres" "${TREE}/config")"
   local line
   for line in 'use chroot = yes' 'read only = yes' 'write only = no' 'list = no' 'uid = root' \
-    'refuse options = delete remove-source-files copy-links copy-unsafe-links copy-dirlinks'; do
+    'refuse options = delete remove-source-files copy-links copy-unsafe-links copy-dirlinks' \
+    "pre-xfer exec = ${PGB_T}/sbin/pgb_pull_links.sh"; do
     run grep -cxF "${line}" "${RSYNCD_LIVE}"
     assert_output 1
   done
@@ -474,6 +479,46 @@ PULL_ARGV() {
   assert [ -L "${LOOT}/l/shadow-link" ]
   assert_no_loot
   assert_no_trace
+}
+
+@test "a hard link planted in a tree to a file outside it refuses the transfer; links between backup files are served" {
+  local wal="${TREE}/postgres/wal/svc" base="${TREE}/postgres/basebackups/svc_basebackup_2026-01-01T02_00_00Z"
+  touch -r "${wal}" "${PGB_T}/wal.mtime"
+  touch -r "${base}" "${PGB_T}/base.mtime"
+  touch -r "${TREE}/config" "${PGB_T}/config.mtime"
+  # As root (or the file's owner) could plant it: a root-only file of the Borg repository, same disk.
+  ln -- "${BORG_REPO_DIR}/config" "${wal}/000000010000000000000003"
+  # And one whose name has spaces at both ends, in the settings tree.
+  ln -- "${OUTSIDE}/secret" "${TREE}/config/ secret "
+  run rsync_as_puller -r "${PULL_USER}@127.0.0.1::artifacts/" "${LOOT}/"
+  assert_failure
+  assert_output --partial "pgb: refused: ${TREE}/postgres holds hard links to files outside it"
+  assert_output --partial "wal/svc/000000010000000000000003 (2 links, 1 in the tree)"
+  run rsync_as_puller -r "${PULL_USER}@127.0.0.1::artifacts/wal/svc/000000010000000000000003" "${LOOT}/"
+  assert_failure
+  run rsync_as_puller -r "${PULL_USER}@127.0.0.1::config/" "${LOOT}/"
+  assert_failure
+  assert_output --partial "pgb: refused: ${TREE}/config holds hard links"
+  assert_output --partial "\\ secret\\  (2 links, 1 in the tree)"
+  assert_no_loot
+  assert_equal "$(find "${LOOT}" -type f | wc -l)" 0
+  # The dev's pull stops at the sentinel's listing: nothing of the tree is pulled.
+  run bash "${GEN}/${DEV}/root/usr/local/sbin/pull-server-backups.sh"
+  assert_failure 1
+  assert_output --partial "pgb: refused"
+  run find "${PULLED}" -type f -exec cmp -s {} "${BORG_REPO_DIR}/config" \; -print
+  assert_output ''
+  rm -f -- "${wal}/000000010000000000000003"
+  # A link between two backup files (raw backups sharing a file) is served as ever.
+  ln -- "${wal}/000000010000000000000002" "${base}/000000010000000000000002"
+  run rsync_as_puller -r "${PULL_USER}@127.0.0.1::artifacts/" "${LOOT}/"
+  assert_success
+  cmp -- "${LOOT}/basebackups/svc_basebackup_2026-01-01T02_00_00Z/000000010000000000000002" "${wal}/000000010000000000000002"
+  rm -f -- "${base}/000000010000000000000002" "${TREE}/config/ secret "
+  touch -r "${PGB_T}/wal.mtime" "${wal}"
+  touch -r "${PGB_T}/base.mtime" "${base}"
+  touch -r "${PGB_T}/config.mtime" "${TREE}/config"
+  assert_no_loot
 }
 
 @test "rsync -e / --rsync-path command execution on the server is refused" {

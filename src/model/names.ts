@@ -5,6 +5,7 @@ export const serverScripts = {
   receiveWal: 'pgb_receivewal.sh',
   repoInit: 'pgb_repo_init.sh',
   restore: 'pgb-restore.sh',
+  pullLinks: 'pgb_pull_links.sh',
 } as const;
 
 export const devScripts = {

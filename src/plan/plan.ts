@@ -43,6 +43,7 @@ function serverArtifacts(s: ServerModel): Artifact[] {
     unit(names.serverUnits.drillTimer, 'pgb-restore-drill.timer'),
     { ...installed(s.name, names.sudoersFile(s.name), '0440', 'server/sudoers', view) },
     installed(s.name, names.rsyncdConfig(s.name), '0644', 'server/rsyncd.conf', view),
+    installed(s.name, join(sbin, names.serverScripts.pullLinks), '0750', 'server/pgb_pull_links.sh', view),
     local(s.name, 'snippets/fstab', '0644', 'server/snippets/fstab', view),
     local(s.name, 'snippets/pg_hba.conf', '0644', 'server/snippets/pg_hba.conf', view),
     local(s.name, 'snippets/replication-role.sql', '0644', 'server/snippets/replication-role.sql', view),
