@@ -8,7 +8,7 @@ readonly ROOT="${PWD}"
 readonly WORK="${ROOT}/.tmp/test-all"
 
 readonly DEBIAN_PACKAGES=(postgresql postgresql-contrib borgbackup shellcheck bats openssh-server openssh-client docker.io mmdebstrap
-  rsync sudo systemd systemd-container util-linux iproute2 pgbackrest procps psmisc faketime)
+  rsync sudo systemd systemd-container util-linux iproute2 pgbackrest procps psmisc faketime python3)
 
 log() { printf '[%s] %s\n' "$(date -u +'%Y-%m-%dT%H:%M:%SZ')" "$*"; }
 

@@ -206,10 +206,14 @@ pull_tree() {
   fi
   check_room "${name}" "${bytes}" || return 1
   log_info "[${name}] receiving ${bytes} bytes from ${src}"
-  if ! rsync "${RSYNC_SAFE_OPTS[@]}" "$@" --partial-dir="${PARTIAL_DIR}" -e "$(ssh_command "${port}")" "${src}" "${dest}/"; then
+  # What rsync says (skipped devices and specials, errors) goes into the log with a stamp.
+  if ! rsync "${RSYNC_SAFE_OPTS[@]}" "$@" --partial-dir="${PARTIAL_DIR}" -e "$(ssh_command "${port}")" "${src}" "${dest}/" \
+      >"${RUN_DIR}/rsync.out" 2>&1; then
+    log_lines_from "${RUN_DIR}/rsync.out"
     remove_partials "${dest}"
     return 1
   fi
+  log_lines_from "${RUN_DIR}/rsync.out"
 }
 
 # ---- promotion: what counts here is verified, hard-linked out of the mirror, never changed ----
