@@ -55,6 +55,7 @@ describe('defaults are the runbook values', () => {
     expect(d.maxPullBytes).toBe(214748364800);
     expect(d.reserveBytes).toBe(1073741824);
     expect(d.pgBinRoot).toBe('/usr/lib/postgresql');
+    expect(d.walSchedule).toBe('*:0/5');
   });
 
   it('accepts a remote Borg repository and no external drive', () => {
@@ -114,6 +115,9 @@ export const cases: [string, (c: any) => void, string[]][] = [
   ]],
   ['a negative pull cap', (c) => { c.devs[0].maxPullBytes = -1; }, [
     'test.yaml:12:19 devs[0].maxPullBytes: expected a value >= 0, found number -1',
+  ]],
+  ['a WAL schedule that is no OnCalendar expression', (c) => { c.devs[0].walSchedule = 'every 5 min; reboot'; }, [
+    'test.yaml:12:18 devs[0].walSchedule: expected a systemd OnCalendar expression like "02:00" or "daily", found "every 5 min; reboot"',
   ]],
   ['a secret value in the config', (c) => { c.servers[0].replication = { password: 'hunter2' }; }, [
     "test.yaml:9:7 servers[0].replication.password: expected a known key, found unknown key \"password\"",

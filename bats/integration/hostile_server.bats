@@ -34,18 +34,11 @@ setup_file() {
   export PULL="${GEN}/${DEV}/root/usr/local/sbin/pull-server-backups.sh"
   export DEV_RESTORE="${GEN}/${DEV}/root/usr/local/sbin/pgb-restore.sh"
 
-  if [[ ! -d /run/sshd ]]; then
-    install -d -m 0755 /run/sshd
-    : >"${t}/created-run-sshd"
-  fi
   mkdir -p "${t}/dev" "${t}/sshd" "${SERVED}" "${DEV_LOCAL}/wal/svc"
   # What the dev machine holds that no server may ever get at: a private dir shaped like WAL.
   printf 'dev-private\n' >"${DEV_LOCAL}/wal/svc/000000010000000000000009"
   pgb_mount_tmpfs "${DEV_BASE}" 256m
   ssh-keygen -q -t ed25519 -N '' -C "${DEV}" -f "${KEY}"
-  ssh-keygen -q -t ed25519 -N '' -C host -f "${t}/sshd/host_key"
-  printf '[127.0.0.1]:%s %s\n' "${PORT}" "$(cut -d' ' -f1,2 "${t}/sshd/host_key.pub")" >"${KNOWN_HOSTS}"
-
   # The attacker's daemon: root, no chroot, links and specials served as they are.
   cat >"${t}/sshd/rsyncd.conf" <<EOF
 use chroot = no
@@ -61,25 +54,7 @@ path = ${SERVED}/config
 EOF
   printf 'restrict,command="/usr/bin/rsync --server --daemon --config=%s ." %s\n' \
     "${t}/sshd/rsyncd.conf" "$(cat "${KEY}.pub")" >"${t}/sshd/authorized_keys"
-  cat >"${t}/sshd/sshd_config" <<EOF
-Port ${PORT}
-ListenAddress 127.0.0.1
-HostKey ${t}/sshd/host_key
-PidFile ${t}/sshd/sshd.pid
-AuthorizedKeysFile ${t}/sshd/authorized_keys
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin forced-commands-only
-AllowUsers root
-LogLevel VERBOSE
-EOF
-  /usr/sbin/sshd -t -f "${t}/sshd/sshd_config"
-  /usr/sbin/sshd -D -f "${t}/sshd/sshd_config" -E "${t}/logs/sshd.log" &
-  pgb_started_add pid "$!"
-  pgb_wait_for "the hostile sshd to listen on 127.0.0.1:${PORT}" 120 sshd_state pgb_port_open "${PORT}"
+  pgb_sshd_start "${t}/sshd" "${PORT}" root "${t}/sshd/authorized_keys" "${KNOWN_HOSTS}"
 
   write_config "${t}/pgb.config.yaml"
   pgb_generate "${t}/pgb.config.yaml" "${GEN}" >"${t}/logs/build.log" 2>&1
@@ -107,30 +82,12 @@ EOF
 teardown_file() {
   load helpers/load
   [[ -n "${PGB_T:-}" ]] || return 0
-  if [[ -f "${PGB_T}/created-run-sshd" ]]; then
-    pgb_teardown_all_processes
-    rmdir /run/sshd 2>/dev/null || true
-  fi
+  pgb_sshd_stop
   pgb_teardown_all
 }
 
 setup() {
   load helpers/load
-}
-
-# Stops the suite's sshd before /run/sshd goes (pgb_teardown_all does the rest).
-pgb_teardown_all_processes() {
-  local kind arg
-  while read -r kind arg; do
-    if [[ "${kind}" == pid ]]; then
-      kill -TERM "${arg}" 2>/dev/null || true
-      pgb_wait_for "pid ${arg} to exit" 60 - pgb_pid_gone "${arg}" || true
-    fi
-  done < <(tac "${PGB_T}/.started")
-}
-
-sshd_state() {
-  pgb_tail_file "${PGB_T}/logs/sshd.log"
 }
 
 write_config() {

@@ -109,18 +109,16 @@ EOF
 
 teardown_file() {
   load helpers/common
+  load helpers/sshd
   [[ -n "${PGB_T:-}" ]] || return 0
   rm -f -- "${SUDOERS_LIVE}" "${RSYNCD_LIVE}" "${RSYNCD_LOCK}"
   if [[ -f "${PGB_T}/created-etc-pgb-gen" ]]; then
     rmdir /etc/pgb-gen 2>/dev/null || true
   fi
   # sshd first (its sessions run as the pull user), then the user, then the scratch root.
-  pgb_teardown_all_but_root
+  pgb_sshd_stop
   if [[ -f "${PGB_T}/created-user" ]]; then
     remove_user "$(cat "${PGB_T}/created-user")"
-  fi
-  if [[ -f "${PGB_T}/created-run-sshd" ]]; then
-    rmdir /run/sshd 2>/dev/null || true
   fi
   pgb_teardown_all
 }
@@ -138,17 +136,6 @@ setup() {
 # A failed test shows what the test sshd logged meanwhile (refused keys, dropped connections).
 teardown() {
   [[ -n "${BATS_TEST_COMPLETED:-}" ]] || pgb_tail_file "${PGB_T}/logs/sshd.log" 30 >&2
-}
-
-# Stops what the suite started (sshd) and waits until it is gone, keeping the scratch root.
-pgb_teardown_all_but_root() {
-  local kind arg
-  while read -r kind arg; do
-    if [[ "${kind}" == pid ]]; then
-      kill -TERM "${arg}" 2>/dev/null || true
-      pgb_wait_for "pid ${arg} to exit" 60 - pgb_pid_gone "${arg}" || true
-    fi
-  done < <(tac "${PGB_T}/.started")
 }
 
 # Diagnostics of a wait on the test sshd, and on the -L forward test.

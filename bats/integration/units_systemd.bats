@@ -265,15 +265,23 @@ secret_of() {
 }
 
 @test "the dev machine's sandboxed pull unit pulls the artifacts through the hardened ssh path" {
+  # Before the pull key exists, install enables no timer and names the next steps.
   run in_ct /root/pgb-dev-bundle/install.sh
   assert_success
-  assert_output --partial 'systemctl enable --now pull-server-backups.timer'
+  assert_output --partial 'not enabling pull-server-backups.timer pull-server-wal.timer yet: /etc/backup/ssh/backup_servers_ed25519 is missing or empty'
+  assert_output --partial 'next 1: sudo /usr/local/sbin/pgb_pull_keygen.sh'
+  run in_ct systemctl is-enabled pull-server-backups.timer
+  assert_failure
   # The operator's steps: the pull key and the pinned host key on the dev side, the generated
   # authorized_keys line on the server side, and an sshd.
   in_ct install -d -m 0700 /etc/backup/ssh
   install -m 0600 "${PGB_T}/keys/pull" "${CT_ROOT}/etc/backup/ssh/backup_servers_ed25519"
   printf '[127.0.0.1]:%s %s\n' "${SSH_PORT}" "$(cut -d' ' -f1,2 "${PGB_T}/keys/host.pub")" \
     >"${CT_ROOT}/etc/backup/ssh/known_hosts"
+  run in_ct /root/pgb-dev-bundle/install.sh
+  assert_success
+  assert_output --partial 'systemctl enable --now pull-server-backups.timer'
+  assert_output --partial 'systemctl enable --now pull-server-wal.timer'
   in_ct install -d -m 0755 -o root -g root /home/pgbnspull/.ssh
   grep -v -e '^#' -e '^$' "${CT_ROOT}/root/pgb-bundle/snippets/authorized_keys" \
     >"${CT_ROOT}/home/pgbnspull/.ssh/authorized_keys"
@@ -307,6 +315,16 @@ secret_of() {
   assert_failure
   score="$(in_ct systemd-analyze security --no-pager pull-server-backups.service | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
   printf '# pull-server-backups.service online exposure %s\n' "${score}" >&3
+  (( 10#${score/./} <= 15 ))
+  # The WAL pull, under its own unit: the same sandbox, only the WAL.
+  run in_ct systemctl start pull-server-wal.service
+  in_ct journalctl -u pull-server-wal.service --no-pager -o cat | sed 's/^/# /' >&3 || true
+  assert_success
+  assert_equal "$(unit_result pull-server-wal.service)" 'success 0'
+  run in_ct journalctl -u pull-server-wal.service --no-pager -o cat
+  assert_output --partial "[${SRV}] WAL pulled; newest here: "
+  score="$(in_ct systemd-analyze security --no-pager pull-server-wal.service | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
+  printf '# pull-server-wal.service online exposure %s\n' "${score}" >&3
   (( 10#${score/./} <= 15 ))
 }
 

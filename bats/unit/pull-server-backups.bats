@@ -447,12 +447,84 @@ BB_A=svc_a_basebackup_2024-01-01T02_00_00Z
   assert_success
 }
 
-@test "lock held by another run: exits 75 at once, no rsync" {
+@test "lock held by another run: the WAL pull exits 75 at once; the nightly pull waits for it, then runs" {
   ut_hold_lock "${PULL_LOCK_FILE}"
-  run bash "${PULL_SCRIPT}"
+  run bash "${PULL_SCRIPT}" --wal-only
   assert_failure 75
   assert_output --partial "another run holds ${PULL_LOCK_FILE}"
   assert_equal "$(stub_count rsync)" 0
+  local log="${BATS_TEST_TMPDIR}/night.log" pid waited=0
+  bash "${PULL_SCRIPT}" >"${log}" 2>&1 3>&- 8>&- &
+  pid=$!
+  until grep -q "waiting for the run holding ${PULL_LOCK_FILE} to finish" "${log}"; do
+    (( waited++ < 600 )) || { kill "${pid}"; fail "the nightly pull did not wait: $(cat "${log}")"; }
+    sleep 0.1
+  done
+  assert_equal "$(stub_count rsync)" 0
+  ut_release_lock
+  wait "${pid}"
+  run cat "${log}"
+  assert_output --partial "devbox: all 2 server(s) pulled"
+}
+
+@test "the WAL pull: only new WAL and the segment being written, nothing else of the tree, never --delete" {
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  local w="${REMOTE}/alpha.example/artifacts/wal/svc_a"
+  # The server goes on: a new segment, the one being written, a new backup (not for the WAL pull).
+  printf 'new wal\n' >"${w}/000000010000000000000003"
+  printf 'partial 1\n' >"${w}/000000010000000000000004.partial"
+  remote_backup "${REMOTE}/alpha.example/artifacts" svc_a 2024-01-02T02_00_00Z 000000010000000000000003
+  printf 'changed\n' >"${REMOTE}/alpha.example/config/etc/app/app.conf"
+  printf 'rewritten\n' >"${w}/000000010000000000000002"
+  touch -d '2024-02-01' "${w}/000000010000000000000002"
+  : >"${STUB_LOG}/rsync.log"
+  run bash "${PULL_SCRIPT}" --wal-only
+  assert_success
+  assert_output --partial "[alpha] WAL pulled; newest here: svc_a/000000010000000000000004.partial, written "
+  assert_output --partial "devbox: all 2 server(s) WAL pulled"
+  assert_equal "$(cat "$(STORE_A)/wal/svc_a/000000010000000000000003")" "new wal"
+  assert_equal "$(cat "$(STORE_A)/wal/svc_a/000000010000000000000004.partial")" "partial 1"
+  assert [ ! -e "$(MIRROR_A)/basebackups/svc_a_basebackup_2024-01-02T02_00_00Z" ]
+  assert_equal "$(cat "${LOCAL_BASE}/alpha/config/etc/app/app.conf")" "setting=alpha.example"
+  run grep -c -- "--delete" "${STUB_LOG}/rsync.log"
+  assert_output 0
+  # A segment held already is left out by a filter rule: not even sent when the server changes it.
+  assert_equal "$(cat "$(MIRROR_A)/wal/svc_a/000000010000000000000002")" wal
+  # The segment is complete now: it replaces its .partial; the server deleting WAL changes nothing here.
+  mv "${w}/000000010000000000000004.partial" "${w}/000000010000000000000004"
+  printf 'complete\n' >"${w}/000000010000000000000004"
+  rm -f "${w}/000000010000000000000002"
+  run bash "${PULL_SCRIPT}" --wal-only
+  assert_success
+  assert_equal "$(cat "$(STORE_A)/wal/svc_a/000000010000000000000004")" complete
+  assert [ ! -e "$(STORE_A)/wal/svc_a/000000010000000000000004.partial" ]
+  assert [ -f "$(STORE_A)/wal/svc_a/000000010000000000000002" ]
+  assert [ -f "$(MIRROR_A)/wal/svc_a/000000010000000000000002" ]
+}
+
+@test "the WAL pull keeps the distrust: names checked, specials dropped, the size counted first" {
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  local w="${REMOTE}/alpha.example/artifacts/wal/svc_a" nl=$'\n'
+  printf 'x\n' >"${w}/000000010000000000000005${nl}x"
+  install -m 4755 /bin/true "${w}/000000010000000000000006"
+  mkfifo "${w}/000000010000000000000007"
+  ln -s /etc/shadow "${w}/000000010000000000000008"
+  run bash "${PULL_SCRIPT}" --wal-only
+  assert_success
+  assert_output --partial "ignoring svc_a/\$'000000010000000000000005\\nx': not a WAL file name the server writes"
+  assert_equal "$(stat -c %a "$(STORE_A)/wal/svc_a/000000010000000000000006")" 700
+  assert [ ! -e "$(STORE_A)/wal/svc_a/000000010000000000000007" ]
+  assert [ ! -e "$(STORE_A)/wal/svc_a/000000010000000000000008" ]
+  truncate -s 300G "${w}/000000010000000000000009"
+  run bash "${PULL_SCRIPT}" --wal-only
+  assert_failure 1
+  assert_output --partial "more than maxPullBytes"
+  assert [ ! -e "$(MIRROR_A)/wal/svc_a/000000010000000000000009" ]
+  run bash "${PULL_SCRIPT}" --bogus
+  assert_failure 2
+  assert_output --partial "usage: pull-server-backups.sh [--wal-only]"
 }
 
 @test "pull key missing or known_hosts empty: refused before any connection" {

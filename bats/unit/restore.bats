@@ -107,6 +107,7 @@ if [[ ! -f "${STUB_STATE}/pg_running" ]]; then
 fi
 case "${sql}" in
   *pg_is_in_recovery*) if [[ -f "${STUB_STATE}/in_recovery" ]]; then echo t; else echo f; fi ;;
+  *pg_last_xact_replay_timestamp*) cat "${STUB_STATE}/replay_ts" 2>/dev/null || echo ;;
   *"FROM pg_database"*) printf "appdb\npostgres\n" ;;
   *) printf "42 relations, 8 MB\n" ;;
 esac'
@@ -823,6 +824,22 @@ archive_files() {
   assert [ -z "$(find "${TMPDIR}" -mindepth 1)" ]
 }
 
+@test "where recovery ends: the last transaction in the WAL and how far before the newest WAL; after --verify, the one replayed" {
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}"
+  assert_success
+  # The newest segment holds the last commit at 11:59:00; the newest WAL was received at 12:00:00.
+  assert_output --partial "[svc_a] the last transaction in the WAL: 2024-05-02 11:59:00+00, 60 s before the newest WAL here (received 2024-05-02 12:00:00+00)"
+  rm -rf -- "${DEST}" "${DEST}-wal"
+  printf '2024-05-02 11:59:00.123456\n' >"${STUB_STATE}/replay_ts"
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}" --verify
+  assert_success
+  assert_output --partial "[svc_a] recovery ended at the last transaction replayed, 2024-05-02 11:59:00+00 (2024-05-02 11:59:00.123456 UTC); the newest WAL here was received 2024-05-02 12:00:00+00, 60 s later"
+  rm -rf -- "${DEST}" "${DEST}-wal" "${STUB_STATE}/replay_ts"
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}" --verify
+  assert_success
+  assert_output --partial "[svc_a] recovery replayed no transaction after the backup: the data is as of the backup"
+}
+
 @test "--verify without --port: a private socket only" {
   run bash "${RESTORE}" restore --service svc_a --dest "${DEST}" --verify --db-user admin
   assert_success
@@ -833,14 +850,22 @@ archive_files() {
   assert_line --partial "-U admin -d template1"
 }
 
-@test "--verify: PostgreSQL dying in recovery fails with its log; the restored data stays for inspection" {
+@test "--verify: PostgreSQL dying in recovery fails with its log; the copy and its WAL dir are removed" {
   : >"${STUB_STATE}/pg_dies"
   run bash "${RESTORE}" restore --service svc_a --dest "${DEST}" --verify
   assert_failure 1
   assert_output --partial "postgres: FATAL:  recovery ended before configured recovery target was reached"
   assert_output --partial "PostgreSQL stopped during recovery"
-  assert [ -f "${DEST}/PG_VERSION" ]
-  assert [ -d "${DEST}-wal" ]
+  assert_output --partial "--verify failed: ${DEST} and ${DEST}-wal are removed; restore without --verify to inspect the copy"
+  assert [ ! -e "${DEST}" ]
+  assert [ ! -e "${DEST}-wal" ]
+  # An existing empty --dest stays, emptied.
+  mkdir -p "${DEST}"
+  run bash "${RESTORE}" restore --service svc_a --dest "${DEST}" --verify
+  assert_failure 1
+  assert [ -d "${DEST}" ]
+  assert [ -z "$(find "${DEST}" -mindepth 1)" ]
+  assert [ ! -e "${DEST}-wal" ]
 }
 
 @test "--verify: recovery not finished within --timeout: fails and stops the server" {

@@ -32,6 +32,9 @@ readonly DIR_MODES=('0750' '0750' '0750' '0750')
 readonly ENABLE_UNITS=('pg-backup-all.timer' 'pgb-borg-check.timer' 'pgb-restore-drill.timer' 'pgb-receivewal@service_a.service' 'pgb-receivewal@service_b.service')
 # The secret each unit reads as soon as it starts ('' for none): not started while it is empty.
 readonly ENABLE_NEEDS=('' '' '' '/etc/pg_backup/repl_password' '/etc/pg_backup/repl_password')
+# A dev machine's next steps while its pull key is missing.
+readonly KEYGEN_SCRIPT=''
+readonly PULL_SERVICE=''
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -412,6 +415,24 @@ ensure_pull_user() {
   fi
 }
 
+# ~PULL_USER/.ssh as sshd's StrictModes wants it for a root-managed key file: the dir and an
+# (empty) authorized_keys owned by root, 0755 and 0644, so the pull user cannot change its key's
+# restrictions. The line to paste is in snippets/authorized_keys.
+ensure_pull_user_ssh_dir() {
+  local home
+  [[ -n "${PULL_USER}" ]] && on_live_system || return 0
+  home="$(getent passwd "${PULL_USER}" | cut -d: -f6)"
+  [[ -n "${home}" && -d "${home}" ]] || return 0
+  if [[ ! -d "${home}/.ssh" ]]; then
+    say "create ${home}/.ssh (root:root 0755) and an empty authorized_keys (root:root 0644)"
+    changed
+    if (( ! DRY_RUN )); then
+      install -d -m 0755 -o root -g root -- "${home}/.ssh"
+      install -m 0644 -o root -g root /dev/null "${home}/.ssh/authorized_keys"
+    fi
+  fi
+}
+
 enable_units() {
   local i unit
   if ! systemd_running; then
@@ -503,6 +524,12 @@ reminders() {
   if [[ -n "${AUTHORIZED_KEYS_SNIPPET}" ]]; then
     log_info "next: paste ${HERE}/${AUTHORIZED_KEYS_SNIPPET} into ~${PULL_USER}/.ssh/authorized_keys (see the comments in it)"
   fi
+  if [[ "${HOST_KIND}" == dev ]] && (( ${#PENDING_UNITS[@]} )); then
+    log_info "next 1: sudo ${KEYGEN_SCRIPT} (creates the pull key, prints each server's authorized_keys line and how to pin its host key)"
+    log_info "next 2: on each server, put that line into ~USER/.ssh/authorized_keys; here, pin the server's host key as printed"
+    log_info "next 3: sudo ./install.sh again: it then enables ${ENABLE_UNITS[*]}"
+    log_info "next 4: sudo systemctl start ${PULL_SERVICE} (the first pull), then see README.md section 3"
+  fi
 }
 
 main() {
@@ -527,6 +554,7 @@ main() {
     ensure_secrets
     ensure_pull_user
     check_fstab_disks
+    ensure_pull_user_ssh_dir
     enable_units
     reminders
   fi

@@ -155,6 +155,8 @@ const server = z.strictObject({
 const dev = z.strictObject({
   name: name.describe('Dev machine name'),
   schedule: onCalendar.default('03:00'),
+  walSchedule: onCalendar.default('*:0/5')
+    .describe('OnCalendar of the WAL pull (pull-server-wal.timer): new WAL segments and the current partial one, between the nightly pulls (default every 5 minutes)'),
   pullFrom: z.array(name).min(1).describe('Server names this machine pulls from'),
   localBase: absPath.default('/mnt/upload').describe('Pulled copies land in <localBase>/<server>/'),
   sshKey: absPath.default('/etc/backup/ssh/backup_servers_ed25519'),

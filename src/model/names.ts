@@ -32,6 +32,8 @@ export const receiveWalUnit = (service: string) => `pgb-receivewal@${service}.se
 export const devUnits = {
   pullService: 'pull-server-backups.service',
   pullTimer: 'pull-server-backups.timer',
+  walService: 'pull-server-wal.service',
+  walTimer: 'pull-server-wal.timer',
 } as const;
 
 export const UNIT_DIR = '/etc/systemd/system';

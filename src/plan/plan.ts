@@ -150,11 +150,13 @@ function devArtifacts(d: DevModel): Artifact[] {
     installed(d.name, join(sbin, names.devScripts.restore), '0750', 'restore/pgb-restore.sh', { ...view, restore: restoreViewForDev(d) }),
     unit(names.devUnits.pullService, 'pull-server-backups.service'),
     unit(names.devUnits.pullTimer, 'pull-server-backups.timer'),
+    unit(names.devUnits.walService, 'pull-server-wal.service'),
+    unit(names.devUnits.walTimer, 'pull-server-wal.timer'),
     local(d.name, 'snippets/borg-allowlist.txt', '0644', 'dev/snippets/borg-allowlist.txt', view),
     local(d.name, 'install.sh', '0750', 'install/install.sh', {
       host: d.name, kind: 'dev', d, names, secrets: [],
       dirs: [{ path: d.localBase, mode: '0700' }, ...d.servers.map((s) => ({ path: `${d.localBase}/${s.name}`, mode: '0700' }))],
-      timers: [{ unit: names.devUnits.pullTimer, needs: '' }],
+      timers: [names.devUnits.pullTimer, names.devUnits.walTimer].map((unit) => ({ unit, needs: d.sshKey })),
     }),
     local(d.name, 'README.md', '0644', 'dev/README.md', view),
   ];

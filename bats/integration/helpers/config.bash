@@ -3,6 +3,7 @@
 # PGB_RAW_DAYS, PGB_KEEP_DAILY/WEEKLY/MONTHLY, PGB_EXT_RESERVE, PGB_EXT_WARN_FREE,
 # PGB_EXT_MAX_PRUNE, PGB_PARALLEL_JOBS, PGB_ALLOWED_SUBNET, PGB_WAL (services' wal: true|false),
 # PGB_DOCKER_IMAGE (services are containers of that image) with PGB_TOOLS (host|image, default image).
+# PGB_SSH_PORT and PGB_SSH_USER (the pull's sshd on 127.0.0.1), PGB_DEVS_YAML (a devs: section).
 
 # pgb_test_paths: exports the paths the config names (call after pgb_scratch_init).
 pgb_test_paths() {
@@ -29,6 +30,9 @@ pgb_write_config() {
   {
     printf 'version: 1\nservers:\n'
     printf '  - name: %s\n' "${PGB_SERVER_NAME}"
+    if [[ -n "${PGB_SSH_PORT:-}" ]]; then
+      printf '    host: 127.0.0.1\n    ssh: { port: %s, user: %s }\n' "${PGB_SSH_PORT}" "${PGB_SSH_USER:-root}"
+    fi
     printf '    paths:\n'
     printf '      backupMount: %s\n' "${PGB_BACKUP_MOUNT}"
     printf '      artifacts: %s\n' "${PGB_ARTIFACTS}"
@@ -73,6 +77,10 @@ pgb_write_config() {
       fi
     done
     printf '    configPaths: [%s]\n' "${PGB_HOST_CONFIG}"
+    # PGB_DEVS_YAML: a devs: section (a dev machine pulling from this server), @PGB_T@ the scratch root.
+    if [[ -n "${PGB_DEVS_YAML:-}" ]]; then
+      printf '%s\n' "${PGB_DEVS_YAML//@PGB_T@/${PGB_T}}"
+    fi
   } >"${file}"
 }
 

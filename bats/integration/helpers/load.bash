@@ -18,5 +18,7 @@ source "${_pgb_helpers}/docker.bash"
 source "${_pgb_helpers}/docker_services.bash"
 # shellcheck source=/dev/null # each helper is linted on its own
 source "${_pgb_helpers}/readme.bash"
+# shellcheck source=/dev/null # each helper is linted on its own
+source "${_pgb_helpers}/sshd.bash"
 unset _pgb_helpers
 pgb_load_bats_libs

@@ -821,7 +821,7 @@ disable_recovery_settings() {
 
 cmd_restore() {
   local target_ns="" tree="" repo="" archive="" rel bb meta_dir from_wal mode=copy where
-  local start_seg version bin staged chain_end chain_ns gap last_ns pg_target=""
+  local start_seg version bin staged chain_end chain_ns gap last_ns="" pg_target=""
   parse_options "$@"
   if [[ -n "${OPT_INTO}" ]]; then
     cmd_restore_into_container
@@ -916,6 +916,18 @@ cmd_restore() {
     fi
   fi
 
+  # Where a recovery to the end will stop: the last transaction in the WAL here, and how far that
+  # is from the newest WAL this host holds (on a dev machine: as new as its last WAL pull).
+  NEWEST_WAL_NS="${chain_ns}"
+  if [[ -z "${pg_target}" && -x "${bin}/pg_waldump" ]]; then
+    [[ -n "${last_ns}" ]] || last_ns="$(last_commit_ns "${WAL_STAGE}" "${start_seg}" "${chain_end}" "${bin}")"
+    if [[ -n "${last_ns}" ]]; then
+      log_info "[${service}] the last transaction in the WAL: $(fmt_ns "${last_ns}"), $(( (chain_ns - last_ns + 500000000) / 1000000000 )) s before the newest WAL here (received $(fmt_ns "${chain_ns}"))"
+    else
+      log_info "[${service}] no transaction in the WAL after the backup; the newest WAL here was received $(fmt_ns "${chain_ns}")"
+    fi
+  fi
+
   if [[ -n "${repo}" ]]; then
     move_into_dest "${meta_dir}"
   else
@@ -935,7 +947,13 @@ cmd_restore() {
   log_ok "[${service}] restored ${bb} into ${DEST} (recovery to ${recovery_to}; WAL staged in ${WAL_STAGE})"
 
   if [[ -n "${OPT_VERIFY}" ]]; then
-    verify_restore "${version}" "${service}" "${SERVICE_IMAGES[SVC_I]}" || exit 1
+    if ! verify_restore "${version}" "${service}" "${SERVICE_IMAGES[SVC_I]}"; then
+      # A copy that did not verify is not left behind as if it were good: the exit trap stops
+      # PostgreSQL and removes the data and the WAL staging dir (the server log is above).
+      RESTORE_DONE=""
+      log_err "[${service}] --verify failed: ${DEST} and ${WAL_STAGE} are removed; restore without --verify to inspect the copy"
+      exit 1
+    fi
     rm -rf -- "${WAL_STAGE}"
     disable_recovery_settings
     log_ok "[${service}] verified: ${DEST} recovered, was promoted and answers queries; ${WAL_STAGE} removed and the recovery settings disabled: ${DEST} starts as it is, on this host or in a container"
@@ -993,6 +1011,23 @@ verify_server_stop() {
 VERIFY_IMAGE=""
 VERIFY_BIN=""
 VERIFY_PORT=""
+# When the newest WAL file of the restore was received (set by cmd_restore), in ns.
+NEWEST_WAL_NS=""
+
+# Says where recovery ended: the last transaction it replayed, and how far before the newest WAL.
+report_recovery_end() {
+  local service="$1" ts ns
+  ts="$(verify_psql template1 "SELECT coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '')" 2>/dev/null || true)"
+  if [[ -z "${ts}" ]] || ! ns="$(date -u -d "${ts} UTC" +%s%N 2>/dev/null)"; then
+    log_info "[${service}] recovery replayed no transaction after the backup: the data is as of the backup"
+    return 0
+  fi
+  if [[ -n "${NEWEST_WAL_NS}" ]] && (( NEWEST_WAL_NS > 0 )); then
+    log_ok "[${service}] recovery ended at the last transaction replayed, $(fmt_ns "${ns}") (${ts} UTC); the newest WAL here was received $(fmt_ns "${NEWEST_WAL_NS}"), $(( (NEWEST_WAL_NS - ns + 500000000) / 1000000000 )) s later"
+  else
+    log_ok "[${service}] recovery ended at the last transaction replayed, $(fmt_ns "${ns}") (${ts} UTC)"
+  fi
+}
 
 # Starts PostgreSQL on the restored data (as RUN_AS with the host's binaries, or in a throwaway
 # container of IMAGE when one is given), waits until recovery is over, checks every database
@@ -1070,6 +1105,7 @@ verify_restore() {
     sleep 0.5
   done
   log_ok "[${service}] recovery finished; the restored copy was promoted"
+  report_recovery_end "${service}"
   if ! dbs="$(verify_psql template1 'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1')"; then
     pg_log_tail
     log_err "[${service}] the check query failed"

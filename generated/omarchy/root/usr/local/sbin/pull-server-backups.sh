@@ -161,6 +161,17 @@ bytes_to_receive() {
   sed -n 's/^Total transferred file size: \([0-9][0-9]*\) bytes$/\1/p' "${RUN_DIR}/dry-run.out"
 }
 
+# Bytes that came over the wire in one rsync run, from its --stats.
+wire_bytes() {
+  sed -n 's/^Total bytes received: \([0-9][0-9]*\)$/\1/p' "$1"
+}
+
+# rsync's own messages of a run (its --stats left out), each a warning line of the log.
+rsync_messages() {
+  grep -vE '^(Number of |Total |Literal data|Matched data|File list |sent [0-9]|total size is|$)' "$1" >"$1.msg" || true
+  log_lines_from "$1.msg"
+}
+
 free_bytes() {
   df -B1 --output=avail -- "$1" | sed -n '2{s/[^0-9]//g;p;}'
 }
@@ -207,13 +218,14 @@ pull_tree() {
   check_room "${name}" "${bytes}" || return 1
   log_info "[${name}] receiving ${bytes} bytes from ${src}"
   # What rsync says (skipped devices and specials, errors) goes into the log with a stamp.
-  if ! rsync "${RSYNC_SAFE_OPTS[@]}" "$@" --partial-dir="${PARTIAL_DIR}" -e "$(ssh_command "${port}")" "${src}" "${dest}/" \
+  if ! rsync "${RSYNC_SAFE_OPTS[@]}" "$@" --stats --partial-dir="${PARTIAL_DIR}" -e "$(ssh_command "${port}")" "${src}" "${dest}/" \
       >"${RUN_DIR}/rsync.out" 2>&1; then
-    log_lines_from "${RUN_DIR}/rsync.out"
+    rsync_messages "${RUN_DIR}/rsync.out"
     remove_partials "${dest}"
     return 1
   fi
-  log_lines_from "${RUN_DIR}/rsync.out"
+  rsync_messages "${RUN_DIR}/rsync.out"
+  log_info "[${name}] received $(wire_bytes "${RUN_DIR}/rsync.out") bytes over the wire (the dry run before it: $(wire_bytes "${RUN_DIR}/dry-run.out"))"
 }
 
 # ---- promotion: what counts here is verified, hard-linked out of the mirror, never changed ----
@@ -368,18 +380,79 @@ prune_wal() {
   done < <(list_names "${dir}")
 }
 
-# Retention and WAL of every service of server I.
+# Retention and WAL of every service of server I (with "wal": the WAL only, no backup pruned).
 keep_services() {
-  local i="$1" mirror="$2" store="$3" v svc oldest first
+  local i="$1" mirror="$2" store="$3" mode="${4:-all}" v svc oldest first
+  local -a kept=()
   for v in "${!SERVICE_NAMES[@]}"; do
     [[ "${SERVICE_SERVERS[v]}" == "${i}" ]] || continue
     svc="${SERVICE_NAMES[v]}"
-    oldest="$(prune_backups "${SERVER_NAMES[i]}" "${store}" "${svc}")"
+    if [[ "${mode}" == wal ]]; then
+      mapfile -d '' -t kept < <(store_backups "${store}" "${svc}")
+      oldest="${kept[0]:-}"
+    else
+      oldest="$(prune_backups "${SERVER_NAMES[i]}" "${store}" "${svc}")"
+    fi
     first=""
     [[ -z "${oldest}" ]] || first="$(backup_start_segment "${store}/${BASEBACKUP_SUBDIR}/${oldest}")"
     promote_wal "${SERVER_NAMES[i]}" "${mirror}/${WAL_SUBDIR}/${svc}" "${store}/${WAL_SUBDIR}/${svc}" "${first}"
     prune_wal "${store}/${WAL_SUBDIR}/${svc}" "${first}"
   done
+}
+
+# ---- the WAL pull (--wal-only, every few minutes) -----------------------------------------
+# rsync filter rules that leave out what we hold already: each service's complete segments and
+# history files in the store (names we checked when we took them). Only new WAL and the segment
+# being written cross the wire; the sender never even lists the rest, nor anything but WAL.
+wal_filter() {
+  local i="$1" store="$2" v svc f
+  for v in "${!SERVICE_NAMES[@]}"; do
+    [[ "${SERVICE_SERVERS[v]}" == "${i}" ]] || continue
+    svc="${SERVICE_NAMES[v]}"
+    while IFS= read -r -d '' f; do
+      [[ "${f}" =~ ${WAL_NAME_RE} && "${f}" != *.partial ]] || continue
+      printf -- '- /%s/%s/%s\n' "${WAL_SUBDIR}" "${svc}" "${f}"
+    done < <(list_names "${store}/${WAL_SUBDIR}/${svc}")
+  done
+  # Then the WAL dir and its files only: nothing else of the tree (and no error without WAL).
+  printf -- '+ /%s/\n+ /%s/*/\n+ /%s/*/*\n- *\n' "${WAL_SUBDIR}" "${WAL_SUBDIR}" "${WAL_SUBDIR}"
+}
+
+# The newest WAL file of the services of server I in the store, as "NAME at TIME" for the log.
+newest_wal() {
+  local store="$1" newest
+  newest="$(find "${store}/${WAL_SUBDIR}" -mindepth 2 -maxdepth 2 -type f -regextype posix-extended \
+    -regex '.*/[0-9A-F]{24}(\.partial)?' -printf '%T@ %P\n' 2>/dev/null | sort -n | tail -n 1)"
+  [[ -n "${newest}" ]] || return 0
+  printf '%s, written %s\n' "${newest#* }" "$(date -u -d "@${newest%% *}" +'%Y-%m-%d %H:%M:%S+00')"
+}
+
+# New WAL of server I, through the same forced command, size check and distrust as the nightly
+# pull; never --delete (the nightly pull follows the server's deletions in the mirror).
+pull_server_wal() {
+  local i="$1" name host port user source mirror store
+  name="${SERVER_NAMES[i]}"
+  host="${SERVER_HOSTS[i]}"
+  port="${SERVER_PORTS[i]}"
+  user="${SERVER_USERS[i]}"
+  source="${user}@${host}::"
+  mirror="${STAGING_DIR}/${name}"
+  store="${LOCAL_BASE}/${name}/${SERVER_ARTIFACTS[i]}"
+  if ! remote_has_sentinel "${port}" "${source}"; then
+    log_lines_from "${RUN_DIR}/sentinel.err"
+    log_err "[${name}] no ${SENTINEL_NAME} on the server (backup disk unmounted, or server unreachable); NOT pulling, local copy left untouched"
+    return 1
+  fi
+  mkdir -p "${store}/${WAL_SUBDIR}"
+  chmod 700 "${LOCAL_BASE}/${name}" "${store}"
+  wal_filter "${i}" "${store}" >"${RUN_DIR}/wal-excludes"
+  if ! pull_tree "${name}" "${port}" "${source}${ARTIFACTS_MODULE}/" "${mirror}" \
+      "${ARTIFACTS_LINK_OPTS[@]}" --filter="merge ${RUN_DIR}/wal-excludes"; then
+    log_err "[${name}] pulling the WAL failed; the WAL kept here is untouched"
+    return 1
+  fi
+  keep_services "${i}" "${mirror}" "${store}" wal
+  log_ok "[${name}] WAL pulled; newest here: $(newest_wal "${store}")"
 }
 
 # ---- one server ---------------------------------------------------------------------------
@@ -425,13 +498,29 @@ pull_server() {
   log_ok "[${name}] pull complete"
 }
 
+usage() {
+  printf 'usage: %s [--wal-only]\n  (no option) the nightly pull: base backups, WAL and settings of every server\n  --wal-only   only new WAL and the segment being written (pull-server-wal.timer)\n' "${0##*/}"
+}
+
 main() {
-  local i failed=0
+  local i failed=0 mode=all what="pulled"
+  case "${1:-}" in
+    "") ;;
+    --wal-only) mode=wal what="WAL pulled" ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
   require_root
   require_commands rsync ssh flock find df cp
   [[ -r "${SSH_KEY}" ]] || die "pull key missing: ${SSH_KEY} (run pgb_pull_keygen.sh)"
   [[ -s "${KNOWN_HOSTS}" ]] || die "known_hosts missing or empty: ${KNOWN_HOSTS} (pin each server's host key there)"
-  take_lock "${LOCK_FILE}"
+  # One run at a time. A WAL pull that finds a run going exits 75 (its unit counts that as done:
+  # the run going pulls the WAL too); the nightly pull waits for a WAL pull to finish.
+  if [[ "${mode}" == wal ]]; then
+    take_lock "${LOCK_FILE}"
+  else
+    take_lock "${LOCK_FILE}" wait
+  fi
   RUN_DIR="$(mktemp -d)"
   trap cleanup EXIT
   mkdir -p "${LOCAL_BASE}" "${STAGING_DIR}"
@@ -439,13 +528,17 @@ main() {
 
   # One unreachable server does not stop the others.
   for i in "${!SERVER_NAMES[@]}"; do
-    pull_server "${i}" || failed=$((failed + 1))
+    if [[ "${mode}" == wal ]]; then
+      pull_server_wal "${i}" || failed=$((failed + 1))
+    else
+      pull_server "${i}" || failed=$((failed + 1))
+    fi
   done
   if (( failed > 0 )); then
     log_err "${DEV_NAME}: ${failed} of ${#SERVER_NAMES[@]} server(s) failed"
     exit 1
   fi
-  log_ok "${DEV_NAME}: all ${#SERVER_NAMES[@]} server(s) pulled"
+  log_ok "${DEV_NAME}: all ${#SERVER_NAMES[@]} server(s) ${what}"
 }
 
 # Run main only when executed, so bats can source the functions.

@@ -1,0 +1,55 @@
+# A test sshd on 127.0.0.1: key logins only, one user, one authorized_keys file (whose lines say
+# what the key may run), host key pinned into a known_hosts for the client. Logged VERBOSE.
+
+# pgb_sshd_start DIR PORT USER AUTHORIZED_KEYS KNOWN_HOSTS: writes DIR/sshd_config and a host key,
+# pins it in KNOWN_HOSTS, starts sshd (registered for teardown) and waits until it listens.
+pgb_sshd_start() {
+  local dir="$1" port="$2" user="$3" keys="$4" known="$5" root_login=no
+  [[ "${user}" != root ]] || root_login=forced-commands-only
+  if [[ ! -d /run/sshd ]]; then
+    install -d -m 0755 /run/sshd
+    : >"${PGB_T}/created-run-sshd"
+  fi
+  mkdir -p "${dir}"
+  ssh-keygen -q -t ed25519 -N '' -C host -f "${dir}/host_key"
+  printf '[127.0.0.1]:%s %s\n' "${port}" "$(cut -d' ' -f1,2 "${dir}/host_key.pub")" >>"${known}"
+  chmod 600 "${known}"
+  cat >"${dir}/sshd_config" <<EOC
+Port ${port}
+ListenAddress 127.0.0.1
+HostKey ${dir}/host_key
+PidFile ${dir}/sshd.pid
+AuthorizedKeysFile ${keys}
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin ${root_login}
+AllowUsers ${user}
+LogLevel VERBOSE
+EOC
+  /usr/sbin/sshd -t -f "${dir}/sshd_config"
+  /usr/sbin/sshd -D -f "${dir}/sshd_config" -E "${PGB_T}/logs/sshd.log" &
+  pgb_started_add pid "$!"
+  pgb_wait_for "the test sshd to listen on 127.0.0.1:${port}" 120 pgb_sshd_state pgb_port_open "${port}"
+}
+
+pgb_sshd_state() {
+  pgb_tail_file "${PGB_T}/logs/sshd.log"
+}
+
+# pgb_sshd_stop: stops the suite's sshd processes and waits until they are gone, then removes
+# /run/sshd when the suite made it (call before pgb_teardown_all).
+pgb_sshd_stop() {
+  local kind arg
+  while read -r kind arg; do
+    if [[ "${kind}" == pid ]]; then
+      kill -TERM "${arg}" 2>/dev/null || true
+      pgb_wait_for "pid ${arg} to exit" 60 - pgb_pid_gone "${arg}" || true
+    fi
+  done < <(tac "${PGB_T}/.started")
+  if [[ -f "${PGB_T}/created-run-sshd" ]]; then
+    rmdir /run/sshd 2>/dev/null || true
+  fi
+}
