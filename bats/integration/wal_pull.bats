@@ -144,6 +144,25 @@ wal_pull() {
   (( busy > 0 ))
 }
 
+@test "a segment the server completes arrives as a delta against its .partial pulled before, not in full" {
+  local seg
+  pg_psql "${PORT_SVC}" -c "INSERT INTO marks (tag) SELECT 'fill-' || g FROM generate_series(1, 20000) g"
+  pgb_wait_for "the receiver to flush" 60 receiver_state wal_flushed
+  wal_pull before-switch
+  seg="$(find "${STORE}/wal/svc" -name '*.partial' -printf '%f\n' | sort | tail -n 1)"
+  [[ -n "${seg}" ]]
+  pg_psql "${PORT_SVC}" -c "SELECT pg_switch_wal()" >/dev/null
+  pg_psql "${PORT_SVC}" -c "INSERT INTO marks (tag) VALUES ('after-switch')"
+  pgb_wait_for "the receiver to complete ${seg%.partial}" 60 receiver_state test -f "${PGB_ARTIFACTS}/wal/svc/${seg%.partial}"
+  wal_pull after-switch
+  assert_equal "${status}" 0
+  assert [ -f "${STORE}/wal/svc/${seg%.partial}" ]
+  assert [ ! -e "${STORE}/wal/svc/${seg}" ]
+  cmp -- "${PGB_ARTIFACTS}/wal/svc/${seg%.partial}" "${STORE}/wal/svc/${seg%.partial}"
+  printf '# the pull that brought the completed 16 MiB segment %s moved %s bytes over the wire\n' "${seg%.partial}" "${PULL_BYTES}" >&3
+  (( PULL_BYTES < 4194304 ))
+}
+
 @test "with the server gone, the dev copy restores alone: the last commit is there, and it says where recovery ended" {
   pg_psql "${PORT_SVC}" -c "INSERT INTO marks (tag) VALUES ('last-before-loss')"
   pgb_wait_for "the receiver to flush" 60 receiver_state wal_flushed

@@ -187,7 +187,7 @@ BB_A=svc_a_basebackup_2024-01-01T02_00_00Z
   run grep -nE -- "(--list-only|--delete)" "${STUB_LOG}/rsync.log"
   assert_regex "${lines[0]}" "--list-only .* jared@alpha\.example::artifacts/\.pgb-sentinel$"
   assert_regex "${lines[1]}" "^[0-9]+:--dry-run --stats .* --delete --no-links .* jared@alpha\.example::artifacts/ $(MIRROR_A)/$"
-  assert_regex "${lines[2]}" "^[0-9]+:--recursive .* --delete --no-links --partial-dir=\.rsync-partial .* jared@alpha\.example::artifacts/ $(MIRROR_A)/$"
+  assert_regex "${lines[2]}" "^[0-9]+:--recursive .* --delete --no-links --stats --partial-dir=\.rsync-partial .* jared@alpha\.example::artifacts/ $(MIRROR_A)/$"
   assert_equal "$(stub_count rsync "--delete .* ${LOCAL_BASE}/(alpha|beta)/")" 0
   # The backup was verified by the dev's own pg_verifybackup.
   assert_equal "$(stub_count pg_verifybackup "^-q $(MIRROR_A)/basebackups/${BB_A}$")" 1
@@ -514,7 +514,8 @@ BB_A=svc_a_basebackup_2024-01-01T02_00_00Z
   run bash "${PULL_SCRIPT}" --wal-only
   assert_success
   assert_output --partial "ignoring svc_a/\$'000000010000000000000005\\nx': not a WAL file name the server writes"
-  assert_equal "$(stat -c %a "$(STORE_A)/wal/svc_a/000000010000000000000006")" 700
+  # No setuid bit (and no group or other bits): a private file of ours.
+  assert_regex "$(stat -c '%a %U' "$(STORE_A)/wal/svc_a/000000010000000000000006")" '^[67]00 root$'
   assert [ ! -e "$(STORE_A)/wal/svc_a/000000010000000000000007" ]
   assert [ ! -e "$(STORE_A)/wal/svc_a/000000010000000000000008" ]
   truncate -s 300G "${w}/000000010000000000000009"

@@ -446,8 +446,10 @@ pull_server_wal() {
   mkdir -p "${store}/${WAL_SUBDIR}"
   chmod 700 "${LOCAL_BASE}/${name}" "${store}"
   wal_filter "${i}" "${store}" >"${RUN_DIR}/wal-excludes"
+  # --fuzzy: a segment the server completed arrives as a delta against its .partial pulled before
+  # (same directory, name but the suffix), not as 16 MiB again.
   if ! pull_tree "${name}" "${port}" "${source}${ARTIFACTS_MODULE}/" "${mirror}" \
-      "${ARTIFACTS_LINK_OPTS[@]}" --filter="merge ${RUN_DIR}/wal-excludes"; then
+      "${ARTIFACTS_LINK_OPTS[@]}" --fuzzy --filter="merge ${RUN_DIR}/wal-excludes"; then
     log_err "[${name}] pulling the WAL failed; the WAL kept here is untouched"
     return 1
   fi
