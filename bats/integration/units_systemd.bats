@@ -300,7 +300,10 @@ secret_of() {
   in_ct journalctl -u pull-server-backups.service --no-pager -o cat | sed 's/^/# /' >&3 || true
   assert_success
   assert_equal "$(unit_result pull-server-backups.service)" 'success 0'
-  run diff -r --no-dereference "${BACKUP_DISK}/postgres" "${CT_ROOT}/mnt/upload/${SRV}/postgres"
+  # The mirror is the server's tree; the dev's own store holds each base backup, verified, as served.
+  run diff -r --no-dereference "${BACKUP_DISK}/postgres" "${CT_ROOT}/mnt/upload/.pgb-incoming/${SRV}"
+  assert_success
+  run diff -r --no-dereference "${BACKUP_DISK}/postgres/basebackups" "${CT_ROOT}/mnt/upload/${SRV}/postgres/basebackups"
   assert_success
   run diff -r --no-dereference "${BACKUP_DISK}/config" "${CT_ROOT}/mnt/upload/${SRV}/config"
   assert_success
@@ -322,10 +325,61 @@ secret_of() {
   assert_success
   assert_equal "$(unit_result pull-server-wal.service)" 'success 0'
   run in_ct journalctl -u pull-server-wal.service --no-pager -o cat
-  assert_output --partial "[${SRV}] WAL pulled; newest here: "
+  assert_output --partial "[${SRV}] WAL pulled; newest here: none"
   score="$(in_ct systemd-analyze security --no-pager pull-server-wal.service | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
   printf '# pull-server-wal.service online exposure %s\n' "${score}" >&3
   (( 10#${score/./} <= 15 ))
+}
+
+# The store of the dev machine in the container, by content (names, sizes, sha256).
+ct_store_sums() {
+  (cd "${CT_ROOT}/mnt/upload/${SRV}/postgres/basebackups" && find . -type f -printf '%p %s\n' | sort &&
+    find . -type f -exec sha256sum {} + | sort)
+}
+
+@test "the dev's pull unit against a hostile server: no setuid, device or FIFO arrives, a 300 GB sparse file is refused, the kept copy survives" {
+  local keys="${CT_ROOT}/home/pgbnspull/.ssh/authorized_keys" evil="${CT_ROOT}/srv/evil" before
+  cp -- "${keys}" "${PGB_T}/authorized_keys.generated"
+  before="$(ct_store_sums)"
+  [[ -n "${before}" ]]
+  # The attacker's own daemon as the pull user: no chroot, no sudo, links and specials as they are.
+  mkdir -p "${evil}/config/etc"
+  cp -a -- "${BACKUP_DISK}/postgres" "${evil}/"
+  mkdir -p "${evil}/postgres/wal/svc_a"
+  install -m 4755 -o root -g root /bin/true "${evil}/postgres/wal/svc_a/000000010000000000000070"
+  mknod "${evil}/postgres/wal/svc_a/000000010000000000000071" b 7 0
+  mkfifo "${evil}/postgres/wal/svc_a/000000010000000000000072"
+  install -m 6755 -o root -g root /bin/true "${evil}/config/etc/rootshell"
+  chmod -R a+rX "${evil}"
+  printf '%s\n' 'use chroot = no' 'munge symlinks = no' 'read only = yes' 'numeric ids = yes' \
+    '[artifacts]' 'path = /srv/evil/postgres' '[config]' 'path = /srv/evil/config' >"${CT_ROOT}/srv/evil-rsyncd.conf"
+  chmod 0644 "${CT_ROOT}/srv/evil-rsyncd.conf"
+  printf 'restrict,command="/usr/bin/rsync --server --daemon --config=/srv/evil-rsyncd.conf ." %s\n' \
+    "$(cat "${PGB_T}/keys/pull.pub")" >"${keys}"
+
+  run in_ct systemctl start pull-server-backups.service
+  in_ct journalctl -u pull-server-backups.service --no-pager -o cat -n 30 | sed 's/^/# /' >&3 || true
+  assert_success
+  run find "${CT_ROOT}/mnt/upload" \( -perm /7000 -o ! -type f ! -type d -o ! -uid 0 \) -print
+  assert_output ''
+  assert [ ! -e "${CT_ROOT}/mnt/upload/${SRV}/postgres/wal/svc_a/000000010000000000000071" ]
+  assert_equal "$(ct_store_sums)" "${before}"
+
+  truncate -s 300G "${evil}/postgres/wal/svc_a/000000010000000000000080"
+  local used
+  used="$(du -sB1 "${CT_ROOT}/mnt/upload" | cut -f1)"
+  run in_ct systemctl start pull-server-backups.service
+  assert_failure
+  assert_equal "$(unit_result pull-server-backups.service)" 'exit-code 1'
+  run in_ct journalctl -u pull-server-backups.service --no-pager -o cat -n 30
+  assert_output --partial "more than maxPullBytes (214748364800); NOT pulling, local copy left untouched"
+  (( $(du -sB1 "${CT_ROOT}/mnt/upload" | cut -f1) - used < 1048576 ))
+  run find "${CT_ROOT}/mnt/upload" -name .rsync-partial -print
+  assert_output ''
+  assert_equal "$(ct_store_sums)" "${before}"
+
+  cp -- "${PGB_T}/authorized_keys.generated" "${keys}"
+  rm -rf -- "${evil}" "${CT_ROOT}/srv/evil-rsyncd.conf"
 }
 
 @test "no secret appears in the journal of the container or on the backup disk's logs" {

@@ -277,7 +277,9 @@ promote_backup() {
   tmp="${dest_dir}/.tmp_${name}"
   rm -rf -- "${tmp}"
   # The directory's mtime is when it was kept here (our clock, not the server's): retention reads it.
-  if ! cp -al -- "${src}" "${tmp}" || ! touch -- "${tmp}" || ! mv -T -- "${tmp}" "${dest_dir}/${name}"; then
+  # No ownership to preserve: everything here is ours, and under the unit (no CAP_CHOWN,
+  # PrivateUsers=yes: our own files look owned by nobody) a chown would fail.
+  if ! cp -al --no-preserve=ownership -- "${src}" "${tmp}" || ! touch -- "${tmp}" || ! mv -T -- "${tmp}" "${dest_dir}/${name}"; then
     rm -rf -- "${tmp}"
     log_err "[${server}] could not keep ${name} in ${dest_dir}"
     return 1
@@ -430,7 +432,7 @@ newest_wal() {
 # New WAL of server I, through the same forced command, size check and distrust as the nightly
 # pull; never --delete (the nightly pull follows the server's deletions in the mirror).
 pull_server_wal() {
-  local i="$1" name host port user source mirror store
+  local i="$1" name host port user source mirror store newest
   name="${SERVER_NAMES[i]}"
   host="${SERVER_HOSTS[i]}"
   port="${SERVER_PORTS[i]}"
@@ -454,7 +456,8 @@ pull_server_wal() {
     return 1
   fi
   keep_services "${i}" "${mirror}" "${store}" wal
-  log_ok "[${name}] WAL pulled; newest here: $(newest_wal "${store}")"
+  newest="$(newest_wal "${store}")"
+  log_ok "[${name}] WAL pulled; newest here: ${newest:-none}"
 }
 
 # ---- one server ---------------------------------------------------------------------------
