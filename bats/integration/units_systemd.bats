@@ -268,7 +268,8 @@ secret_of() {
   # Before the pull key exists, install enables no timer and names the next steps.
   run in_ct /root/pgb-dev-bundle/install.sh
   assert_success
-  assert_output --partial 'not enabling pull-server-backups.timer pull-server-wal.timer yet: /etc/backup/ssh/backup_servers_ed25519 is missing or empty'
+  assert_output --partial 'not starting pull-server-backups.timer: /etc/backup/ssh/backup_servers_ed25519 is still empty'
+  assert_output --partial 'not starting pull-server-wal.timer: /etc/backup/ssh/backup_servers_ed25519 is still empty'
   assert_output --partial 'next 1: sudo /usr/local/sbin/pgb_pull_keygen.sh'
   run in_ct systemctl is-enabled pull-server-backups.timer
   assert_failure
