@@ -421,7 +421,8 @@ ensure_pull_user() {
 ensure_pull_user_ssh_dir() {
   local home
   [[ -n "${PULL_USER}" ]] && on_live_system || return 0
-  home="$(getent passwd "${PULL_USER}" | cut -d: -f6)"
+  # No such user yet (a dry run did not create it): nothing to check.
+  home="$(getent passwd "${PULL_USER}" | cut -d: -f6)" || return 0
   [[ -n "${home}" && -d "${home}" ]] || return 0
   if [[ ! -d "${home}/.ssh" ]]; then
     say "create ${home}/.ssh (root:root 0755) and an empty authorized_keys (root:root 0644)"
