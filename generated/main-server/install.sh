@@ -24,9 +24,9 @@ readonly GUARD_MOUNT='/mnt/backup'
 readonly SECRET_PATHS=('/etc/borg/pg-borg.env' '/etc/pg_backup/repl_password')
 readonly SECRET_MODES=('0600' '0600')
 readonly SECRET_HINTS=('BORG_PASSPHRASE=<the passphrase of both repositories>' 'the password of the repl_backup role, alone on one line')
-readonly DIR_PATHS=('/mnt/backup/postgres' '/mnt/backup/postgres/basebackups' '/mnt/backup/postgres/wal' '/mnt/backup/config')
-readonly DIR_MODES=('0750' '0750' '0750' '0750')
-readonly ENABLE_UNITS=('pg-backup-all.timer' 'pgb-borg-check.timer' 'pgb-restore-drill.timer' 'pgb-receivewal@service_a.service' 'pgb-receivewal@service_b.service')
+readonly DIR_PATHS=('/mnt/backup/postgres' '/mnt/backup/postgres/basebackups' '/mnt/backup/postgres/wal' '/mnt/backup/config' '/var/lib/prometheus/node-exporter')
+readonly DIR_MODES=('0750' '0750' '0750' '0750' '0755')
+readonly ENABLE_UNITS=('pg-backup-all.timer' 'pgb-borg-check.timer' 'pgb-restore-drill.timer' 'pgb-check.timer' 'pgb-receivewal@service_a.service' 'pgb-receivewal@service_b.service')
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }

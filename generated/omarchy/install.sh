@@ -24,9 +24,9 @@ readonly GUARD_MOUNT=''
 readonly SECRET_PATHS=()
 readonly SECRET_MODES=()
 readonly SECRET_HINTS=()
-readonly DIR_PATHS=('/mnt/upload' '/mnt/upload/main-server')
-readonly DIR_MODES=('0700' '0700')
-readonly ENABLE_UNITS=('pull-server-backups.timer')
+readonly DIR_PATHS=('/mnt/upload' '/mnt/upload/main-server' '/var/lib/prometheus/node-exporter')
+readonly DIR_MODES=('0700' '0700' '0755')
+readonly ENABLE_UNITS=('pull-server-backups.timer' 'pgb-check.timer')
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }

@@ -5,13 +5,48 @@ export const serverScripts = {
   receiveWal: 'pgb_receivewal.sh',
   repoInit: 'pgb_repo_init.sh',
   restore: 'pgb-restore.sh',
+  status: 'pgb-status.sh',
+  notify: 'pgb-notify.sh',
+  check: 'pgb-check.sh',
 } as const;
 
 export const devScripts = {
   pull: 'pull-server-backups.sh',
   keygen: 'pgb_pull_keygen.sh',
   restore: 'pgb-restore.sh',
+  status: 'pgb-status.sh',
+  notify: 'pgb-notify.sh',
+  check: 'pgb-check.sh',
 } as const;
+
+/** Units every host gets: the notifier template (OnFailure=/OnSuccess= of every job) and the checker. */
+export const monitorUnits = {
+  notify: 'pgb-notify@.service',
+  checkService: 'pgb-check.service',
+  checkTimer: 'pgb-check.timer',
+} as const;
+/** What every job unit names: systemd starts one notifier instance per job that ends. */
+export const onFailure = 'pgb-notify@%n.service';
+/** The checker's state (last states, outbox) and the notifier's: StateDirectory=pgb-gen/monitor. */
+export const MONITOR_STATE_DIR = '/var/lib/pgb-gen/monitor';
+/** The drill timer's schedule (thresholds are derived from it). */
+export const DRILL_SCHEDULE = 'Sun *-*-* 05:30:00';
+/** Each job's textfile in monitoring.textfileDir: one file per job, so jobs never overwrite each other. */
+export const promFile = (job: string) => `pgb_${job.replace(/-/g, '_')}.prom`;
+/** Job names: the label `job` of pgb_job_* and the name of their textfile. */
+export const jobs = {
+  backupAll: 'backup-all',
+  borgPrimary: 'borg-primary',
+  borgExternal: 'borg-external',
+  borgCheck: 'borg-check',
+  drill: 'restore-drill',
+  receiveWal: (service: string) => `receivewal-${service}`,
+  pull: 'pull',
+  status: 'status',
+} as const;
+/** Held by a WAL receiver while it streams: the checker's idle-safe proof that it runs (no pid files). */
+export const receiverLock = (lockFile: string, service: string) =>
+  `${lockFile.replace(/\/[^/]+$/, '') || ''}/pgb-receivewal-${service}.lock`;
 
 export const serverUnits = {
   backupService: 'pg-backup-all.service',
