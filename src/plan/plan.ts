@@ -165,6 +165,7 @@ function restoreViewForServer(s: ServerModel) {
   return {
     pgBinRoot: s.paths.pgBinRoot,
     jobs: s.restoreJobs,
+    drillMetrics: `${s.monitoring.textfileDir}/${names.promFile(names.jobs.drill)}`,
     sources: [{
       server: s.name,
       artifacts: s.paths.artifacts,
@@ -181,6 +182,7 @@ function restoreViewForDev(d: DevModel) {
   return {
     pgBinRoot: d.pgBinRoot,
     jobs: d.restoreJobs,
+    drillMetrics: `${d.monitoring.textfileDir}/${names.promFile(names.jobs.drill)}`,
     sources: d.servers.map((s): RestoreSource => ({
       server: s.name,
       artifacts: `${d.localBase}/${s.name}/${s.artifactsRel}`,

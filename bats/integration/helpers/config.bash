@@ -1,7 +1,8 @@
 # A pgb.config.yaml for a test server whose every path lives under the scratch root PGB_T.
 # Knobs (environment, with defaults): PGB_SERVER_NAME, PGB_SERVICES ("name:port ..."),
 # PGB_RAW_DAYS, PGB_KEEP_DAILY/WEEKLY/MONTHLY, PGB_EXT_RESERVE, PGB_EXT_WARN_FREE,
-# PGB_EXT_MAX_PRUNE, PGB_PARALLEL_JOBS, PGB_ALLOWED_SUBNET, PGB_WAL (services' wal: true|false).
+# PGB_EXT_MAX_PRUNE, PGB_PARALLEL_JOBS, PGB_ALLOWED_SUBNET, PGB_WAL (services' wal: true|false),
+# and a pgb_config_monitoring function when the suite defines one (the server's monitoring: block).
 
 # pgb_test_paths: exports the paths the config names (call after pgb_scratch_init).
 pgb_test_paths() {
@@ -66,6 +67,10 @@ pgb_write_config() {
         "${name}" "${port}" "${PGB_PG_VERSION}" "${PGB_WAL:-false}"
     done
     printf '    configPaths: [%s]\n' "${PGB_HOST_CONFIG}"
+    # A suite that defines pgb_config_monitoring prints the server's monitoring: block with it.
+    if declare -F pgb_config_monitoring >/dev/null; then
+      pgb_config_monitoring
+    fi
   } >"${file}"
 }
 

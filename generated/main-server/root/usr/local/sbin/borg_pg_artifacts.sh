@@ -205,7 +205,7 @@ metrics_job() {
   metric pgb_job_last_success_timestamp_seconds gauge 'When the job last ended successfully (Unix time; 0: never).' "${success:-0}" job "${job}"
   metric pgb_job_last_exit_status gauge 'Exit status of the job'"'"'s last run (0: success).' "${rc}" job "${job}"
   metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
-  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures}" job "${job}"
+  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
 }
 
 RUN_DIR=""
@@ -425,8 +425,8 @@ write_repo_metrics() {
   [[ "${rc}" != 0 ]] || success="$(date -u +%s)"
   metric pgb_borg_last_archive_timestamp_seconds gauge 'When the newest archive was written to the repository (Unix time; 0: never).' "${success:-0}" repo "${repo}"
   metric pgb_borg_last_exit_status gauge 'Exit status of the last archive run for the repository (0: ok).' "${rc}" repo "${repo}"
-  if [[ "${repo}" == external && -n "${EXTERNAL_PRESENT}" ]]; then
-    metric pgb_borg_repo_present gauge 'Whether the repository'"'"'s drive was mounted at the last run (1) or absent (0).' "${EXTERNAL_PRESENT}" repo "${repo}"
+  if [[ "${repo}" == external && "${EXTERNAL_PRESENT}" == 0 ]]; then
+    log_warn "external drive absent: its archive ages (pgb-status.sh reports it, WARNING, then CRITICAL)"
   fi
   metrics_job "${file}" "${job}" "${rc}" "${JOB_START}"
   metrics_write "${file}"

@@ -19,7 +19,8 @@ readonly WEBHOOK_URL_FILE=''
 readonly HEALTHCHECKS_URL_FILE=''
 readonly DEADMAN_URL_FILE=''
 readonly EMAIL_TO=''
-readonly STATE_DIR='/var/lib/pgb-gen/monitor'
+# The outbox and the last states (systemd: StateDirectory=pgb-gen/monitor; PGB_MONITOR_STATE_DIR for tests).
+readonly STATE_DIR="${PGB_MONITOR_STATE_DIR:-/var/lib/pgb-gen/monitor}"
 readonly OUTBOX="${STATE_DIR}/outbox"
 # How much of a failed job's journal goes into a message (ntfy turns bodies over 4 KiB into attachments).
 readonly LOG_TAIL_BYTES=3000

@@ -198,7 +198,7 @@ metrics_job() {
   metric pgb_job_last_success_timestamp_seconds gauge 'When the job last ended successfully (Unix time; 0: never).' "${success:-0}" job "${job}"
   metric pgb_job_last_exit_status gauge 'Exit status of the job'"'"'s last run (0: success).' "${rc}" job "${job}"
   metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
-  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures}" job "${job}"
+  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
 }
 # JSON string of any text (journal lines with quotes, $(...), backticks, control characters):
 # every byte below 0x20 escaped, so a message body is data, never code.
@@ -601,7 +601,7 @@ check_drill() {
   local name epoch rc extra msg
   for name in "${SERVICE_NAMES[@]}"; do
     epoch="$(prom_value "${DRILL_METRICS}" pgb_drill_last_success_timestamp_seconds service "${name}")"
-    rc="$(prom_value "${DRILL_METRICS}" pgb_job_last_exit_status job 'restore-drill')"
+    rc="$(prom_value "${DRILL_METRICS}" pgb_drill_last_exit_status service "${name}")"
     extra=OK
     msg=""
     if [[ -n "${rc}" && "${rc}" != 0 ]]; then extra=CRITICAL; msg="last restore drill FAILED (journalctl -u pgb-restore-drill.service)"; fi

@@ -12,9 +12,11 @@ export LC_ALL=C
 
 # ---- configuration (from the config) ----------------------------------------
 readonly HOST_NAME='omarchy'
-readonly STATUS='/usr/local/sbin/pgb-status.sh'
-readonly NOTIFY='/usr/local/sbin/pgb-notify.sh'
-readonly STATE_DIR='/var/lib/pgb-gen/monitor'
+readonly SCRIPTS_DIR='/usr/local/sbin'
+readonly STATUS_NAME='pgb-status.sh'
+readonly NOTIFY_NAME='pgb-notify.sh'
+# The outbox and the last states (systemd: StateDirectory=pgb-gen/monitor; PGB_MONITOR_STATE_DIR for tests).
+readonly STATE_DIR="${PGB_MONITOR_STATE_DIR:-/var/lib/pgb-gen/monitor}"
 readonly STATES_FILE="${STATE_DIR}/states"
 readonly METRICS_FILE='/var/lib/prometheus/node-exporter/pgb_check.prom'
 readonly JOB_NAME=check
@@ -168,11 +170,24 @@ metrics_job() {
   metric pgb_job_last_success_timestamp_seconds gauge 'When the job last ended successfully (Unix time; 0: never).' "${success:-0}" job "${job}"
   metric pgb_job_last_exit_status gauge 'Exit status of the job'"'"'s last run (0: success).' "${rc}" job "${job}"
   metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
-  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures}" job "${job}"
+  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
 }
 
 RUN_DIR=""
 JOB_START=""
+STATUS=""
+NOTIFY=""
+
+# pgb-status.sh and pgb-notify.sh beside this script (install.sh places them together; a bundle run
+# by hand finds its own), else in SCRIPTS_DIR.
+find_scripts() {
+  local dir
+  dir="$(dirname "$(realpath -- "${BASH_SOURCE[0]}")")"
+  [[ -f "${dir}/${STATUS_NAME}" && -f "${dir}/${NOTIFY_NAME}" ]] || dir="${SCRIPTS_DIR}"
+  STATUS="${dir}/${STATUS_NAME}"
+  NOTIFY="${dir}/${NOTIFY_NAME}"
+}
+
 cleanup() {
   if [[ -n "${RUN_DIR}" ]]; then
     rm -rf -- "${RUN_DIR}"
@@ -209,10 +224,10 @@ notify_changes() {
     printf '\npgb-status.sh on %s shows every check.\n' "${HOST_NAME}"
   } >"${RUN_DIR}/body"
   case "${worst}" in
-    CRITICAL) "${NOTIFY}" --send "${HOST_NAME}: CRITICAL (${n} change(s))" 5 rotating_light <"${RUN_DIR}/body" ;;
-    WARNING) "${NOTIFY}" --send "${HOST_NAME}: WARNING (${n} change(s))" 4 warning <"${RUN_DIR}/body" ;;
-    UNKNOWN) "${NOTIFY}" --send "${HOST_NAME}: UNKNOWN (${n} change(s))" 3 question <"${RUN_DIR}/body" ;;
-    *) "${NOTIFY}" --send "${HOST_NAME}: RECOVERED (${n} change(s))" 3 white_check_mark <"${RUN_DIR}/body" ;;
+    CRITICAL) bash "${NOTIFY}" --send "${HOST_NAME}: CRITICAL (${n} change(s))" 5 rotating_light <"${RUN_DIR}/body" ;;
+    WARNING) bash "${NOTIFY}" --send "${HOST_NAME}: WARNING (${n} change(s))" 4 warning <"${RUN_DIR}/body" ;;
+    UNKNOWN) bash "${NOTIFY}" --send "${HOST_NAME}: UNKNOWN (${n} change(s))" 3 question <"${RUN_DIR}/body" ;;
+    *) bash "${NOTIFY}" --send "${HOST_NAME}: RECOVERED (${n} change(s))" 3 white_check_mark <"${RUN_DIR}/body" ;;
   esac
 }
 
@@ -227,7 +242,7 @@ summary() {
 
 write_metrics() {
   local rc="$1" outbox
-  outbox="$("${NOTIFY}" --outbox-size 2>/dev/null || echo 0)"
+  outbox="$(bash "${NOTIFY}" --outbox-size 2>/dev/null || echo 0)"
   metric pgb_notify_outbox_messages gauge 'Messages waiting in the outbox for a channel that was down.' "${outbox}"
   metrics_job "${METRICS_FILE}" "${JOB_NAME}" "${rc}" "${JOB_START}"
   metrics_write "${METRICS_FILE}"
@@ -245,7 +260,8 @@ main() {
   JOB_START="$(date -u +%s)"
   trap on_exit EXIT
   require_root
-  require_commands awk flock
+  require_commands awk flock realpath
+  find_scripts
   RUN_DIR="$(mktemp -d)"
   mkdir -p "${STATE_DIR}"
   chmod 0700 "${STATE_DIR}"
@@ -253,9 +269,9 @@ main() {
   flock "${LOCK_FD}"
 
   # What an earlier run could not deliver goes first: messages keep their order.
-  "${NOTIFY}" --flush || log_warn "the outbox still holds messages (a channel is down)"
+  bash "${NOTIFY}" --flush || log_warn "the outbox still holds messages (a channel is down)"
 
-  "${STATUS}" --tsv --write-metrics >"${RUN_DIR}/states" || status_rc=$?
+  bash "${STATUS}" --tsv --write-metrics >"${RUN_DIR}/states" || status_rc=$?
   if (( status_rc > 3 )) || [[ ! -s "${RUN_DIR}/states" ]]; then
     die "pgb-status.sh failed (exit ${status_rc}) without a result"
   fi
@@ -270,7 +286,7 @@ main() {
   mv -f -- "${STATES_FILE}.new" "${STATES_FILE}"
 
   summary "${RUN_DIR}/states" "${status_rc}" >"${RUN_DIR}/summary"
-  "${NOTIFY}" --deadman <"${RUN_DIR}/summary" || true
+  bash "${NOTIFY}" --deadman <"${RUN_DIR}/summary" || true
   log_ok "$(cat "${RUN_DIR}/summary")"
 }
 
