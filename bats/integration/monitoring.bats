@@ -10,9 +10,10 @@ RECORDER_PORT=55601
 EXPORTER_PORT=55602
 
 setup_file() {
-  load ../integration/helpers/load
-  load ../integration/helpers/http_recorder
-  load ../integration/helpers/node_exporter
+  load helpers/load
+  load helpers/http_recorder
+  load helpers/node_exporter
+  load helpers/monitor
   pgb_ensure_pkg promtool prometheus
   pgb_ensure_pkg curl curl
   pgb_ensure_pkg jq jq
@@ -20,9 +21,12 @@ setup_file() {
   export PGB_SERVICES="svc_a:55611 svc_b:55612"
   export PGB_WAL=true
   export PGB_SERVER_NAME=mon
-  # Small enough to fill: the "disk nearly full" fault writes the rest of it.
-  export PGB_BACKUP_SIZE=512m
+  # Room for borg compact (it wants a free segment, ~550 MB); the "disk nearly full" fault fills the rest.
+  export PGB_BACKUP_SIZE=1g
+  # The e-mail recipient: a local user whose mailbox the host's MTA (exim4) delivers to.
+  export PGB_MAIL_USER="pgbmon$$"
   pgb_server_setup
+  mail_user_add
   export PGB_TEXTFILE="${PGB_T}/textfile"
   export PGB_MONITOR_STATE_DIR="${PGB_T}/monitor"
   mkdir -p "${PGB_TEXTFILE}"
@@ -36,14 +40,38 @@ setup_file() {
 }
 
 teardown_file() {
-  load ../integration/helpers/load
+  load helpers/load
+  load helpers/monitor
+  mail_user_remove
   pgb_teardown_all
 }
 
 setup() {
-  load ../integration/helpers/load
-  load ../integration/helpers/http_recorder
-  load ../integration/helpers/node_exporter
+  load helpers/load
+  load helpers/http_recorder
+  load helpers/node_exporter
+  load helpers/monitor
+}
+
+# A test that failed half-way leaves the next one a healthy server: clusters and receivers up,
+# the drive plugged in, no ballast, the passphrase back, the endpoint up.
+teardown() {
+  local svc
+  http_recorder_fail up
+  rm -f "${PGB_BACKUP_MOUNT}/ballast"
+  if [[ -f "${PGB_T}/passphrase.keep" ]]; then
+    mv -f "${PGB_T}/passphrase.keep" "${PGB_PASSPHRASE_FILE}"
+  fi
+  if [[ -f "${PGB_T}/pg_control.keep" ]]; then
+    mv -f "${PGB_T}/pg_control.keep" "${PGB_BASE_DIR}/$(pgb_promoted svc_a | tail -n 1)/global/pg_control"
+  fi
+  if ! pgb_is_mounted "${PGB_EXT_MOUNT}" && pgb_is_mounted "${PGB_T}/usb-unplugged"; then
+    pgb_reattach "${PGB_EXT_MOUNT}" "${PGB_T}/usb-unplugged"
+  fi
+  for svc in svc_a svc_b; do
+    pg_cluster_running "$(pg_service_dir "${svc}")" || pgb_service_start "${svc}"
+    kill -0 "$(cat "${PGB_T}/receiver-${svc}.pid")" 2>/dev/null || start_receiver "${svc}"
+  done
 }
 
 # The server's monitoring: block (config.bash calls it while writing the config).
@@ -54,11 +82,8 @@ pgb_config_monitoring() {
   printf '        webhookUrlFile: %s\n' "${PGB_T}/secrets/webhook.url"
   printf '        healthchecksUrlFile: %s\n' "${PGB_T}/secrets/healthchecks.url"
   printf '        deadManUrlFile: %s\n' "${PGB_T}/secrets/deadman.url"
+  printf '        email: %s@localhost\n' "${PGB_MAIL_USER}"
   printf '      thresholds: { diskWarnFreeRatio: 0.15, diskCritFreeRatio: 0.05 }\n'
-}
-
-url_file() {
-  (umask 077 && printf '%s\n' "$2" >"${PGB_T}/secrets/$1.url")
 }
 
 start_receiver() {
@@ -89,48 +114,6 @@ stop_receiver() {
 # status [ARGS...]: pgb-status.sh as an operator runs it (logged; status and output set).
 status() {
   pgb_run_script "status" pgb-status.sh "$@"
-}
-
-# state_of CHECK: the check's state in a fresh --tsv run.
-state_of() {
-  pgb_script_cmd pgb-status.sh
-  "${PGB_CMD[@]}" --tsv 2>/dev/null | awk -F '\t' -v c="$1" '$1 == c { print $2 }'
-}
-
-# check_run [FAKE_TIME]: one pgb-check.sh run (as the timer does); appends every check's state to
-# its sequence (logs/seq/<check>) so a test can assert the sequence.
-check_run() {
-  local -a pre=()
-  if [[ -n "${1:-}" ]]; then
-    pre=(env TZ=UTC faketime "$1")
-  fi
-  pgb_script_cmd pgb-check.sh
-  pgb_run_logged check "${pre[@]}" "${PGB_CMD[@]}"
-  [[ "${status}" == 0 ]] || { printf '%s\n' "${output}" >&2; return 1; }
-  mkdir -p "${PGB_T}/logs/seq"
-  local name state rest
-  while IFS=$'\t' read -r name state rest; do
-    printf '%s ' "${state}" >>"${PGB_T}/logs/seq/${name//\//_}"
-  done <"${PGB_MONITOR_STATE_DIR}/states"
-}
-
-# seq_of CHECK: the states the checker saw, oldest first, since seq_reset.
-seq_of() {
-  local f="${PGB_T}/logs/seq/${1//\//_}"
-  [[ -f "${f}" ]] && sed 's/ $//' "${f}"
-}
-
-seq_reset() {
-  rm -rf "${PGB_T}/logs/seq"
-}
-
-# webhook_titles: the titles the webhook received (delivered, not refused), in order.
-webhook_titles() {
-  http_recorder_requests 'select(.path == "/ntfy/pgb-test" and (.refused | not)) | .title' | jq -r .
-}
-
-webhook_bodies() {
-  http_recorder_requests 'select(.path == "/ntfy/pgb-test" and (.refused | not)) | .body' | jq -r .
 }
 
 # The healthy state of the server: the night, its archives, the weekly check and the drill.
@@ -206,7 +189,7 @@ full_night() {
   pgb_service_stop svc_b
   sleep 1.1 # the nightly's success stamps are whole seconds: the next one must differ
   t0="${SECONDS}"
-  pgb_nightly broken none
+  pgb_nightly broken "" none
   assert_equal "${PGB_BACKUP_RC}" 1
   check_run
   t1="${SECONDS}"
@@ -229,10 +212,16 @@ full_night() {
   assert_output --partial 'CRITICAL basebackup:svc_b (was OK): last nightly run FAILED'
   assert_output --partial 'CRITICAL wal_receiver:svc_b (was OK)'
   refute_output --partial 'basebackup:svc_a'
+  # The same message by e-mail: the host's MTA delivered it to the local mailbox.
+  pgb_wait_for "the alert mail in /var/mail/${PGB_MAIL_USER}" 120 mail_diagnose mailbox_has 1
+  run mailbox_subjects
+  assert_output --regexp '^\[pgb [a-z0-9]+\] mon: CRITICAL \(3 change\(s\)\)$'
+  run grep -c 'CRITICAL basebackup:svc_b (was OK): last nightly run FAILED' "/var/mail/${PGB_MAIL_USER}"
+  assert_output 1
 
   pgb_service_start svc_b
   start_receiver svc_b
-  pgb_nightly fixed none
+  pgb_nightly fixed "" none
   assert_equal "${PGB_BACKUP_RC}" 0
   check_run
   assert_equal "$(seq_of basebackup:svc_b)" 'OK CRITICAL OK'
@@ -241,6 +230,9 @@ full_night() {
   assert_line --index 1 'mon: RECOVERED (3 change(s))'
   run webhook_bodies
   assert_output --partial 'RECOVERED basebackup:svc_b (was CRITICAL)'
+  pgb_wait_for "the recovery mail in /var/mail/${PGB_MAIL_USER}" 120 mail_diagnose mailbox_has 2
+  run mailbox_subjects
+  assert_line --index 1 --regexp 'mon: RECOVERED \(3 change\(s\)\)$'
 }
 
 # metric_value NAME LABELS: the value of a series in the scrape of node_exporter.
@@ -298,7 +290,7 @@ slot_caught_up() {
   http_recorder_reset
   seq_reset
   check_run
-  pgb_umount "${PGB_EXT_MOUNT}"
+  pgb_detach_keep "${PGB_EXT_MOUNT}" "${PGB_T}/usb-unplugged"
   pgb_nightly nousb
   assert_equal "${PGB_BACKUP_RC}" 0
   assert_equal "${PGB_BORG_RC}" 1
@@ -311,8 +303,7 @@ slot_caught_up() {
   assert_output --partial 'WARNING repo:external (was OK): drive not mounted at'
   assert_output --partial 'CRITICAL repo:external (was WARNING): drive not mounted at'
   # Plugged back in: the next night archives there again and the check recovers.
-  pgb_mount_tmpfs "${PGB_EXT_MOUNT}" 1g
-  pgb_borg_repo_init "${PGB_EXT_REPO}" 629145600
+  pgb_reattach "${PGB_EXT_MOUNT}" "${PGB_T}/usb-unplugged"
   full_night
   check_run
   assert_equal "$(seq_of repo:external)" 'OK WARNING WARNING CRITICAL OK'
@@ -341,7 +332,7 @@ slot_caught_up() {
   pgb_run_script borgcheck-bad borg_pg_artifacts.sh check all
   assert_failure
   check_run
-  cp -p "${PGB_T}/passphrase.keep" "${PGB_PASSPHRASE_FILE}"
+  mv -f "${PGB_T}/passphrase.keep" "${PGB_PASSPHRASE_FILE}"
   pgb_run_script borgcheck-good borg_pg_artifacts.sh check all
   assert_success
   check_run
@@ -354,13 +345,13 @@ slot_caught_up() {
   local newest
   seq_reset
   check_run
-  # The newest raw base backup of svc_a loses its manifest: the drill's verify fails for real.
+  # The newest raw base backup of svc_a loses its pg_control: the restored copy cannot start.
   newest="$(pgb_promoted svc_a | tail -n 1)"
-  mv "${PGB_BASE_DIR}/${newest}/backup_manifest" "${PGB_T}/manifest.keep"
+  mv "${PGB_BASE_DIR}/${newest}/global/pg_control" "${PGB_T}/pg_control.keep"
   pgb_run_script drill-bad pgb-restore.sh drill
   assert_failure
   check_run
-  mv "${PGB_T}/manifest.keep" "${PGB_BASE_DIR}/${newest}/backup_manifest"
+  mv "${PGB_T}/pg_control.keep" "${PGB_BASE_DIR}/${newest}/global/pg_control"
   pgb_run_script drill-good pgb-restore.sh drill
   assert_success
   check_run
