@@ -46,8 +46,22 @@ describe('monitoring config', () => {
     const rules = files.find((f) => f.path === 'srv/snippets/pgb-alerts.rules.yml')!.content;
     expect(status).toContain("readonly BASEBACKUP_WARN_S='108000'");
     expect(status).toContain("readonly BASEBACKUP_CRIT_S='216000'");
-    expect(rules).toContain("expr: 'time() - pgb_basebackup_last_success_timestamp_seconds > 108000'");
-    expect(rules).toContain("expr: 'time() - pgb_basebackup_last_success_timestamp_seconds > 216000'");
+    expect(rules).toContain("expr: 'time() - pgb_basebackup_last_success_timestamp_seconds{host=\"srv\"} > 108000'");
+    expect(rules).toContain("expr: 'time() - pgb_basebackup_last_success_timestamp_seconds{host=\"srv\"} > 216000'");
+  });
+
+  it('matches the host label in every selector and names the host in every alert', () => {
+    const rules = render(minimalConfig()).filter((f) => f.path.endsWith('/snippets/pgb-alerts.rules.yml'));
+    expect(rules.map((f) => f.path).sort()).toEqual(['dev/snippets/pgb-alerts.rules.yml', 'srv/snippets/pgb-alerts.rules.yml']);
+    for (const f of rules) {
+      const host = f.path.split('/')[0];
+      const exprs = f.content.split('\n').filter((l) => l.trim().startsWith('expr:'));
+      expect(exprs.length).toBeGreaterThan(5);
+      for (const e of exprs)
+        for (const sel of e.match(/pgb_[a-z_]+(\{[^}]*\})?/g) ?? []) expect(sel, e).toMatch(new RegExp(`\\{(.*,)?host="${host}"\\}$`));
+      expect(f.content.match(/^ {10}host: (.*)$/gm)?.length).toBe(exprs.length);
+      expect(f.content).not.toMatch(new RegExp(`^ {10}host: (?!${host}$)`, 'm'));
+    }
   });
 
   it('makes the URL files secrets install.sh creates root-only, and names every job unit in OnFailure=', () => {

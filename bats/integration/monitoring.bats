@@ -173,6 +173,30 @@ full_night() {
   # The generated rules are valid Prometheus rules.
   run promtool check rules "${PGB_T}/out/mon/snippets/pgb-alerts.rules.yml"
   assert_success
+  # They fire for this host's series only, and name it: promtool evaluates them on two hosts.
+  cat >"${PGB_T}/rules-test.yml" <<EOF
+rule_files: ['${PGB_T}/out/mon/snippets/pgb-alerts.rules.yml']
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - { series: 'pgb_wal_receiver_streaming{host="mon",service="svc_a",instance="mon:9100"}', values: '0x10' }
+      - { series: 'pgb_wal_receiver_streaming{host="other",service="svc_a",instance="other:9100"}', values: '0x10' }
+      - { series: 'pgb_check_last_run_timestamp_seconds{host="other",instance="other:9100"}', values: '0+60x10' }
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: PgbWalReceiverNotStreaming
+        exp_alerts:
+          - exp_labels: { severity: critical, host: mon, service: svc_a, instance: 'mon:9100' }
+            exp_annotations: { summary: 'WAL receiver of svc_a is not streaming (systemctl status pgb-receivewal@svc_a)' }
+      - eval_time: 40m
+        alertname: PgbCheckerAbsent
+        exp_alerts:
+          - exp_labels: { severity: critical, host: mon }
+            exp_annotations: { summary: 'No pgb-gen metrics scraped at all (node_exporter textfile directory?)' }
+EOF
+  run promtool test rules "${PGB_T}/rules-test.yml"
+  assert_success
   # Run by hand, no job pings Healthchecks: that is systemd's OnSuccess=/OnFailure= (pgb-notify@).
   run http_recorder_requests 'select(.path | startswith("/hc/")) | .path'
   assert_output ''

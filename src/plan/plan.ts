@@ -119,7 +119,7 @@ function serverArtifacts(s: ServerModel): Artifact[] {
     local(s.name, 'snippets/authorized_keys', '0644', 'server/snippets/authorized_keys', view),
     local(s.name, 'snippets/pg-borg.env.template', '0600', 'server/snippets/pg-borg.env.template', view),
     local(s.name, 'install.sh', '0750', 'install/install.sh', { host: s.name, kind: 'server', s, names, secrets: serverSecrets(s), dirs: serverDirs(s), timers: serverTimers(s), pullUser: s.ssh.user }),
-    local(s.name, 'README.md', '0644', 'server/README.md', view),
+    local(s.name, 'README.md', '0644', 'server/README.md', { ...view, m: serverMonitorView(s) }),
   ];
   if (s.repos.external) list.push(unit(names.serverUnits.borgExternal, 'pgb-borg-external.service'));
   list.push(...monitorArtifacts(s.name, serverMonitorView(s)));
@@ -212,7 +212,7 @@ function devArtifacts(d: DevModel): Artifact[] {
         { path: d.monitoring.textfileDir, mode: '0755' }],
       timers: [names.devUnits.pullTimer, names.monitorUnits.checkTimer],
     }),
-    local(d.name, 'README.md', '0644', 'dev/README.md', view),
+    local(d.name, 'README.md', '0644', 'dev/README.md', { ...view, m: devMonitorView(d) }),
   ];
 }
 
