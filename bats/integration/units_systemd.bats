@@ -394,6 +394,12 @@ ct_mail_has() {
   grep -qF -- "$1" "${CT_ROOT}/var/mail/pgbmail" 2>/dev/null
 }
 
+ct_mail_diagnose() {
+  pgb_tail_file "${CT_ROOT}/var/log/exim4/mainlog" 20
+  pgb_tail_file "${CT_ROOT}/var/log/exim4/paniclog" 20
+  ls -la "${CT_ROOT}/var/mail" "${CT_ROOT}/var/spool/exim4/input" 2>&1
+}
+
 # systemd's invocation id of a unit's last run, as the UUID Healthchecks takes for rid.
 ct_rid_of() {
   local id
@@ -413,11 +419,11 @@ ct_rid_of() {
     "${REC_PORT}" "${rec}/requests.jsonl" "${rec}/fail"
   pgb_wait_for "the container's HTTP recorder (unit pgbtest-http) on port ${REC_PORT}" 120 ct_diagnose \
     in_ct bash -c "exec 3<>/dev/tcp/127.0.0.1/${REC_PORT}"
-  run grep -c REPLACE_WITH "${CT_ROOT}/etc/pgb-gen/monitor/webhook.url"
-  assert_output 1
+  # install.sh created them empty, root-only.
+  assert_equal "$(stat -c '%U %a %s' "${CT_ROOT}/etc/pgb-gen/monitor/webhook.url")" 'root 600 0'
   printf 'http://127.0.0.1:%s/ntfy/pgb-test\n' "${REC_PORT}" >"${CT_ROOT}/etc/pgb-gen/monitor/webhook.url"
   printf 'http://127.0.0.1:%s/hc/ping-key\n' "${REC_PORT}" >"${CT_ROOT}/etc/pgb-gen/monitor/healthchecks.url"
-  in_ct useradd --system --create-home --home-dir /var/lib/pgbtest/mailhome --shell /usr/sbin/nologin pgbmail
+  in_ct useradd --system --create-home --home-dir /home/pgbmail --shell /usr/sbin/nologin pgbmail
 
   # A real failure: the drive is unplugged, the external unit fails, systemd starts its notifier.
   in_ct umount /media/usb
@@ -434,9 +440,9 @@ ct_rid_of() {
   assert_output --partial 'external drive not mounted at /media/usb; external copy NOT made'
   # Healthchecks: the job's check, failed with its exit status, paired by systemd's invocation id.
   rid="$(ct_rid_of pgb-borg-external.service)"
-  run jq -r 'select(.path | startswith("/hc/")) | .path' "${CT_ROOT}${rec}/requests.jsonl"
-  assert_line "/hc/ping-key/pgb-borg-external/1?create=1&rid=${rid}"
-  pgb_wait_for "the failure mail in the container's mailbox" 120 ct_diagnose \
+  pgb_wait_for "pgb-notify@ to ping Healthchecks for the failure" 120 ct_diagnose \
+    ct_recorded ".path == \"/hc/ping-key/pgb-borg-external/1?create=1&rid=${rid}\""
+  pgb_wait_for "the failure mail in the container's mailbox" 120 ct_mail_diagnose \
     ct_mail_has "Subject: [pgb 5] FAILED: pgb-borg-external.service on ${SRV} (exit-code)"
   assert_equal "$(unit_result pgb-notify@pgb-borg-external.service.service)" 'success 0'
 

@@ -91,7 +91,7 @@ const notify = z.strictObject({
   deadManUrlFile: absPath.optional()
     .describe('Root-only file holding a dead man\'s switch URL pinged by every pgb-check run (a Healthchecks check URL works): silence means the host or its timers stopped'),
   email: z.string().regex(EMAIL_RE, 'an e-mail address like ops@example.org').optional()
-    .describe('Recipient of failure and state-change mails, sent through the host\'s sendmail'),
+    .describe('Recipient of failure and state-change mails, handed over SMTP to the host\'s MTA on 127.0.0.1:25 (exim4, postfix)'),
 });
 
 const serverThresholds = z.strictObject({

@@ -53,11 +53,18 @@ webhook_bodies() {
   http_recorder_requests 'select(.path == "/ntfy/pgb-test" and (.refused | not)) | .body' | jq -r .
 }
 
-# A local user whose mailbox the host's MTA (exim4) delivers to: PGB_MAIL_USER@localhost.
+# A local user whose mailbox the host's MTA (exim4) delivers to: PGB_MAIL_USER@localhost; and
+# the MTA's daemon on 127.0.0.1:25, where pgb-notify.sh hands its mails over (started for the
+# suite when nothing listens there, stopped by its pid).
 mail_user_add() {
   pgb_ensure_pkg exim4 exim4-daemon-light
   useradd --system --home-dir "${PGB_T}/mailhome" --create-home --shell /usr/sbin/nologin -- "${PGB_MAIL_USER}"
   : >"${PGB_T}/created-mail-user"
+  pgb_port_open 25 && return 0
+  exim4 -bd -oX 25 -oP "${PGB_T}/exim.pid" </dev/null >"${PGB_T}/logs/exim.log" 2>&1 3>&-
+  pgb_wait_for "the MTA's pid file" 60 mail_diagnose test -s "${PGB_T}/exim.pid"
+  pgb_started_add pid "$(cat "${PGB_T}/exim.pid")"
+  pgb_wait_for "the MTA on 127.0.0.1:25" 60 mail_diagnose pgb_port_open 25
 }
 
 mail_user_remove() {

@@ -19,6 +19,8 @@ readonly WEBHOOK_URL_FILE=''
 readonly HEALTHCHECKS_URL_FILE=''
 readonly DEADMAN_URL_FILE=''
 readonly EMAIL_TO=''
+# The host's MTA (its daemon delivers the mail; see deliver_email).
+readonly SMTP_URL=smtp://127.0.0.1:25
 # The outbox and the last states (systemd: StateDirectory=pgb-gen/monitor; PGB_MONITOR_STATE_DIR for tests).
 readonly STATE_DIR="${PGB_MONITOR_STATE_DIR:-/var/lib/pgb-gen/monitor}"
 readonly OUTBOX="${STATE_DIR}/outbox"
@@ -170,16 +172,23 @@ deliver_healthchecks() {
   curl_post "${url%/}/${suffix}" "${msg}/body"
 }
 
+# E-mail goes to the host's MTA over SMTP on 127.0.0.1:25 (exim4 and postfix listen there by default);
+# its daemon delivers, outside this unit's sandbox. --crlf: SMTP line ends; curl dot-stuffs the body.
 deliver_email() {
-  local msg="$1"
-  command -v sendmail >/dev/null 2>&1 || { log_err "sendmail not found: install an MTA (exim4, postfix) for e-mail"; return 1; }
+  local msg="$1" mail="${RUN_DIR}/mail" from
+  from="root@$(hostname)"
   {
+    printf 'From: %s\n' "${from}"
     printf 'To: %s\n' "${EMAIL_TO}"
     printf 'Subject: [pgb %s] %s\n' "$(cat "${msg}/priority")" "$(cat "${msg}/title")"
+    printf 'Date: %s\n' "$(date -R)"
+    printf 'Message-ID: %s\n' "<${msg##*/}.${RANDOM}@$(hostname)>"
     printf 'Content-Type: text/plain; charset=utf-8\n'
     printf 'Auto-Submitted: auto-generated\n\n'
     cat "${msg}/body"
-  } | sendmail -t -oi 2>"${RUN_DIR}/curl.err"
+  } >"${mail}"
+  curl -sS -m 30 --url "${SMTP_URL}" --mail-from "${from}" --mail-rcpt "${EMAIL_TO}" \
+    --upload-file "${mail}" --crlf 2>"${RUN_DIR}/curl.err"
 }
 
 # flush: every channel in turn, oldest message first; a channel stops at its first failure so
@@ -193,7 +202,7 @@ flush() {
         rm -f -- "${msg}/pending.${channel}"
         log_ok "delivered to ${channel}: $(cat "${msg}/title")"
       else
-        log_warn "${channel} delivery failed ($(head -c 300 "${RUN_DIR}/curl.err" | tr '\n' ' ')); kept in the outbox for the next run"
+        log_warn "${channel} delivery failed ($(head -c 300 "${RUN_DIR}/curl.err" 2>/dev/null | tr '\n' ' ')); kept in the outbox for the next run"
         failed=1
         break
       fi
@@ -210,10 +219,11 @@ outbox_size() {
   find "${OUTBOX}" -mindepth 1 -maxdepth 1 -type d ! -name '*.new' | wc -l
 }
 
-# systemd's 32-hex invocation id as the UUID Healthchecks takes for rid (pairs a job's pings).
+# systemd's 32-hex invocation id as the UUID Healthchecks takes for rid (pairs a job's pings);
+# without one, 16 random bytes (the unit's ProcSubset=pid hides /proc/sys/kernel/random/uuid).
 rid_of() {
   local id="$1"
-  [[ "${id}" =~ ^[0-9a-f]{32}$ ]] || { cat /proc/sys/kernel/random/uuid; return; }
+  [[ "${id}" =~ ^[0-9a-f]{32}$ ]] || id="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
   printf '%s-%s-%s-%s-%s' "${id:0:8}" "${id:8:4}" "${id:12:4}" "${id:16:4}" "${id:20:12}"
 }
 
@@ -224,9 +234,10 @@ slug_of() {
   printf '%s' "${slug//[^A-Za-z0-9_-]/-}"
 }
 
-# UNIT: what systemd tells the triggered unit (systemd.exec(5), v250+) about the job that ended.
+# UNIT (ok:UNIT from OnSuccess=): what systemd tells the triggered unit (systemd.exec(5), v250+)
+# about the job that ended.
 notify_unit() {
-  local unit="$1" result="${MONITOR_SERVICE_RESULT:-unknown}" status="${MONITOR_EXIT_STATUS:-}"
+  local unit="${1#ok:}" result="${MONITOR_SERVICE_RESULT:-unknown}" status="${MONITOR_EXIT_STATUS:-}"
   local invocation="${MONITOR_INVOCATION_ID:-}" body="${RUN_DIR}/body" rid slug
   rid="$(rid_of "${invocation}")"
   slug="$(slug_of "${unit}")"
@@ -257,7 +268,7 @@ deadman() {
   if curl_post "${url}" /dev/stdin; then
     log_ok "dead man's switch pinged"
   else
-    log_warn "dead man's switch ping failed ($(head -c 300 "${RUN_DIR}/curl.err" | tr '\n' ' '))"
+    log_warn "dead man's switch ping failed ($(head -c 300 "${RUN_DIR}/curl.err" 2>/dev/null | tr '\n' ' '))"
     return 1
   fi
 }
