@@ -334,12 +334,14 @@ slot_caught_up() {
 }
 
 @test "the backup disk nearly full: disk:primary CRITICAL, then OK when space is freed" {
-  local avail
+  local avail t0
   seq_reset
   check_run
   avail="$(df -B1 --output=avail "${PGB_BACKUP_MOUNT}" | tail -n 1 | tr -d ' ')"
+  t0="${SECONDS}"
   fallocate -l "$((avail - 16 * 1048576))" "${PGB_BACKUP_MOUNT}/ballast"
   check_run
+  printf '# backup disk nearly full: alert %s s after the disk filled (one checker run)\n' "$((SECONDS - t0))" >&3
   rm -f "${PGB_BACKUP_MOUNT}/ballast"
   check_run
   assert_equal "$(seq_of disk:primary)" 'OK CRITICAL OK'
@@ -348,14 +350,17 @@ slot_caught_up() {
 }
 
 @test "the weekly borg check failing: borg_check:primary CRITICAL, named, then OK" {
+  local t0
   seq_reset
   check_run
   # A wrong passphrase: borg check fails for real (rc 2), the repository itself stays intact.
   cp -p "${PGB_PASSPHRASE_FILE}" "${PGB_T}/passphrase.keep"
   (umask 077 && printf 'BORG_PASSPHRASE=wrong-%s\n' "${RANDOM}" >"${PGB_PASSPHRASE_FILE}")
+  t0="${SECONDS}"
   pgb_run_script borgcheck-bad borg_pg_artifacts.sh check all
   assert_failure
   check_run
+  printf '# borg check failing: alert %s s after the check started (one checker run after it)\n' "$((SECONDS - t0))" >&3
   mv -f "${PGB_T}/passphrase.keep" "${PGB_PASSPHRASE_FILE}"
   pgb_run_script borgcheck-good borg_pg_artifacts.sh check all
   assert_success
@@ -366,15 +371,17 @@ slot_caught_up() {
 }
 
 @test "the restore drill failing: drill CRITICAL, named, then OK" {
-  local newest
+  local newest t0
   seq_reset
   check_run
   # The newest raw base backup of svc_a loses its pg_control: the restored copy cannot start.
   newest="$(pgb_promoted svc_a | tail -n 1)"
   mv "${PGB_BASE_DIR}/${newest}/global/pg_control" "${PGB_T}/pg_control.keep"
+  t0="${SECONDS}"
   pgb_run_script drill-bad pgb-restore.sh drill
   assert_failure
   check_run
+  printf '# drill failing: alert %s s after the drill started (one checker run after it)\n' "$((SECONDS - t0))" >&3
   mv "${PGB_T}/pg_control.keep" "${PGB_BASE_DIR}/${newest}/global/pg_control"
   pgb_run_script drill-good pgb-restore.sh drill
   assert_success

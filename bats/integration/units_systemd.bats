@@ -24,12 +24,6 @@ setup_file() {
       { printf 'missing command: %s\n' "${cmd}" >&2; return 1; }
   done
   pgb_scratch_init
-  # `ip netns exec` (how a suite gets its own ports) remounts /sys without the cgroup hierarchy
-  # that systemd-nspawn needs; mount it in that private mount namespace.
-  if ! mountpoint -q /sys/fs/cgroup; then
-    mount -t cgroup2 pgb-itest-cgroup /sys/fs/cgroup
-    pgb_started_add mount /sys/fs/cgroup
-  fi
   export CT_ROOT="${PGB_T}/ct"
   export BACKUP_DISK="${PGB_T}/backup"
   export SRV="nspawn-srv"
@@ -112,6 +106,7 @@ servers:
       notify:
         webhookUrlFile: /etc/pgb-gen/monitor/webhook.url
         healthchecksUrlFile: /etc/pgb-gen/monitor/healthchecks.url
+        deadManUrlFile: /etc/pgb-gen/monitor/deadman.url
         email: pgbmail@localhost
 devs:
   - name: ${DEV}
@@ -407,8 +402,8 @@ ct_rid_of() {
   printf '%s-%s-%s-%s-%s' "${id:0:8}" "${id:8:4}" "${id:12:4}" "${id:16:4}" "${id:20:12}"
 }
 
-@test "OnFailure= and OnSuccess= fire under systemd as PID 1: webhook, Healthchecks and e-mail are told" {
-  local rec=/var/lib/pgbtest/http rid unit score
+@test "OnFailure= and OnSuccess= fire under systemd as PID 1: webhook, Healthchecks and e-mail are told; the checker pings the dead man's switch" {
+  local rec=/var/lib/pgbtest/http rid unit score t0
   pgb_ensure_pkg jq jq
   # The operator's steps: the channels' URL files (install.sh left placeholders) and a mailbox.
   in_ct install -d -m 0700 "${rec}"
@@ -423,15 +418,18 @@ ct_rid_of() {
   assert_equal "$(stat -c '%U %a %s' "${CT_ROOT}/etc/pgb-gen/monitor/webhook.url")" 'root 600 0'
   printf 'http://127.0.0.1:%s/ntfy/pgb-test\n' "${REC_PORT}" >"${CT_ROOT}/etc/pgb-gen/monitor/webhook.url"
   printf 'http://127.0.0.1:%s/hc/ping-key\n' "${REC_PORT}" >"${CT_ROOT}/etc/pgb-gen/monitor/healthchecks.url"
+  printf 'http://127.0.0.1:%s/deadman\n' "${REC_PORT}" >"${CT_ROOT}/etc/pgb-gen/monitor/deadman.url"
   in_ct useradd --system --create-home --home-dir /home/pgbmail --shell /usr/sbin/nologin pgbmail
 
   # A real failure: the drive is unplugged, the external unit fails, systemd starts its notifier.
   in_ct umount /media/usb
+  t0="${SECONDS}"
   run in_ct systemctl start pgb-borg-external.service
   assert_failure
   CT_DIAG_UNITS=(pgb-borg-external.service pgb-notify@pgb-borg-external.service.service)
   pgb_wait_for "pgb-notify@ to post the failure to the webhook" 120 ct_diagnose \
     ct_recorded '.path == "/ntfy/pgb-test" and (.title | startswith("FAILED: pgb-borg-external.service"))'
+  printf '# OnFailure=: the webhook had the failure %s s after the unit was started\n' "$((SECONDS - t0))" >&3
   run jq -r 'select(.path == "/ntfy/pgb-test" and (.title | startswith("FAILED"))) | .title, .priority, .body' \
     "${CT_ROOT}${rec}/requests.jsonl"
   assert_line --index 0 "FAILED: pgb-borg-external.service on ${SRV} (exit-code)"
@@ -454,6 +452,18 @@ ct_rid_of() {
     ct_recorded ".path == \"/hc/ping-key/pgb-borg-primary?create=1&rid=${rid}\""
   run jq -r 'select(.path == "/ntfy/pgb-test") | .title' "${CT_ROOT}${rec}/requests.jsonl"
   refute_output --partial 'pgb-borg-primary'
+  # The checker in its sandbox: it reads the backups, asks PostgreSQL over the replication
+  # connection, writes its metrics, and pings the dead man's switch with its summary.
+  CT_DIAG_UNITS=(pgb-check.service)
+  run in_ct systemctl start pgb-check.service
+  assert_success
+  assert_equal "$(unit_result pgb-check.service)" 'success 0'
+  run jq -r 'select(.path == "/deadman") | .body' "${CT_ROOT}${rec}/requests.jsonl"
+  assert_output --regexp "^PGB ${SRV} (OK|WARNING|CRITICAL) - "
+  # A fresh base backup is OK; the drive this test unplugged is stale (WARNING), never OK.
+  run grep '^pgb_check_state' "${CT_ROOT}/var/lib/prometheus/node-exporter/pgb_status.prom"
+  assert_line 'pgb_check_state{check="basebackup:svc_a"} 0'
+  assert_line 'pgb_check_state{check="repo:external"} 1'
   # The notifier and the checker are hardened like the jobs, in the running system.
   for unit in pgb-notify@pgb-borg-external.service.service pgb-check.service; do
     score="$(in_ct systemd-analyze security --no-pager "${unit}" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
