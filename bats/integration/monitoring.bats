@@ -211,7 +211,8 @@ EOF
   before_b="$(metric_value pgb_basebackup_last_success_timestamp_seconds 'service="svc_b"')"
   stop_receiver svc_b
   pgb_service_stop svc_b
-  sleep 1.1 # the nightly's success stamps are whole seconds: the next one must differ
+  # The nightly's success stamps are whole seconds: the next one must be a later second.
+  pgb_wait_for "the clock to pass the last success stamp" 60 - clock_after "${before_a}"
   t0="${SECONDS}"
   pgb_nightly broken "" none
   assert_equal "${PGB_BACKUP_RC}" 1
@@ -257,6 +258,10 @@ EOF
   pgb_wait_for "the recovery mail in /var/mail/${PGB_MAIL_USER}" 120 mail_diagnose mailbox_has 2
   run mailbox_subjects
   assert_line --index 1 --regexp 'mon: RECOVERED \(3 change\(s\)\)$'
+}
+
+clock_after() {
+  (( $(date +%s) > $1 ))
 }
 
 # metric_value NAME LABELS: the value of a series in the scrape of node_exporter.
