@@ -183,12 +183,18 @@ tests:
       - { series: 'pgb_wal_receiver_streaming{host="mon",service="svc_a",instance="mon:9100"}', values: '0x10' }
       - { series: 'pgb_wal_receiver_streaming{host="other",service="svc_a",instance="other:9100"}', values: '0x10' }
       - { series: 'pgb_check_last_run_timestamp_seconds{host="other",instance="other:9100"}', values: '0+60x10' }
+      - { series: 'pgb_wal_receiver_starts_total{host="mon",service="svc_b",instance="mon:9100"}', values: '1+1x70' }
     alert_rule_test:
       - eval_time: 5m
         alertname: PgbWalReceiverNotStreaming
         exp_alerts:
           - exp_labels: { severity: critical, host: mon, service: svc_a, instance: 'mon:9100' }
             exp_annotations: { summary: 'WAL receiver of svc_a is not streaming (systemctl status pgb-receivewal@svc_a)' }
+      - eval_time: 65m
+        alertname: PgbWalReceiverFlapping
+        exp_alerts:
+          - exp_labels: { severity: warning, host: mon, service: svc_b, instance: 'mon:9100' }
+            exp_annotations: { summary: 'WAL receiver of svc_b restarted more than 5 times in an hour (journalctl -u pgb-receivewal@svc_b)' }
       - eval_time: 40m
         alertname: PgbCheckerAbsent
         exp_alerts:
