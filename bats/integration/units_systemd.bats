@@ -452,6 +452,9 @@ ct_rid_of() {
     ct_recorded ".path == \"/hc/ping-key/pgb-borg-primary?create=1&rid=${rid}\""
   run jq -r 'select(.path == "/ntfy/pgb-test") | .title' "${CT_ROOT}${rec}/requests.jsonl"
   refute_output --partial 'pgb-borg-primary'
+  # Its start pinged the check too (Wants= pulls the notifier in as the job starts).
+  pgb_wait_for "pgb-notify@ to ping Healthchecks for the start" 120 ct_diagnose \
+    ct_recorded '.path == "/hc/ping-key/pgb-borg-primary/start?create=1"'
   # The checker in its sandbox: it reads the backups, asks PostgreSQL over the replication
   # connection, writes its metrics, and pings the dead man's switch with its summary.
   CT_DIAG_UNITS=(pgb-check.service)

@@ -30,6 +30,8 @@ export const onFailure = 'pgb-notify@%n.service';
 /** OnSuccess= names its own instance: with one unit in both OnFailure= and OnSuccess=, systemd finds two
  * trigger sources and passes the notifier no $MONITOR_* (result, exit status, invocation id). */
 export const onSuccess = 'pgb-notify@ok:%n.service';
+/** Pulled in (Wants=) when a job starts: the Healthchecks /start ping, so a hung job is seen too. */
+export const onStart = 'pgb-notify@start:%n.service';
 /** The checker's state (last states, outbox) and the notifier's: StateDirectory=pgb-gen/monitor. */
 export const MONITOR_STATE_DIR = '/var/lib/pgb-gen/monitor';
 /** The drill timer's schedule (thresholds are derived from it). */

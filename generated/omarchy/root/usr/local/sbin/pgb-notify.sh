@@ -234,11 +234,19 @@ slug_of() {
   printf '%s' "${slug//[^A-Za-z0-9_-]/-}"
 }
 
-# UNIT (ok:UNIT from OnSuccess=): what systemd tells the triggered unit (systemd.exec(5), v250+)
-# about the job that ended.
+# UNIT (ok:UNIT from OnSuccess=, start:UNIT from the job's Wants= as it starts): what systemd tells
+# the triggered unit (systemd.exec(5), v250+) about the job that ended.
 notify_unit() {
   local unit="${1#ok:}" result="${MONITOR_SERVICE_RESULT:-unknown}" status="${MONITOR_EXIT_STATUS:-}"
   local invocation="${MONITOR_INVOCATION_ID:-}" body="${RUN_DIR}/body" rid slug
+  if [[ "${unit}" == start:* ]]; then
+    unit="${unit#start:}"
+    printf '%s on %s started\n' "${unit}" "${HOST_NAME}" >"${body}"
+    # No rid: systemd tells a unit pulled in by Wants= nothing about the job; Healthchecks pairs
+    # a start with the next success or failure of the check.
+    enqueue "${unit} started on ${HOST_NAME}" ping '' "${body}" "$(slug_of "${unit}")/start?create=1"
+    return
+  fi
   rid="$(rid_of "${invocation}")"
   slug="$(slug_of "${unit}")"
   if [[ "${result}" == success ]]; then
