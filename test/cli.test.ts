@@ -19,7 +19,30 @@ describe('pgb-gen CLI', () => {
     expect(existsSync(join(dir, 'generated', 'main-server', 'install.sh'))).toBe(true);
     const again = run(['init'], dir);
     expect(again.status).toBe(2);
-    expect(again.stderr).toContain('exists');
+    expect(again.stderr).toContain('pgb.config.yaml exists (a clone of pgb-gen ships the example config): run init in your own directory');
+  });
+
+  it('validate warns about the example\'s placeholder UUIDs and a mount without fstab line; --strict refuses them; build accepts', () => {
+    const dir = tempDir();
+    expect(run(['init'], dir).status).toBe(0);
+    const warned = run(['validate'], dir);
+    expect(warned.status).toBe(0);
+    expect(warned.stdout).toBe('pgb.config.yaml: valid (1 server(s), 1 dev machine(s)), 2 warning(s)\n');
+    expect(warned.stderr).toMatch(/^pgb\.config\.yaml:\d+:\d+ servers\[0\]\.fstab\[0\]\.uuid: warning: the example's placeholder UUID for \/mnt\/backup: put the UUID that `lsblk -o NAME,UUID` prints for that disk on main-server\n/);
+    const strict = run(['validate', '--strict'], dir);
+    expect(strict.status).toBe(2);
+    expect(strict.stderr).toContain('pgb.config.yaml: 2 warning(s); --strict refuses them');
+    const cfg = minimalConfig();
+    writeFileSync(join(dir, 'real.yaml'), stringify(cfg));
+    const noFstab = run(['validate', '--strict', '-c', 'real.yaml'], dir);
+    expect(noFstab.status).toBe(2);
+    expect(noFstab.stderr).toContain('servers[0].fstab: warning: no fstab line for the backup disk at /mnt/backup');
+    cfg.servers[0].fstab = [{ mount: '/mnt/backup', uuid: '0b6d1c2e-aaaa-4bbb-8ccc-123456789abc' }, { mount: '/media/usb', uuid: '0b6d1c2e-aaaa-4bbb-8ccc-123456789abd' }];
+    writeFileSync(join(dir, 'real.yaml'), stringify(cfg));
+    const clean = run(['validate', '--strict', '-c', 'real.yaml'], dir);
+    expect(clean.stderr).toBe('');
+    expect(clean.status).toBe(0);
+    expect(run(['build'], dir).status).toBe(0);
   });
 
   it('exits 2 with located errors and writes nothing on a bad config', () => {

@@ -232,10 +232,14 @@ restore_a() {
   assert_success
   assert_output --partial "recovery finished"
   assert_output --partial "database postgres: "
-  # recovery.signal is gone (recovery finished, promoted); the settings it ran with are there.
+  # recovery.signal is gone (recovery finished, promoted); the settings it ran with are kept as
+  # comments only, and the staging dir they named is gone: the copy starts anywhere as it is.
   assert [ ! -e "${dest}/recovery.signal" ]
-  grep -q "^recovery_target_time = '" "${dest}/postgresql.auto.conf"
-  grep -q "^restore_command = 'cp ${dest}-wal/%f %p'" "${dest}/postgresql.auto.conf"
+  assert [ ! -e "${dest}-wal" ]
+  grep -q "^# recovery finished, disabled by pgb-restore.sh: recovery_target_time = '" "${dest}/postgresql.auto.conf"
+  grep -q "^# recovery finished, disabled by pgb-restore.sh: restore_command = 'cp ${dest}-wal/%f %p'" "${dest}/postgresql.auto.conf"
+  run grep -Eq '^[[:space:]]*(restore_command|recovery_target)' "${dest}/postgresql.auto.conf"
+  assert_failure
   run pg_query_datadir "${dest}" "${PITR_PORT_QUERY}" "${batches_sql}"
   assert_success
   assert_output "$(first_batches "${PITR_TMP}/source_a.batches" 2)"

@@ -16,6 +16,7 @@ REC_PORT=55452
 setup_file() {
   load helpers/common
   load helpers/mounts
+  load helpers/nspawn
   pgb_require_root
   pgb_ensure_pkg systemd-nspawn systemd-container
   local cmd
@@ -28,7 +29,6 @@ setup_file() {
   export BACKUP_DISK="${PGB_T}/backup"
   export SRV="nspawn-srv"
   export GEN="${PGB_T}/gen"
-  export CT_NAME="pgbtest$$"
   export DEV="nspawn-dev"
   mkdir -p "${PGB_T}/keys"
   ssh-keygen -q -t ed25519 -N '' -C "${DEV}" -f "${PGB_T}/keys/pull"
@@ -38,31 +38,15 @@ setup_file() {
   pgb_generate "${PGB_T}/pgb.config.yaml" "${GEN}" >/dev/null
 
   # The container's root: this machine's / read-only below, its changes in a tmpfs above.
-  pgb_mount_tmpfs "${PGB_T}/ov" 2g
-  mkdir -p "${PGB_T}/ov/upper" "${PGB_T}/ov/work" "${CT_ROOT}"
-  mount -t overlay pgb-itest-ct -o "lowerdir=/,upperdir=${PGB_T}/ov/upper,workdir=${PGB_T}/ov/work" "${CT_ROOT}"
-  pgb_started_add mount "${CT_ROOT}"
+  ct_make_root
+  mkdir -p "${CT_ROOT}/media/usb"
   # The backup disk: a tmpfs of its own, bound into the container at /mnt/backup.
   pgb_mount_tmpfs "${BACKUP_DISK}" 512m
 
-  prepare_container_root
   mkdir -p "${CT_ROOT}/root/pgb-bundle" "${CT_ROOT}/root/pgb-dev-bundle"
   cp -a "${GEN}/${SRV}/." "${CT_ROOT}/root/pgb-bundle/"
   cp -a "${GEN}/${DEV}/." "${CT_ROOT}/root/pgb-dev-bundle/"
-
-  pgb_cgroups_mount
-  # --keep-unit --register=no: this machine runs no systemd of its own to register with.
-  # cgroup v2 inside, bpf() allowed and CAP_BPF kept: without them the container's systemd
-  # cannot enforce IPAddressDeny= (it warns once and runs the unit unfiltered).
-  SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --directory="${CT_ROOT}" --boot \
-    --private-network --register=no --keep-unit --machine="${CT_NAME}" \
-    --system-call-filter=bpf --capability=CAP_BPF,CAP_NET_ADMIN \
-    --bind="${BACKUP_DISK}:/mnt/backup" --console=pipe \
-    </dev/null >"${PGB_T}/logs/nspawn.log" 2>&1 &
-  export NSPAWN_PID=$!
-  pgb_started_add pid "${NSPAWN_PID}"
-  printf '%s\n' "${NSPAWN_PID}" >"${PGB_T}/nspawn.pid"
-  wait_for_boot
+  ct_boot --bind="${BACKUP_DISK}:/mnt/backup"
 
   start_postgres
 }
@@ -70,21 +54,17 @@ setup_file() {
 teardown_file() {
   load helpers/common
   load helpers/mounts
+  load helpers/nspawn
   [[ -n "${PGB_T:-}" ]] || return 0
-  # A set-up that failed outside a wait (which has said its piece) still shows the container.
-  if pgb_setup_file_failed && [[ -n "${CT_PID:-}" && -z "${CT_DIAGNOSED:-}" ]]; then
-    ct_diagnose >&2
-  fi
-  stop_container || true
+  ct_teardown
   pgb_teardown_all
 }
 
 setup() {
   load helpers/common
+  load helpers/nspawn
   pgb_load_bats_libs
-  NSPAWN_PID="$(cat "${PGB_T}/nspawn.pid")"
-  CT_PID="$(container_pid)"
-  [[ -n "${CT_PID}" ]] || fail "the container is not running: $(tail -n 20 "${PGB_T}/logs/nspawn.log")"
+  ct_attach
 }
 
 write_config() {
@@ -116,30 +96,6 @@ devs:
 EOF
 }
 
-# Its own machine id (journald refuses to share the host's); services the test does not need masked.
-prepare_container_root() {
-  local unit
-  systemd-id128 new >"${CT_ROOT}/etc/machine-id"
-  for unit in postgresql.service ssh.service sysstat.service cron.service apt-daily.timer \
-    apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
-    man-db.timer getty@tty1.service console-getty.service systemd-timesyncd.service; do
-    ln -sf /dev/null "${CT_ROOT}/etc/systemd/system/${unit}"
-  done
-  mkdir -p "${CT_ROOT}/media/usb"
-}
-
-# The container's PID 1 as this machine sees it: the child of systemd-nspawn.
-container_pid() {
-  local pid
-  read -r pid _ <"/proc/${NSPAWN_PID}/task/${NSPAWN_PID}/children" 2>/dev/null || true
-  printf '%s' "${pid}"
-}
-
-# Runs a command inside the container (all its namespaces), with the caller's environment.
-in_ct() {
-  nsenter --target "${CT_PID}" --all -- "$@"
-}
-
 # borg inside the container, in directory DIR, the passphrase in its environment (never argv).
 borg_ct() {
   local dir="$1" pass
@@ -147,60 +103,6 @@ borg_ct() {
   pass="$(secret_of borg)"
   BORG_PASSPHRASE="${pass}" BORG_BASE_DIR=/var/lib/pgb-gen/borg \
     in_ct env --chdir="${dir}" borg "$@"
-}
-
-# The container's systemd has finished booting (running, or degraded by a unit the test masks).
-ct_booted() {
-  CT_PID="$(container_pid)"
-  [[ -n "${CT_PID}" ]] || return 1
-  local state
-  state="$(in_ct systemctl is-system-running 2>/dev/null || true)"
-  [[ "${state}" == running || "${state}" == degraded ]]
-}
-
-# Everything needed to understand a wait that ran out: the container's state, its failed and
-# pending units, the units in CT_DIAG_UNITS (status and journal), PostgreSQL's log, the nspawn log.
-CT_DIAG_UNITS=()
-ct_diagnose() {
-  local unit
-  CT_DIAGNOSED=1
-  printf -- '--- container: nspawn pid %s, PID 1 %s ---\n' "${NSPAWN_PID:-?}" "${CT_PID:-?}"
-  if [[ -n "${CT_PID:-}" ]] && kill -0 "${CT_PID}" 2>/dev/null; then
-    in_ct systemctl is-system-running 2>&1 || true
-    in_ct systemctl --no-pager list-jobs 2>&1 || true
-    in_ct systemctl --no-pager --failed 2>&1 || true
-    for unit in "${CT_DIAG_UNITS[@]}"; do
-      in_ct systemctl --no-pager --lines=0 status "${unit}" 2>&1 || true
-      in_ct journalctl --no-pager -n 60 -u "${unit}" 2>&1 || true
-    done
-  fi
-  pgb_tail_file "${PGB_T}/logs/nspawn.log"
-}
-
-# It booted, or systemd-nspawn has exited (then waiting longer is pointless).
-ct_boot_settled() {
-  ct_booted || pgb_pid_gone "${NSPAWN_PID}"
-}
-
-wait_for_boot() {
-  CT_DIAG_UNITS=()
-  pgb_wait_for "the container's systemd to finish booting" 300 ct_diagnose ct_boot_settled
-  ct_booted || {
-    printf 'systemd-nspawn (pid %s) exited before the container booted\n' "${NSPAWN_PID}" >&2
-    ct_diagnose >&2
-    return 1
-  }
-}
-
-stop_container() {
-  local pid
-  pid="$(cat "${PGB_T}/nspawn.pid" 2>/dev/null)" || return 0
-  kill -0 "${pid}" 2>/dev/null || return 0
-  # SIGTERM to systemd-nspawn shuts a booted container down in order.
-  kill -TERM "${pid}" 2>/dev/null || true
-  pgb_wait_for "systemd-nspawn (pid ${pid}) to shut the container down" 120 - pgb_pid_gone "${pid}" && return 0
-  kill -KILL "${pid}" 2>/dev/null || true
-  pgb_wait_for "systemd-nspawn (pid ${pid}) to exit after SIGKILL" 60 - pgb_pid_gone "${pid}"
 }
 
 # A PostgreSQL 15 cluster inside the container, run by its systemd as a transient unit.
@@ -240,18 +142,9 @@ ct_postgres_settled() {
   ct_postgres_ready || [[ "$(in_ct systemctl is-failed pgbtest-pg.service 2>/dev/null)" == failed ]]
 }
 
-# The container's systemd has no job left (the Borg units run after the backup).
-ct_no_jobs() {
-  [[ -z "$(in_ct systemctl list-jobs --no-legend 2>/dev/null)" ]]
-}
-
 wait_for_jobs() {
   CT_DIAG_UNITS=(pg-backup-all.service pgb-borg-primary.service pgb-borg-external.service)
   pgb_wait_for "the container's systemd jobs (the nightly and its Borg units) to finish" 600 ct_diagnose ct_no_jobs
-}
-
-unit_result() {
-  in_ct systemctl show -p Result -p ExecMainStatus --value "$1" | paste -sd' '
 }
 
 secret_of() {

@@ -295,13 +295,24 @@ ext_calls() {
   export BORG_EXT_FULL=always
   run bash "${BORG_SCRIPT}"
   assert_failure 1
-  assert_output --partial "external repo holds 1 archive(s); never deleting the last one"
+  assert_output --partial "external repo holds 1 archive; never deleting the last one"
   assert_output --partial "external repository FAILED"
   assert_output --partial "primary repository done"
   assert_equal "$(stub_count borg '^delete ')" 2
   assert_equal "$(cat "${STUB_STATE}/ext_archives")" "${old[2]}"
   assert_equal "$(ext_calls | grep '^config' | tail -n 1)" 'config 1048576'
   assert_equal "$(stub_count borg "additional_free_space 0$")" "$(stub_count borg "additional_free_space 1048576$")"
+}
+
+@test "external drive full with no archive on it (a first night on a too small drive): says the drive is too small, deletes nothing" {
+  : >"${STUB_STATE}/ext_archives"
+  export BORG_EXT_FULL=always
+  run bash "${BORG_SCRIPT}"
+  assert_failure 1
+  assert_output --partial "external drive too small for one archive: ${EXT_REPO} holds no archive to delete"
+  assert_output --partial "use a larger drive or lower repos.external.reserveBytes"
+  assert_output --partial "external repository FAILED"
+  assert_equal "$(stub_count borg '^delete ')" 0
 }
 
 @test "external drive full: gives up after maxPruneIterations deletions, reserve restored, exit 1" {

@@ -21,12 +21,17 @@ readonly AUTHORIZED_KEYS_SNIPPET=''
 # Directories are created only while the disk they live on is mounted (else they would land
 # on the root disk under the bare mount point).
 readonly GUARD_MOUNT=''
+# The disks of snippets/fstab: a UUID no disk of this machine has is a placeholder or a typo.
+readonly FSTAB_UUIDS=()
+readonly FSTAB_MOUNTS=()
 readonly SECRET_PATHS=()
 readonly SECRET_MODES=()
 readonly SECRET_HINTS=()
 readonly DIR_PATHS=('/mnt/upload' '/mnt/upload/main-server' '/var/lib/prometheus/node-exporter')
 readonly DIR_MODES=('0700' '0700' '0755')
 readonly ENABLE_UNITS=('pull-server-backups.timer' 'pgb-check.timer')
+# The secret each unit reads as soon as it starts ('' for none): not started while it is empty.
+readonly ENABLE_NEEDS=('' '')
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -101,6 +106,8 @@ CHANGES=0
 STAGED=""
 UNITS_CHANGED=0
 ENABLE_FAILED=0
+# Units left stopped because the secret they need is still empty, and that secret.
+declare -a PENDING_UNITS=() PENDING_NEEDS=()
 # MANIFEST, one entry per line: mode owner group dest sha256.
 declare -a M_MODE=() M_OWNER=() M_GROUP=() M_DEST=() M_SHA=()
 
@@ -347,6 +354,13 @@ ensure_dirs() {
   done
 }
 
+# True while a secret file is missing, empty or still holds the template's placeholder.
+secret_unfilled() {
+  local target
+  target="$(target_of "$1")"
+  [[ ! -s "${target}" ]] || grep -q 'REPLACE_WITH' -- "${target}"
+}
+
 # Secret files are created empty with their mode, never overwritten: the operator fills them in.
 ensure_secrets() {
   local i file mode target cur_mode
@@ -359,7 +373,7 @@ ensure_secrets() {
       if (( (8#${cur_mode} & 8#027) != 0 )); then
         log_warn "secret file ${target} has mode ${cur_mode}: the scripts refuse it until it is ${mode} (chmod ${mode} ${target})"
       fi
-      if [[ ! -s "${target}" ]] || grep -q 'REPLACE_WITH' -- "${target}"; then
+      if secret_unfilled "${file}"; then
         log_warn "secret file ${target} is still to be filled in: ${SECRET_HINTS[i]}"
       fi
       continue
@@ -399,7 +413,7 @@ ensure_pull_user() {
 }
 
 enable_units() {
-  local unit
+  local i unit
   if ! systemd_running; then
     if (( UNITS_CHANGED || ${#ENABLE_UNITS[@]} )); then
       log_info "systemd is not running here$(on_live_system || printf ' (--root)'): not running systemctl daemon-reload, systemctl enable --now ${ENABLE_UNITS[*]}"
@@ -410,8 +424,15 @@ enable_units() {
     say "systemctl daemon-reload"
     (( DRY_RUN )) || systemctl daemon-reload
   fi
-  for unit in "${ENABLE_UNITS[@]}"; do
+  for i in "${!ENABLE_UNITS[@]}"; do
+    unit="${ENABLE_UNITS[i]}"
     if systemctl is-enabled --quiet -- "${unit}" 2>/dev/null && systemctl is-active --quiet -- "${unit}"; then
+      continue
+    fi
+    # A unit that would fail at once (and restart every few seconds) waits for its secret.
+    if [[ -n "${ENABLE_NEEDS[i]}" ]] && secret_unfilled "${ENABLE_NEEDS[i]}"; then
+      PENDING_UNITS+=("${unit}")
+      PENDING_NEEDS+=("${ENABLE_NEEDS[i]}")
       continue
     fi
     say "systemctl enable --now ${unit}"
@@ -421,6 +442,19 @@ enable_units() {
       log_err "could not enable and start ${unit}; see: journalctl -u ${unit}"
       ENABLE_FAILED=$((ENABLE_FAILED + 1))
     fi
+  done
+}
+
+# Says which fstab UUIDs belong to no disk here (udev's /dev/disk/by-uuid, or blkid): the
+# example's placeholders, a typo, or a drive not plugged in. Changes nothing.
+check_fstab_disks() {
+  local i
+  on_live_system || return 0
+  for i in "${!FSTAB_UUIDS[@]}"; do
+    if [[ -e "/dev/disk/by-uuid/${FSTAB_UUIDS[i]}" ]] || blkid -U "${FSTAB_UUIDS[i]}" >/dev/null 2>&1; then
+      continue
+    fi
+    log_warn "no disk here has UUID ${FSTAB_UUIDS[i]} (snippets/fstab, ${FSTAB_MOUNTS[i]}): a placeholder, a typo or a drive not plugged in; lsblk -o NAME,UUID lists the disks; fix servers[].fstab in the config and rebuild"
   done
 }
 
@@ -462,6 +496,10 @@ uninstall_files() {
 }
 
 reminders() {
+  local i
+  for i in "${!PENDING_UNITS[@]}"; do
+    log_warn "not starting ${PENDING_UNITS[i]}: ${PENDING_NEEDS[i]} is still empty; fill it in, then run install.sh again (it starts the unit)"
+  done
   if [[ -n "${AUTHORIZED_KEYS_SNIPPET}" ]]; then
     log_info "next: paste ${HERE}/${AUTHORIZED_KEYS_SNIPPET} into ~${PULL_USER}/.ssh/authorized_keys (see the comments in it)"
   fi
@@ -488,6 +526,7 @@ main() {
     ensure_dirs
     ensure_secrets
     ensure_pull_user
+    check_fstab_disks
     enable_units
     reminders
   fi

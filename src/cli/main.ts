@@ -4,7 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError, formatProblem, lintConfig, loadConfig } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
 import { planConfig, renderConfig } from '../pipeline.js';
 import { writeFiles } from '../output/write.js';
@@ -42,24 +42,33 @@ program.command('init')
   .addHelpText('after', '\nExample:\n  $ pgb-gen init -c pgb.config.yaml')
   .action((o: { force?: boolean }) => {
     const target = opts().config;
-    if (existsSync(target) && !o.force) throw new ExitError(2, `${target} exists; use --force to overwrite`);
+    if (existsSync(target) && !o.force) {
+      throw new ExitError(2, `${target} exists (a clone of pgb-gen ships the example config): run init in your own directory `
+        + '(`npm link` in the clone puts pgb-gen on PATH; then mkdir ~/pgb-site && cd ~/pgb-site && pgb-gen init), '
+        + 'or name a new file with -c FILE, or overwrite with --force');
+    }
     copyFileSync(join(TEMPLATE_DIR, 'init', 'pgb.config.yaml'), target);
-    console.log(`wrote ${target}: edit it, then run pgb-gen validate`);
+    console.log(`wrote ${target}: edit it, then run pgb-gen validate (and validate --strict before a real install)`);
   });
 
 program.command('validate')
   .description('validate the config; every problem as file:line:col path: message')
-  .addHelpText('after', '\nExample:\n  $ pgb-gen validate -c examples/spec-example.yaml')
-  .action(() => {
-    const cfg = loadConfig(opts().config);
-    console.log(`${opts().config}: valid (${cfg.servers.length} server(s), ${cfg.devs.length} dev machine(s))`);
+  .option('--strict', 'also refuse (exit 2) what only warns: placeholder disk UUIDs, mounts without an fstab line')
+  .addHelpText('after', '\nExamples:\n  $ pgb-gen validate -c examples/spec-example.yaml\n  $ pgb-gen validate --strict      # before building for a real install')
+  .action((o: { strict?: boolean }) => {
+    const { config: cfg, warnings } = lintConfig(opts().config);
+    for (const w of warnings) console.error(`${formatProblem({ ...w, message: `warning: ${w.message}` })}`);
+    if (o.strict && warnings.length) throw new ExitError(2, `${opts().config}: ${warnings.length} warning(s); --strict refuses them`);
+    console.log(`${opts().config}: valid (${cfg.servers.length} server(s), ${cfg.devs.length} dev machine(s))${warnings.length ? `, ${warnings.length} warning(s)` : ''}`);
   });
 
 program.command('build')
   .description('write generated/<host>/ for every server and dev machine (deterministic)')
   .addHelpText('after', '\nExample:\n  $ pgb-gen build -c pgb.config.yaml -o generated')
   .action(() => {
-    const files = renderConfig(loadConfig(opts().config));
+    const { config, warnings } = lintConfig(opts().config);
+    for (const w of warnings) console.error(`${formatProblem({ ...w, message: `warning: ${w.message}` })}`);
+    const files = renderConfig(config);
     const { written, removed } = writeFiles(opts().out, files);
     for (const r of removed) console.log(`removed ${join(opts().out, r)}`);
     console.log(`${opts().out}: ${files.length} files, ${written} changed, ${removed.length} removed`);

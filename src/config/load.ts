@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
+import { configWarnings } from './warnings.js';
 
 export interface ConfigProblem {
   file: string;
@@ -70,6 +71,11 @@ function locate(doc: Document, lc: LineCounter, path: readonly PropertyKey[], ke
 }
 
 export function parseConfigText(text: string, file: string): Config {
+  return lintConfigText(text, file).config;
+}
+
+/** The config and its warnings (see warnings.ts), each located like an error. */
+export function lintConfigText(text: string, file: string): { config: Config; warnings: ConfigProblem[] } {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length) {
@@ -80,7 +86,11 @@ export function parseConfigText(text: string, file: string): Config {
   }
   const data = doc.toJS();
   const result = configSchema.safeParse(data);
-  if (result.success) return result.data;
+  if (result.success) {
+    const warnings = configWarnings(result.data).map((w) => ({ ...locate(doc, lc, w.path), file, path: formatPath(w.path), message: w.message }));
+    warnings.sort((a, b) => a.line - b.line || a.col - b.col || a.path.localeCompare(b.path));
+    return { config: result.data, warnings };
+  }
   const problems: ConfigProblem[] = [];
   for (const issue of result.error.issues) {
     if (issue.code === 'unrecognized_keys') {
@@ -101,11 +111,15 @@ export function parseConfigText(text: string, file: string): Config {
 }
 
 export function loadConfig(file: string): Config {
+  return lintConfig(file).config;
+}
+
+export function lintConfig(file: string): { config: Config; warnings: ConfigProblem[] } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new ConfigError([{ file, line: 0, col: 0, path: '', message: `expected a readable config file, found ${(e as NodeJS.ErrnoException).code ?? 'an error'}` }]);
   }
-  return parseConfigText(text, file);
+  return lintConfigText(text, file);
 }

@@ -170,7 +170,8 @@ const server = z.strictObject({
   replication: z.strictObject({
     user: posixUser.default('repl_backup'),
     passwordFile: absPath.default('/etc/pg_backup/repl_password'),
-    allowedSubnet: cidr.default('172.19.0.0/16').describe('Docker subnet the host connects from (pg_hba)'),
+    allowedSubnet: cidr.default('172.19.0.0/16')
+      .describe('The containers\' docker network (`docker network inspect -f \'{{range .IPAM.Config}}{{.Subnet}}{{end}}\' NET`): connections to a published port arrive from its gateway; pg_hba lets the role replicate from it only'),
   }).prefault({}),
   retention: z.strictObject({
     rawDays: z.number().int().min(0).max(3650).default(3),
@@ -180,7 +181,8 @@ const server = z.strictObject({
   }).prefault({}),
   parallelJobs: z.number().int().min(1).max(64).default(3).describe('Base backups run at once (they wait on the network and disk: 3 beat 1 and 2 on 2 cores, npm run bench)'),
   restoreJobs: restoreJobs,
-  fstab: z.array(fstabEntry).default([]),
+  fstab: z.array(fstabEntry).default([])
+    .describe('One line per disk: the backup disk and the external drive (validate warns when one is missing, --strict refuses)'),
   services: z.array(service).min(1),
   configPaths: z.array(absPath).default([]).describe('Host settings copied into configArtifacts nightly'),
   monitoring: serverMonitoring.prefault({}),

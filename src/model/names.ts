@@ -34,8 +34,6 @@ export const onSuccess = 'pgb-notify@ok:%n.service';
 export const onStart = 'pgb-notify@start:%n.service';
 /** The checker's state (last states, outbox) and the notifier's: StateDirectory=pgb-gen/monitor. */
 export const MONITOR_STATE_DIR = '/var/lib/pgb-gen/monitor';
-/** The drill timer's schedule (thresholds are derived from it). */
-export const DRILL_SCHEDULE = 'Sun *-*-* 05:30:00';
 /** Each job's textfile in monitoring.textfileDir: one file per job, so jobs never overwrite each other. */
 export const promFile = (job: string) => `pgb_${job.replace(/-/g, '_')}.prom`;
 /** Job names: the label `job` of pgb_job_* and the name of their textfile. */
@@ -65,12 +63,22 @@ export const serverUnits = {
   drillTimer: 'pgb-restore-drill.timer',
 } as const;
 
+/** The WAL receiver instance of one service. */
+export const receiveWalUnit = (service: string) => `pgb-receivewal@${service}.service`;
+
 export const devUnits = {
   pullService: 'pull-server-backups.service',
   pullTimer: 'pull-server-backups.timer',
 } as const;
 
 export const UNIT_DIR = '/etc/systemd/system';
+/** RandomizedDelaySec of the timers: a spread so several servers on one schedule do not start in the
+ * same second. The README states them next to each schedule. */
+export const timerDelay = { nightly: '5min', borgCheck: '5min', drill: '30min' } as const;
+/** OnCalendar of the weekly restore drill: Sunday morning, after the night and the Borg check. */
+export const DRILL_SCHEDULE = 'Sun *-*-* 05:30:00';
+/** Where the README's steps keep copies of files they change by hand (pg_hba.conf of each service). */
+export const CONFIG_BACKUP_DIR = '/root/pgb-config-backups';
 export const SUDOERS_DIR = '/etc/sudoers.d';
 /** sudo silently ignores drop-ins whose name holds a dot: never put one in. */
 export const sudoersFile = (server: string) => `${SUDOERS_DIR}/pgb-pull-${server.replace(/\./g, '-')}`;

@@ -145,9 +145,17 @@ function serverDirs(s: ServerModel) {
   ];
 }
 
-function serverTimers(s: ServerModel) {
-  const wal = s.services.filter((v) => v.wal).map((v) => `pgb-receivewal@${v.name}.service`);
-  return [names.serverUnits.backupTimer, names.serverUnits.borgCheckTimer, names.serverUnits.drillTimer, names.monitorUnits.checkTimer, ...wal];
+/** Units install.sh enables and starts; `needs` names the secret a unit uses the moment it starts
+ * (a timer only waits for its time), so install.sh leaves it stopped while that file is empty. */
+export interface EnableUnit { unit: string; needs: string }
+
+function serverTimers(s: ServerModel): EnableUnit[] {
+  const wal = s.services.filter((v) => v.wal).map((v) => ({ unit: names.receiveWalUnit(v.name), needs: s.replication.passwordFile }));
+  return [
+    ...[names.serverUnits.backupTimer, names.serverUnits.borgCheckTimer, names.serverUnits.drillTimer, names.monitorUnits.checkTimer]
+      .map((unit) => ({ unit, needs: '' })),
+    ...wal,
+  ];
 }
 
 export interface RestoreSource {
@@ -210,7 +218,7 @@ function devArtifacts(d: DevModel): Artifact[] {
       host: d.name, kind: 'dev', d, names, secrets: monitorSecrets(d.monitoring.notify),
       dirs: [{ path: d.localBase, mode: '0700' }, ...d.servers.map((s) => ({ path: `${d.localBase}/${s.name}`, mode: '0700' })),
         { path: d.monitoring.textfileDir, mode: '0755' }],
-      timers: [names.devUnits.pullTimer, names.monitorUnits.checkTimer],
+      timers: [{ unit: names.devUnits.pullTimer, needs: '' }, { unit: names.monitorUnits.checkTimer, needs: '' }],
     }),
     local(d.name, 'README.md', '0644', 'dev/README.md', { ...view, m: devMonitorView(d) }),
   ];

@@ -6,6 +6,7 @@ umask 077
 export LC_ALL=C
 # Usage: apply-replication-role.sh            # through `docker exec -i CONTAINER psql -U postgres`
 #        apply-replication-role.sh --via-tcp  # through psql -h HOST -p PORT -U postgres (no docker)
+#        apply-replication-role.sh --check    # log in as the role the way the nightly does (after pg_hba)
 
 readonly REPL_USER='repl_backup'
 readonly REPL_PASS_FILE='/etc/pg_backup/repl_password'
@@ -13,6 +14,8 @@ readonly SERVICE_NAMES=('service_a' 'service_b')
 readonly SERVICE_CONTAINERS=('service_a_pg' 'service_b_pg')
 readonly SERVICE_HOSTS=('127.0.0.1' '127.0.0.1')
 readonly SERVICE_PORTS=('5433' '5434')
+readonly SERVICE_VERSIONS=('17' '17')
+readonly PG_BIN_ROOT='/usr/lib/postgresql'
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -66,6 +69,15 @@ check_secret_file() {
     die "secret file still holds the placeholder: ${file}"
   fi
 }
+# Writes a private .pgpass for the replication role, so the password never reaches argv or env.
+write_pgpass() {
+  local pass_file="$1" target="$2" user="$3" pass
+  check_secret_file "${pass_file}"
+  pass="$(head -n 1 "${pass_file}")"
+  pass="${pass//\\/\\\\}"
+  pass="${pass//:/\\:}"
+  ( umask 077; printf '*:*:*:%s:%s\n' "${user}" "${pass}" >"${target}" )
+}
 
 # psql meta-command quoting: backslashes doubled, single quotes doubled.
 psql_quote() {
@@ -94,9 +106,41 @@ SELECT rolname, rolreplication FROM pg_roles WHERE rolname = :'repl_user';
 SQL
 }
 
+# A replication connection as REPL_USER from this host, with the version-matched client the
+# nightly uses: proves the password, the pg_hba rule and the port before the first night.
+RUN_DIR=""
+cleanup() {
+  if [[ -n "${RUN_DIR}" ]]; then
+    rm -rf -- "${RUN_DIR}"
+  fi
+}
+
+check_logins() {
+  local i bin failed=0 answer
+  RUN_DIR="$(mktemp -d)"
+  trap cleanup EXIT
+  write_pgpass "${REPL_PASS_FILE}" "${RUN_DIR}/pgpass" "${REPL_USER}"
+  for i in "${!SERVICE_NAMES[@]}"; do
+    bin="${PG_BIN_ROOT}/${SERVICE_VERSIONS[i]}/bin"
+    if ! answer="$(PGPASSFILE="${RUN_DIR}/pgpass" "${bin}/psql" -X -At -w -c 'IDENTIFY_SYSTEM' \
+      "host=${SERVICE_HOSTS[i]} port=${SERVICE_PORTS[i]} user=${REPL_USER} dbname=replication replication=true connect_timeout=10")"; then
+      log_err "[${SERVICE_NAMES[i]}] ${REPL_USER} cannot open a replication connection to ${SERVICE_HOSTS[i]}:${SERVICE_PORTS[i]} (password, pg_hba rule, or the port; PostgreSQL's own message is above)"
+      failed=1
+      continue
+    fi
+    log_ok "[${SERVICE_NAMES[i]}] ${REPL_USER} replicates from ${SERVICE_HOSTS[i]}:${SERVICE_PORTS[i]} (system ${answer%%|*})"
+  done
+  (( failed == 0 )) || die "the replication login failed for some service(s); the nightly would fail the same way"
+}
+
 main() {
   local mode="${1:-docker}" i failed=0
   check_secret_file "${REPL_PASS_FILE}"
+  if [[ "${mode}" == "--check" ]]; then
+    require_commands mktemp
+    check_logins
+    return 0
+  fi
   for i in "${!SERVICE_NAMES[@]}"; do
     log_info "[${SERVICE_NAMES[i]}] applying the replication role"
     if [[ "${mode}" == "--via-tcp" ]]; then

@@ -207,6 +207,21 @@ metrics_job() {
   metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
   metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
 }
+# The external drive must be larger than the reserve Borg keeps free on it (additional_free_space):
+# on a smaller drive every archive fails with "Insufficient free space" and nothing can be pruned.
+# Needs EXTERNAL_MOUNT and EXTERNAL_RESERVE_BYTES. Returns 1 (having said why) when it is not.
+drive_holds_reserve() {
+  local size
+  # GNU df refuses -P together with --output: plain -B1 --output=size.
+  if ! size="$(df -B1 --output=size "${EXTERNAL_MOUNT}" | tail -n 1 | tr -d ' ')" || [[ ! "${size}" =~ ^[0-9]+$ ]]; then
+    log_warn "could not read the size of ${EXTERNAL_MOUNT}"
+    return 0
+  fi
+  if (( size <= EXTERNAL_RESERVE_BYTES )); then
+    log_err "the external drive at ${EXTERNAL_MOUNT} holds ${size} bytes, not more than the ${EXTERNAL_RESERVE_BYTES} bytes Borg keeps free on it (repos.external.reserveBytes): no archive can ever fit; use a drive larger than the reserve plus one archive, or lower reserveBytes in the config and rebuild"
+    return 1
+  fi
+}
 
 RUN_DIR=""
 RESERVE_LOWERED=""
@@ -325,8 +340,12 @@ delete_oldest_external() {
   local oldest count
   clear_failed_transaction
   count="$(archive_count "${EXTERNAL_REPO}")" || return 1
-  if (( count <= 1 )); then
-    log_warn "external repo holds ${count} archive(s); never deleting the last one"
+  if (( count == 0 )); then
+    log_err "external drive too small for one archive: ${EXTERNAL_REPO} holds no archive to delete, and the night's data plus the ${EXTERNAL_RESERVE_BYTES}-byte reserve do not fit on ${EXTERNAL_MOUNT} (df -h ${EXTERNAL_MOUNT}); use a larger drive or lower repos.external.reserveBytes"
+    return 1
+  fi
+  if (( count == 1 )); then
+    log_warn "external repo holds 1 archive; never deleting the last one"
     return 1
   fi
   oldest="$(borg list --lock-wait "${LOCK_WAIT}" --glob-archives "${ARCHIVE_PREFIX}*" --sort-by timestamp --first 1 --short "${EXTERNAL_REPO}")" || return 1
@@ -363,6 +382,7 @@ backup_external() {
     *) return 1 ;;
   esac
   require_repo "${EXTERNAL_REPO}" || return 1
+  drive_holds_reserve || return 1
   # GNU df refuses -P together with --output: plain -B1 --output=avail.
   if ! free_bytes="$(df -B1 --output=avail "${EXTERNAL_MOUNT}" | tail -n 1 | tr -d ' ')" ||
     [[ ! "${free_bytes}" =~ ^[0-9]+$ ]]; then

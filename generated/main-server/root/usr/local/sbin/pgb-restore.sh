@@ -798,6 +798,14 @@ write_recovery_settings() {
   : >"${DEST}/recovery.signal"
 }
 
+# Once the copy has recovered and been promoted, its recovery settings only point at a staging
+# dir of this host that is about to go (and means nothing inside a container): disable them, so
+# the data directory can be started anywhere as it is.
+disable_recovery_settings() {
+  local auto="${DEST}/postgresql.auto.conf"
+  sed -i -E 's/^[[:space:]]*(restore_command|recovery_target[a-z_]*)[[:space:]]*=/# recovery finished, disabled by pgb-restore.sh: &/' "${auto}"
+}
+
 cmd_restore() {
   local target_ns="" tree="" repo="" archive="" rel bb meta_dir from_wal mode=copy where
   local start_seg version bin staged chain_end chain_ns gap last_ns pg_target=""
@@ -901,9 +909,10 @@ cmd_restore() {
   if [[ -n "${OPT_VERIFY}" ]]; then
     verify_restore "${version}" "${service}" || exit 1
     rm -rf -- "${WAL_STAGE}"
-    log_ok "[${service}] verified: ${DEST} recovered and answers queries; ${WAL_STAGE} removed (recovery is over)"
+    disable_recovery_settings
+    log_ok "[${service}] verified: ${DEST} recovered, was promoted and answers queries; ${WAL_STAGE} removed and the recovery settings disabled: ${DEST} starts as it is, on this host or in a container"
   else
-    log_info "[${service}] next: chown -R the data dir and ${WAL_STAGE} to the user PostgreSQL ${version} runs as, start it on ${DEST}; keep ${WAL_STAGE} until recovery has finished"
+    log_info "[${service}] next: let it recover on this host first (its restore_command reads ${WAL_STAGE}): run the same restore with --verify --port P into an empty --dest, or: chown -R postgres: ${DEST} ${WAL_STAGE}; runuser -u postgres -- ${bin}/pg_ctl -D ${DEST} -w start"
   fi
 }
 

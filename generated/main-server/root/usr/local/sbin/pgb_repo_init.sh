@@ -94,6 +94,21 @@ borg_env() {
   export BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=NO
   export BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=NO
 }
+# The external drive must be larger than the reserve Borg keeps free on it (additional_free_space):
+# on a smaller drive every archive fails with "Insufficient free space" and nothing can be pruned.
+# Needs EXTERNAL_MOUNT and EXTERNAL_RESERVE_BYTES. Returns 1 (having said why) when it is not.
+drive_holds_reserve() {
+  local size
+  # GNU df refuses -P together with --output: plain -B1 --output=size.
+  if ! size="$(df -B1 --output=size "${EXTERNAL_MOUNT}" | tail -n 1 | tr -d ' ')" || [[ ! "${size}" =~ ^[0-9]+$ ]]; then
+    log_warn "could not read the size of ${EXTERNAL_MOUNT}"
+    return 0
+  fi
+  if (( size <= EXTERNAL_RESERVE_BYTES )); then
+    log_err "the external drive at ${EXTERNAL_MOUNT} holds ${size} bytes, not more than the ${EXTERNAL_RESERVE_BYTES} bytes Borg keeps free on it (repos.external.reserveBytes): no archive can ever fit; use a drive larger than the reserve plus one archive, or lower reserveBytes in the config and rebuild"
+    return 1
+  fi
+}
 
 repo_exists() {
   local repo="$1"
@@ -141,10 +156,11 @@ main() {
     log_warn "external drive not mounted at ${EXTERNAL_MOUNT}: run this again once it is plugged in"
     return 0
   fi
+  drive_holds_reserve || die "external repository not created on ${EXTERNAL_MOUNT}"
   init_repo "${EXTERNAL_REPO}" external
   # Room kept free so prune and compact still work when the small drive is full (FIELD-NOTES).
   borg config "${EXTERNAL_REPO}" additional_free_space "${EXTERNAL_RESERVE_BYTES}" || die "could not set the reserve on ${EXTERNAL_REPO}"
-  log_ok "external repository keeps ${EXTERNAL_RESERVE_BYTES} bytes in reserve"
+  log_ok "external repository keeps ${EXTERNAL_RESERVE_BYTES} bytes in reserve on a drive of $(df -B1 --output=size "${EXTERNAL_MOUNT}" | tail -n 1 | tr -d ' ') bytes"
 }
 
 # Run main only when executed, so bats can source the functions.
