@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Every test, on a fresh Debian 12 machine as root: installs what it needs, then runs
 # vitest, `pgb-gen check`, the bats unit suites, the bats integration suites (real PostgreSQL,
-# Borg, tmpfs, sshd) and a smoke run of the benchmark. Ends on "N passed, N failed".
+# Borg, tmpfs, sshd, a private Docker engine) and a smoke run of the benchmark. Ends on "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 readonly ROOT="${PWD}"
 readonly WORK="${ROOT}/.tmp/test-all"
 
-readonly DEBIAN_PACKAGES=(postgresql postgresql-contrib borgbackup shellcheck bats openssh-server openssh-client
+readonly DEBIAN_PACKAGES=(postgresql postgresql-contrib borgbackup shellcheck bats openssh-server openssh-client docker.io mmdebstrap
   rsync sudo systemd systemd-container util-linux iproute2 pgbackrest procps psmisc faketime
   prometheus prometheus-node-exporter curl jq python3 exim4-daemon-light)
 

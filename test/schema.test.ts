@@ -35,6 +35,20 @@ describe('defaults are the runbook values', () => {
     expect(s.retention).toEqual({ rawDays: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 });
   });
 
+  it('keeps services host-tooled and unknown to docker unless told (image, dataVolume, tools)', () => {
+    const v = parse(minimalConfig()).servers[0].services[0];
+    expect(v.tools).toBe('host');
+    expect(v.image).toBeUndefined();
+    expect(v.dataVolume).toBeUndefined();
+  });
+
+  it('accepts docker image references, volume names and host directories', () => {
+    const cfg = minimalConfig();
+    Object.assign(cfg.servers[0].services[0], { image: `registry.example.org:5000/db/postgres:15.8@sha256:${'a'.repeat(64)}`, dataVolume: 'app_pgdata', tools: 'image' });
+    cfg.servers[0].services.push({ name: 'b', port: 5434, pgVersion: 17, image: 'postgres', dataVolume: '/srv/b/pgdata' });
+    expect(problems(cfg)).toEqual([]);
+  });
+
   it('accepts a remote Borg repository and no external drive', () => {
     const cfg = minimalConfig();
     cfg.servers[0].repos = { primary: 'ssh://borg@backup.example.org:22/srv/borg/srv', external: null };
@@ -89,6 +103,30 @@ export const cases: [string, (c: any) => void, string[]][] = [
   ]],
   ['a secret value in the config', (c) => { c.servers[0].replication = { password: 'hunter2' }; }, [
     "test.yaml:9:7 servers[0].replication.password: expected a known key, found unknown key \"password\"",
+  ]],
+  ['a malformed image reference', (c) => { c.servers[0].services[0].image = 'Postgres:15'; }, [
+    'test.yaml:8:16 servers[0].services[0].image: expected a docker image reference like postgres:17 or registry.example.org/pg/postgres:17.2, found "Postgres:15"',
+  ]],
+  ['an image reference with shell in it', (c) => { c.servers[0].services[0].image = 'postgres:15;rm -rf /'; }, [
+    'test.yaml:8:16 servers[0].services[0].image: expected a docker image reference like postgres:17 or registry.example.org/pg/postgres:17.2, found "postgres:15;rm -rf /"',
+  ]],
+  ['an image of another major version', (c) => { c.servers[0].services[0].image = 'postgres:16-bookworm'; }, [
+    'test.yaml:8:16 servers[0].services[0].image: expected an image of PostgreSQL 15 (pgVersion), found postgres:16-bookworm',
+  ]],
+  ['a malformed volume name', (c) => { c.servers[0].services[0].dataVolume = 'my volume'; }, [
+    'test.yaml:8:21 servers[0].services[0].dataVolume: expected a docker volume name ([A-Za-z0-9][A-Za-z0-9_.-]+) or an absolute, normalized host directory, found "my volume"',
+  ]],
+  ['a malformed container name', (c) => { c.servers[0].services[0].container = '-app'; }, [
+    'test.yaml:8:20 servers[0].services[0].container: expected a docker container name ([A-Za-z0-9][A-Za-z0-9_.-]+), found "-app"',
+  ]],
+  ['two services in one container', (c) => { c.servers[0].services.push({ name: 'b', port: 5434, pgVersion: 15, container: 'app_pg' }); }, [
+    'test.yaml:11:20 servers[0].services[1].container: expected a unique container name per server, found "app_pg" again (first at index 0)',
+  ]],
+  ['tools: image without an image', (c) => { c.servers[0].services[0].tools = 'image'; }, [
+    'test.yaml:8:16 servers[0].services[0].tools: expected an image to run the tools from (set image, e.g. postgres:15), found tools: image without one',
+  ]],
+  ['tools neither host nor image', (c) => { c.servers[0].services[0].tools = 'docker'; }, [
+    'test.yaml:8:16 servers[0].services[0].tools: expected one of "host", "image", found "docker"',
   ]],
 ];
 

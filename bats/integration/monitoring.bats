@@ -389,12 +389,12 @@ slot_caught_up() {
   newest="$(pgb_promoted svc_a | tail -n 1)"
   mv "${PGB_BASE_DIR}/${newest}/global/pg_control" "${PGB_T}/pg_control.keep"
   t0="${SECONDS}"
-  pgb_run_script drill-bad pgb-restore.sh drill
+  pgb_run_script drill-bad pgb-restore.sh drill --from raw
   assert_failure
   check_run
   printf '# drill failing: alert %s s after the drill started (one checker run after it)\n' "$((SECONDS - t0))" >&3
   mv "${PGB_T}/pg_control.keep" "${PGB_BASE_DIR}/${newest}/global/pg_control"
-  pgb_run_script drill-good pgb-restore.sh drill
+  pgb_run_script drill-good pgb-restore.sh drill --from raw
   assert_success
   check_run
   assert_equal "$(seq_of drill:svc_a)" 'OK CRITICAL OK'

@@ -387,7 +387,7 @@ restore_a() {
 }
 
 @test "restore drill: every service restored, recovered, checked and removed" {
-  run "${SERVER_SBIN}/pgb-restore.sh" drill
+  run "${SERVER_SBIN}/pgb-restore.sh" drill --from raw
   assert_success
   assert_output --partial "[svc_a] drill passed"
   assert_output --partial "[svc_b] drill passed"

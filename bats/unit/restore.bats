@@ -753,7 +753,7 @@ archive_files() {
 }
 
 @test "drill: every service restored into a scratch dir and verified; one failing does not stop the other; scratch removed" {
-  run bash "${RESTORE}" drill
+  run bash "${RESTORE}" drill --from raw
   assert_failure 1
   assert_output --partial "[svc_a] drill passed"
   assert_output --partial "[svc_b] no base backup in"
@@ -761,10 +761,20 @@ archive_files() {
   assert_output --partial "restore drill: 1 of 2 service(s) failed"
   assert [ -z "$(find "${TMPDIR}" -mindepth 1)" ]
   make_tree "${ARTIFACTS}" svc_b
-  run bash "${RESTORE}" drill
+  run bash "${RESTORE}" drill --from raw
   assert_success
   assert_output --partial "restore drill: all 2 service(s) restored, recovered and answered"
   assert_equal "$(stub_count pg_ctl ' start ')" 3
   run bash "${RESTORE}" drill now
   assert_failure 2
+  run bash "${RESTORE}" drill --from usb
+  assert_failure 2
+}
+
+@test "drill: each ISO week another copy in turn (raw, primary, external); --from picks one" {
+  run bash -c 'source "$1"; for week in 01 02 03 04 52 53; do drill_copy 0 "${week}"; done' _ "${RESTORE}"
+  assert_success
+  assert_output "$(printf '%s\n' primary external raw primary primary external)"
+  run bash "${RESTORE}" drill --from raw
+  assert_output --regexp '\[svc_a\] drill passed: from raw in [0-9]+ s; the restored WAL ends [0-9]+ s before the drill began'
 }

@@ -56,13 +56,34 @@ const fstabEntry = z.strictObject({
   pass: z.number().int().min(0).max(2).default(2),
 });
 
+// Docker's own grammars (docker/distribution reference, daemon names): a value that passes them
+// is one docker accepts, and none of them holds a character the shell or a unit could misread.
+const IMAGE_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const IMAGE_DOMAIN = '(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?/)?';
+const IMAGE_RE = new RegExp(`^${IMAGE_DOMAIN}${IMAGE_COMPONENT}(?:/${IMAGE_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`);
+const DOCKER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]+$/;
+
+/** The major version an image's tag names, when its name is postgres and its tag starts with one. */
+export const imageMajor = (image: string): number | undefined => {
+  const m = /(?:^|\/)postgres:(\d+)(?:[._-][^/]*)?(?:@|$)/.exec(image);
+  return m ? Number(m[1]) : undefined;
+};
+
 const service = z.strictObject({
   name: name.describe('Service name: used in directory, unit and archive names'),
   host: host.default('127.0.0.1').describe('Where the host reaches the container\'s published port'),
   port: port.describe('Published PostgreSQL port on the host'),
   pgVersion: z.number().int().min(10).max(99).describe('PostgreSQL major version: selects the matching client binaries'),
-  container: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a docker container name').optional()
+  container: z.string().regex(DOCKER_NAME_RE, 'a docker container name ([A-Za-z0-9][A-Za-z0-9_.-]+)').optional()
     .describe('Docker container name (default <name>_pg)'),
+  image: z.string().regex(IMAGE_RE, 'a docker image reference like postgres:17 or registry.example.org/pg/postgres:17.2').optional()
+    .describe('The container\'s image (e.g. postgres:17). When set, the scripts check the container runs pgVersion before they use it, and tools: image can run from it'),
+  dataVolume: z.string().refine((v) => DOCKER_NAME_RE.test(v) || absPath.safeParse(v).success, {
+    message: 'a docker volume name ([A-Za-z0-9][A-Za-z0-9_.-]+) or an absolute, normalized host directory',
+  }).optional()
+    .describe('The named volume or host directory mounted at the container\'s PGDATA (/var/lib/postgresql/data); default: found with docker inspect'),
+  tools: z.enum(['host', 'image']).default('host')
+    .describe('Where pg_basebackup, pg_receivewal, pg_verifybackup and pg_waldump come from: host (paths.pgBinRoot/<pgVersion>/bin) or image (docker run --rm --network host of the service\'s image: no client package on the host)'),
   wal: z.boolean().default(true).describe('Stream WAL continuously with pg_receivewal for point-in-time recovery'),
 });
 
@@ -247,6 +268,23 @@ export const configSchema = z
     const hostNames = [...cfg.servers.map((s) => s.name), ...cfg.devs.map((d) => d.name)];
     dup(hostNames, (i) => (i < cfg.servers.length ? ['servers', i, 'name'] : ['devs', i - cfg.servers.length, 'name']), 'host name');
     cfg.servers.forEach((s, si) => {
+      s.services.forEach((v, vi) => {
+        const at = (key: string) => ['servers', si, 'services', vi, key];
+        if (v.tools === 'image' && !v.image)
+          ctx.addIssue({ code: 'custom', params: { described: true }, path: at('tools'), message: 'an image to run the tools from (set image, e.g. postgres:' + v.pgVersion + '), found tools: image without one' });
+        const major = v.image ? imageMajor(v.image) : undefined;
+        if (major !== undefined && major !== v.pgVersion)
+          ctx.addIssue({ code: 'custom', params: { described: true }, path: at('image'), message: `an image of PostgreSQL ${v.pgVersion} (pgVersion), found ${v.image}` });
+      });
+      // Two defaults (<name>_pg) can only clash when the names do, which is reported already.
+      const firstContainer = new Map<string, { i: number; explicit: boolean }>();
+      s.services.forEach((v, i) => {
+        const c = v.container ?? `${v.name}_pg`;
+        const first = firstContainer.get(c);
+        if (!first) firstContainer.set(c, { i, explicit: v.container !== undefined });
+        else if (first.explicit || v.container !== undefined)
+          ctx.addIssue({ code: 'custom', params: { described: true }, path: ['servers', si, 'services', i, 'container'], message: `a unique container name per server, found "${c}" again (first at index ${first.i})` });
+      });
       dup(s.services.map((v) => v.name), (i) => ['servers', si, 'services', i, 'name'], 'service name');
       dup(s.services.map((v) => `${v.host}:${v.port}`), (i) => ['servers', si, 'services', i, 'port'], 'port per server');
       dup(s.fstab.map((f) => f.mount), (i) => ['servers', si, 'fstab', i, 'mount'], 'fstab mount point');

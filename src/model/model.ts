@@ -11,6 +11,12 @@ export interface ServiceModel {
   port: number;
   pgVersion: number;
   container: string;
+  /** The container's image; when set the scripts know the service is a container and check it. */
+  image?: string;
+  /** Named volume or host directory at the container's PGDATA; undefined: docker inspect finds it. */
+  dataVolume?: string;
+  /** Where the PostgreSQL tools come from: the host's bin dir or the service's image. */
+  tools: 'host' | 'image';
   wal: boolean;
   slot: string;
   /** Held by its WAL receiver while it streams. */
@@ -53,8 +59,10 @@ export interface ServerModel extends Omit<ServerConfig, 'services' | 'monitoring
   archivePrefix: string;
   /** Every Borg repository of the server: the primary, then the external drive's if any. */
   borgRepos: string[];
-  /** PostgreSQL major versions of the services, ascending, once each (client packages to install). */
+  /** PostgreSQL major versions of the services with tools: host, ascending, once each (client packages to install). */
   pgVersions: number[];
+  /** Whether any service is a known container (image set): the scripts then need docker. */
+  usesDocker: boolean;
   /** Prefix of a hand-run `borg` command using the scripts' passphrase file and state dir. */
   borgHandPrefix: string;
   /** Addresses for authorized_keys from=: explicit, else the pulling devs' addresses. */
@@ -151,6 +159,9 @@ export function buildModel(cfg: Config): Model {
         port: v.port,
         pgVersion: v.pgVersion,
         container: v.container ?? `${v.name}_pg`,
+        image: v.image,
+        dataVolume: v.dataVolume,
+        tools: v.tools,
         wal: v.wal,
         slot: slotName(v.name),
         receiverLock: receiverLock(lockFile, v.name),
@@ -159,7 +170,8 @@ export function buildModel(cfg: Config): Model {
       configArtifactsRel: posix.relative(localRoot, s.paths.configArtifacts),
       archivePrefix: archivePrefix(s.name),
       borgRepos: [s.repos.primary, ...(s.repos.external ? [s.repos.external.path] : [])],
-      pgVersions: [...new Set(s.services.map((v) => v.pgVersion))].sort((a, b) => a - b),
+      pgVersions: [...new Set(s.services.filter((v) => v.tools === 'host').map((v) => v.pgVersion))].sort((a, b) => a - b),
+      usesDocker: s.services.some((v) => v.image !== undefined),
       borgHandPrefix: borgHandPrefix(s.borg.passphraseFile),
       pullFrom: s.ssh.allowFrom.length ? [...s.ssh.allowFrom] : devs.flatMap((d) => (d.address ? [d.address] : [])),
       pullKeys: devs.flatMap((d) => (d.publicKey ? [d.publicKey] : [])),

@@ -166,7 +166,20 @@ export interface RestoreSource {
   external?: { mount: string; path: string };
   passphraseFile?: string;
   archivePrefix: string;
-  services: { name: string; pgVersion: number }[];
+  /** image: the service's container image ('' when not a known container): verification and the
+   *  drill run in a throwaway container of it; container and dataVolume: where --into-container
+   *  restores ('' on a dev machine, which has no such container). */
+  services: { name: string; pgVersion: number; image: string; container: string; dataVolume: string }[];
+}
+
+function restoreServices(s: ServerModel, local: boolean): RestoreSource['services'] {
+  return s.services.map((v) => ({
+    name: v.name,
+    pgVersion: v.pgVersion,
+    image: v.image ?? '',
+    container: local && v.image !== undefined ? v.container : '',
+    dataVolume: local ? v.dataVolume ?? '' : '',
+  }));
 }
 
 function restoreViewForServer(s: ServerModel) {
@@ -181,7 +194,7 @@ function restoreViewForServer(s: ServerModel) {
       external: s.repos.external ? { mount: s.repos.external.mount, path: s.repos.external.path } : undefined,
       passphraseFile: s.borg.passphraseFile,
       archivePrefix: s.archivePrefix,
-      services: s.services.map((v) => ({ name: v.name, pgVersion: v.pgVersion })),
+      services: restoreServices(s, true),
     }] as RestoreSource[],
   };
 }
@@ -195,7 +208,7 @@ function restoreViewForDev(d: DevModel) {
       server: s.name,
       artifacts: `${d.localBase}/${s.name}/${s.artifactsRel}`,
       archivePrefix: s.archivePrefix,
-      services: s.services.map((v) => ({ name: v.name, pgVersion: v.pgVersion })),
+      services: restoreServices(s, false),
     })),
   };
 }

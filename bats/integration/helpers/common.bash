@@ -238,3 +238,23 @@ pgb_generate() {
   pgb_build_cli
   node "${PGB_REPO_ROOT}/dist/cli/main.js" build -c "$1" -o "$2"
 }
+
+# expect_rc EXPECTED ACTUAL LOG: a script's exit status as expected, else the log's tail.
+expect_rc() {
+  local expected="$1" actual="$2" log="$3"
+  if [[ "${actual}" != "${expected}" ]]; then
+    printf 'exit status %s, expected %s\n' "${actual}" "${expected}" >&2
+    pgb_tail_file "${log}" 60 >&2
+    return 1
+  fi
+}
+
+# assert_file_contains FILE REGEX: a line of FILE matches the basic regex (as bats-file's),
+# else the file's tail.
+assert_file_contains() {
+  if ! grep -q -- "$2" "$1"; then
+    printf 'no line of %s matches: %s\n' "$1" "$2" >&2
+    pgb_tail_file "$1" 40 >&2
+    return 1
+  fi
+}

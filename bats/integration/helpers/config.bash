@@ -2,6 +2,7 @@
 # Knobs (environment, with defaults): PGB_SERVER_NAME, PGB_SERVICES ("name:port ..."),
 # PGB_RAW_DAYS, PGB_KEEP_DAILY/WEEKLY/MONTHLY, PGB_EXT_RESERVE, PGB_EXT_WARN_FREE,
 # PGB_EXT_MAX_PRUNE, PGB_PARALLEL_JOBS, PGB_ALLOWED_SUBNET, PGB_WAL (services' wal: true|false),
+# PGB_DOCKER_IMAGE (services are containers of that image) with PGB_TOOLS (host|image, default image).
 # and a pgb_config_monitoring function when the suite defines one (the server's monitoring: block).
 
 # pgb_test_paths: exports the paths the config names (call after pgb_scratch_init).
@@ -63,8 +64,14 @@ pgb_write_config() {
     for spec in ${PGB_SERVICES}; do
       name="${spec%%:*}"
       port="${spec##*:}"
-      printf '      - { name: %s, host: 127.0.0.1, port: %s, pgVersion: %s, wal: %s }\n' \
-        "${name}" "${port}" "${PGB_PG_VERSION}" "${PGB_WAL:-false}"
+      if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
+        # A container service (docker_services.bash makes NAME_pg on the volume NAME_pgdata).
+        printf '      - { name: %s, host: 127.0.0.1, port: %s, pgVersion: %s, wal: %s, container: %s_pg, image: %s, dataVolume: %s_pgdata, tools: %s }\n' \
+          "${name}" "${port}" "${PGB_PG_VERSION}" "${PGB_WAL:-false}" "${name}" "${PGB_DOCKER_IMAGE}" "${name}" "${PGB_TOOLS:-image}"
+      else
+        printf '      - { name: %s, host: 127.0.0.1, port: %s, pgVersion: %s, wal: %s }\n' \
+          "${name}" "${port}" "${PGB_PG_VERSION}" "${PGB_WAL:-false}"
+      fi
     done
     printf '    configPaths: [%s]\n' "${PGB_HOST_CONFIG}"
     # A suite that defines pgb_config_monitoring prints the server's monitoring: block with it.

@@ -12,5 +12,11 @@ source "${_pgb_helpers}/borg.bash"
 source "${_pgb_helpers}/config.bash"
 # shellcheck source=/dev/null # each helper is linted on its own
 source "${_pgb_helpers}/server.bash"
+# shellcheck source=/dev/null # each helper is linted on its own
+source "${_pgb_helpers}/docker.bash"
+# shellcheck source=/dev/null # each helper is linted on its own
+source "${_pgb_helpers}/docker_services.bash"
+# shellcheck source=/dev/null # each helper is linted on its own
+source "${_pgb_helpers}/readme.bash"
 unset _pgb_helpers
 pgb_load_bats_libs

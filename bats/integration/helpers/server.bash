@@ -4,8 +4,9 @@
 # pgb_teardown_all from teardown_file.
 #
 # Knobs: PGB_SERVICES (default three services on 127.0.0.1:55401-55403), PGB_BACKUP_SIZE (tmpfs
-# size of the backup disk, default 2g), PGB_EXT_SIZE (of the external drive, default 1g), plus
-# config.bash's.
+# size of the backup disk, default 2g), PGB_EXT_SIZE (of the external drive, default 1g),
+# PGB_DOCKER=yes (the services are containers of the PGB_PG_VERSION test image, set up with the
+# server README's steps: docker_services.bash), plus config.bash's.
 
 pg_service_dir() { printf '%s/pg/%s' "${PGB_T}" "$1"; }
 
@@ -41,6 +42,12 @@ pgb_server_setup() {
   pgb_repl_secret_init
   pgb_borg_secret_init "${PGB_PASSPHRASE_FILE}"
   pgb_mark setup: secrets
+  if [[ "${PGB_DOCKER:-}" == yes ]]; then
+    docker_start
+    PGB_DOCKER_IMAGE="$(docker_image_for_major "${PGB_PG_VERSION}")"
+    export PGB_DOCKER_IMAGE
+    pgb_mark setup: docker
+  fi
   pgb_write_config "${PGB_T}/pgb.config.yaml"
   pgb_generate "${PGB_T}/pgb.config.yaml" "${PGB_T}/out" >"${PGB_T}/logs/build.log" 2>&1
   export PGB_SBIN="${PGB_T}/out/${PGB_SERVER_NAME}/root/usr/local/sbin"
@@ -59,7 +66,19 @@ pgb_server_setup() {
   # tmpfs takes memory only for what is written: room for the default 600 MiB reserve costs nothing.
   pgb_mount_tmpfs "${PGB_EXT_MOUNT}" "${PGB_EXT_SIZE:-1g}"
 
-  # initdb in parallel, then start, harden and load each cluster.
+  if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
+    docker_services_up
+  else
+    pgb_clusters_up
+  fi
+  pgb_mark setup: services up
+  pgb_borg_repo_init "${PGB_PRIMARY_REPO}"
+  pgb_borg_repo_init "${PGB_EXT_REPO}" "${PGB_EXT_RESERVE:-629145600}"
+  pgb_mark setup: repos
+}
+
+# Clusters standing in for the services: initdb in parallel, then start, harden and load each.
+pgb_clusters_up() {
   local name pids=() pid
   while read -r name; do
     pg_cluster_create "$(pg_service_dir "${name}")" "$(pg_service_port "${name}")" &
@@ -75,23 +94,30 @@ pgb_server_setup() {
     pg_apply_role "$(pg_service_port "${name}")" "${PGB_SNIPPETS}/replication-role.sql" \
       "${PGB_REPL_USER}" "${PGB_REPL_PASS_FILE}"
   done < <(pgb_service_names)
-
-  pgb_mark setup: clusters up
-  pgb_borg_repo_init "${PGB_PRIMARY_REPO}"
-  pgb_borg_repo_init "${PGB_EXT_REPO}" "${PGB_EXT_RESERVE:-629145600}"
-  pgb_mark setup: repos
 }
 
 pgb_service_start() {
-  pg_cluster_start "$(pg_service_dir "$1")"
+  if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
+    docker_service_start "$1_pg" "$(pg_service_port "$1")"
+  else
+    pg_cluster_start "$(pg_service_dir "$1")"
+  fi
 }
 
 pgb_service_stop() {
-  pg_cluster_stop "$(pg_service_dir "$1")"
+  if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
+    docker_service_stop "$1_pg"
+  else
+    pg_cluster_stop "$(pg_service_dir "$1")"
+  fi
 }
 
 # pgb_load_pgbench NAME [SCALE]: pgbench tables with their standard data.
 pgb_load_pgbench() {
+  if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
+    tdocker exec -u postgres "$1_pg" pgbench -i -q -s "${2:-1}" -p "$(pg_service_port "$1")" postgres >/dev/null 2>&1
+    return
+  fi
   pg_as_postgres "${PGB_PG_BIN}/pgbench" -i -q -s "${2:-1}" -h "$(pg_sock_dir)" -p "$(pg_service_port "$1")" postgres \
     >/dev/null 2>&1
 }

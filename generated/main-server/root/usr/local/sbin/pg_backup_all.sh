@@ -27,6 +27,11 @@ readonly SERVICE_VERSIONS=('17' '17')
 readonly SERVICE_WAL=('yes' 'yes')
 readonly METRICS_FILE='/var/lib/prometheus/node-exporter/pgb_backup_all.prom'
 readonly JOB_NAME='backup-all'
+readonly SERVICE_TOOLS=('host' 'host')
+readonly SERVICE_IMAGES=('' '')
+readonly SERVICE_CONTAINERS=('service_a_pg' 'service_b_pg')
+readonly PG_TOOL_TAG=backup
+readonly PG_TOOL_DIRS=("${ARTIFACTS_DIR}")
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -99,6 +104,95 @@ write_pgpass() {
   pass="${pass//\\/\\\\}"
   pass="${pass//:/\\:}"
   ( umask 077; printf '*:*:*:%s:%s\n' "${user}" "${pass}" >"${target}" )
+}
+# ---- PostgreSQL tools and the service's container: one way for every script ---------------------
+# Needs SERVICE_NAMES, SERVICE_VERSIONS, SERVICE_TOOLS (host|image), SERVICE_IMAGES (empty: not a
+# known container), SERVICE_CONTAINERS, PG_BIN_ROOT, PG_TOOL_TAG (this script's part of the tool
+# containers' names) and PG_TOOL_DIRS (host directories a tool in a container reads or writes).
+
+# Run inside a tool container: the replication password arrives on stdin into a private file of
+# the container, so it is never on an argv, in the container's environment or in docker inspect.
+# shellcheck disable=SC2016 # expanded by the container's sh, not here
+readonly PG_TOOL_SHIM='if [ -n "${PGB_PGPASS_STDIN:-}" ]; then umask 077; cat >/tmp/pgb.pgpass; export PGPASSFILE=/tmp/pgb.pgpass; fi; exec "$@"'
+
+# pg_tool_ready I TOOL...: the tools exist where service I takes them from (the host's versioned
+# bin dir, or the image present on this host: a missing image must not be pulled mid-backup).
+pg_tool_ready() {
+  local i="$1" tool bin
+  shift
+  if [[ "${SERVICE_TOOLS[i]}" == image ]]; then
+    if ! docker image inspect "${SERVICE_IMAGES[i]}" >/dev/null 2>&1; then
+      log_err "[${SERVICE_NAMES[i]}] image ${SERVICE_IMAGES[i]} is not on this host (tools: image); docker pull ${SERVICE_IMAGES[i]}"
+      return 1
+    fi
+    return 0
+  fi
+  bin="${PG_BIN_ROOT}/${SERVICE_VERSIONS[i]}/bin"
+  for tool in "$@"; do
+    if [[ ! -x "${bin}/${tool}" ]]; then
+      log_err "[${SERVICE_NAMES[i]}] PostgreSQL ${SERVICE_VERSIONS[i]} client not installed (${bin}); install postgresql-client-${SERVICE_VERSIONS[i]} or set tools: image (no ${tool})"
+      return 1
+    fi
+  done
+}
+
+# pg_tool I TOOL ARGS...: runs TOOL (pg_basebackup, pg_receivewal, pg_verifybackup, pg_waldump,
+# pg_ctl, postgres) of service I's major version, from the host or from the service's image
+# (docker run --rm --network host, as root like the host tools, each dir of PG_TOOL_DIRS bound
+# at its own path so every path means the same inside and out). PGPASSFILE in the environment
+# is honoured both ways. PG_TOOL_MODE=exec replaces the calling (sub)shell, so a caller that
+# runs it in the background holds the pid that receives its signals.
+pg_tool() {
+  local i="$1" tool="$2" dir name
+  shift 2
+  if [[ "${SERVICE_TOOLS[i]}" != image ]]; then
+    if [[ "${PG_TOOL_MODE:-}" == exec ]]; then
+      exec "${PG_BIN_ROOT}/${SERVICE_VERSIONS[i]}/bin/${tool}" "$@"
+    fi
+    "${PG_BIN_ROOT}/${SERVICE_VERSIONS[i]}/bin/${tool}" "$@"
+    return
+  fi
+  name="pgb-${PG_TOOL_TAG}-${SERVICE_NAMES[i]}-${tool}"
+  local -a run=(docker run --rm --name "${name}" --network host --user 0:0 --entrypoint sh)
+  for dir in "${PG_TOOL_DIRS[@]}"; do
+    run+=(-v "${dir}:${dir}")
+  done
+  if [[ -n "${PGPASSFILE:-}" ]]; then
+    run+=(-i -e PGB_PGPASS_STDIN=1)
+  fi
+  run+=("${SERVICE_IMAGES[i]}" -c "${PG_TOOL_SHIM}" "${tool}" "${tool}" "$@")
+  # A container of this name is left by a run that was killed (one run at a time holds the lock).
+  docker rm -f "${name}" >/dev/null 2>&1 || true
+  local input="${PGPASSFILE:-/dev/null}"
+  if [[ "${PG_TOOL_MODE:-}" == exec ]]; then
+    exec "${run[@]}" <"${input}"
+  fi
+  "${run[@]}" <"${input}"
+}
+
+# service_container_check I: when service I is a known container (image set), it exists, runs,
+# and runs PostgreSQL pgVersion; otherwise says which and fails, so the caller touches nothing.
+service_container_check() {
+  local i="$1"
+  local c="${SERVICE_CONTAINERS[i]}" running version major
+  [[ -n "${SERVICE_IMAGES[i]}" ]] || return 0
+  if ! running="$(docker inspect -f '{{.State.Running}}' "${c}" 2>/dev/null)"; then
+    log_err "[${SERVICE_NAMES[i]}] container ${c} does not exist (docker ps -a; the config names it in services[].container)"
+    return 1
+  fi
+  if [[ "${running}" != true ]]; then
+    log_err "[${SERVICE_NAMES[i]}] container ${c} is not running (docker start ${c})"
+    return 1
+  fi
+  if ! version="$(docker exec "${c}" postgres -V 2>/dev/null)" || [[ ! "${version}" =~ \(PostgreSQL\)\ ([0-9]+) ]]; then
+    log_err "[${SERVICE_NAMES[i]}] could not read the PostgreSQL version in container ${c} (docker exec ${c} postgres -V)"
+    return 1
+  fi
+  major="${BASH_REMATCH[1]}"
+  if [[ "${major}" != "${SERVICE_VERSIONS[i]}" ]]; then
+    log_err "[${SERVICE_NAMES[i]}] container ${c} runs PostgreSQL ${major}, the config says pgVersion ${SERVICE_VERSIONS[i]}; set pgVersion (and image) to ${major} and rebuild"
+    return 1
+  fi
 }
 # ---- metrics: node_exporter textfile, written atomically ------------------------
 # metric NAME TYPE HELP VALUE [LABEL LABEL_VALUE]...: adds one sample; each family's HELP and TYPE
@@ -260,16 +354,15 @@ clean_stale_temp() {
 # Base backup of one service into a temp dir, verified, then promoted by one rename.
 # Writes its exit status to RUN_DIR/<name>.rc so parallel jobs report reliably.
 backup_one() {
-  local name="$1" host="$2" port="$3" version="$4"
-  local bin="${PG_BIN_ROOT}/${version}/bin"
+  local i="$1"
+  local name="${SERVICE_NAMES[i]}" host="${SERVICE_HOSTS[i]}" port="${SERVICE_PORTS[i]}" version="${SERVICE_VERSIONS[i]}"
   local stamp tmp_dir final_dir rc=0 failure="" line
   local err="${RUN_DIR}/${name}.err"
   stamp="$(date -u +'%Y-%m-%dT%H_%M_%SZ')"
   tmp_dir="${BASE_DIR}/.tmp_${name}_${stamp}"
   final_dir="${BASE_DIR}/${name}_basebackup_${stamp}"
 
-  if [[ ! -x "${bin}/pg_basebackup" || ! -x "${bin}/pg_verifybackup" ]]; then
-    log_err "[${name}] PostgreSQL ${version} client not installed (${bin}); install postgresql-client-${version}"
+  if ! service_container_check "${i}" || ! pg_tool_ready "${i}" pg_basebackup pg_verifybackup; then
     echo "${RC_NO_CLIENT}" >"${RUN_DIR}/${name}.rc"
     return 0
   fi
@@ -278,12 +371,12 @@ backup_one() {
   # -X stream: the WAL needed to make the backup consistent is inside it.
   # --no-sync + one syncfs after verifying: the backup is as durable before promotion as with
   # pg_basebackup's fsync of every file, and measured faster (npm run bench).
-  if ! PGPASSFILE="${RUN_DIR}/pgpass" "${bin}/pg_basebackup" \
+  if ! PGPASSFILE="${RUN_DIR}/pgpass" pg_tool "${i}" pg_basebackup \
       -h "${host}" -p "${port}" -U "${REPL_USER}" -w \
       -D "${tmp_dir}" -Fp -X stream -c fast --no-sync 2>>"${err}"; then
     failure="pg_basebackup failed; nothing promoted"
     rc="${RC_BASEBACKUP}"
-  elif ! "${bin}/pg_verifybackup" -q "${tmp_dir}" 2>>"${err}"; then
+  elif ! pg_tool "${i}" pg_verifybackup -q "${tmp_dir}" 2>>"${err}"; then
     failure="pg_verifybackup failed; left for inspection until the next run: ${tmp_dir}"
     rc="${RC_VERIFY}"
   elif ! sync -f "${tmp_dir}" 2>>"${err}"; then
@@ -319,7 +412,7 @@ backup_all() {
     while (( $(jobs -rp | wc -l) >= PARALLEL_JOBS )); do
       wait -n || true
     done
-    backup_one "${SERVICE_NAMES[i]}" "${SERVICE_HOSTS[i]}" "${SERVICE_PORTS[i]}" "${SERVICE_VERSIONS[i]}" &
+    backup_one "${i}" &
   done
   wait || true
   for name in "${SERVICE_NAMES[@]}"; do

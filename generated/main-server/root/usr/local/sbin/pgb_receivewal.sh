@@ -22,8 +22,14 @@ readonly SERVICE_WAL=('yes' 'yes')
 readonly SERVICE_LOCKS=('/run/lock/pgb-receivewal-service_a.lock' '/run/lock/pgb-receivewal-service_b.lock')
 readonly SERVICE_METRICS=('/var/lib/prometheus/node-exporter/pgb_receivewal_service_a.prom' '/var/lib/prometheus/node-exporter/pgb_receivewal_service_b.prom')
 readonly SERVICE_JOBS=('receivewal-service_a' 'receivewal-service_b')
+readonly SERVICE_TOOLS=('host' 'host')
+readonly SERVICE_IMAGES=('' '')
+readonly SERVICE_CONTAINERS=('service_a_pg' 'service_b_pg')
+readonly PG_TOOL_TAG=receivewal
+readonly PG_TOOL_DIRS=("${WAL_DIR}")
 # Seconds between status packets: how stale the server's view of our flush position may get.
 readonly STATUS_INTERVAL=10
+readonly RECEIVER_PID_DIR='/run/lock'
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -96,6 +102,95 @@ write_pgpass() {
   pass="${pass//\\/\\\\}"
   pass="${pass//:/\\:}"
   ( umask 077; printf '*:*:*:%s:%s\n' "${user}" "${pass}" >"${target}" )
+}
+# ---- PostgreSQL tools and the service's container: one way for every script ---------------------
+# Needs SERVICE_NAMES, SERVICE_VERSIONS, SERVICE_TOOLS (host|image), SERVICE_IMAGES (empty: not a
+# known container), SERVICE_CONTAINERS, PG_BIN_ROOT, PG_TOOL_TAG (this script's part of the tool
+# containers' names) and PG_TOOL_DIRS (host directories a tool in a container reads or writes).
+
+# Run inside a tool container: the replication password arrives on stdin into a private file of
+# the container, so it is never on an argv, in the container's environment or in docker inspect.
+# shellcheck disable=SC2016 # expanded by the container's sh, not here
+readonly PG_TOOL_SHIM='if [ -n "${PGB_PGPASS_STDIN:-}" ]; then umask 077; cat >/tmp/pgb.pgpass; export PGPASSFILE=/tmp/pgb.pgpass; fi; exec "$@"'
+
+# pg_tool_ready I TOOL...: the tools exist where service I takes them from (the host's versioned
+# bin dir, or the image present on this host: a missing image must not be pulled mid-backup).
+pg_tool_ready() {
+  local i="$1" tool bin
+  shift
+  if [[ "${SERVICE_TOOLS[i]}" == image ]]; then
+    if ! docker image inspect "${SERVICE_IMAGES[i]}" >/dev/null 2>&1; then
+      log_err "[${SERVICE_NAMES[i]}] image ${SERVICE_IMAGES[i]} is not on this host (tools: image); docker pull ${SERVICE_IMAGES[i]}"
+      return 1
+    fi
+    return 0
+  fi
+  bin="${PG_BIN_ROOT}/${SERVICE_VERSIONS[i]}/bin"
+  for tool in "$@"; do
+    if [[ ! -x "${bin}/${tool}" ]]; then
+      log_err "[${SERVICE_NAMES[i]}] PostgreSQL ${SERVICE_VERSIONS[i]} client not installed (${bin}); install postgresql-client-${SERVICE_VERSIONS[i]} or set tools: image (no ${tool})"
+      return 1
+    fi
+  done
+}
+
+# pg_tool I TOOL ARGS...: runs TOOL (pg_basebackup, pg_receivewal, pg_verifybackup, pg_waldump,
+# pg_ctl, postgres) of service I's major version, from the host or from the service's image
+# (docker run --rm --network host, as root like the host tools, each dir of PG_TOOL_DIRS bound
+# at its own path so every path means the same inside and out). PGPASSFILE in the environment
+# is honoured both ways. PG_TOOL_MODE=exec replaces the calling (sub)shell, so a caller that
+# runs it in the background holds the pid that receives its signals.
+pg_tool() {
+  local i="$1" tool="$2" dir name
+  shift 2
+  if [[ "${SERVICE_TOOLS[i]}" != image ]]; then
+    if [[ "${PG_TOOL_MODE:-}" == exec ]]; then
+      exec "${PG_BIN_ROOT}/${SERVICE_VERSIONS[i]}/bin/${tool}" "$@"
+    fi
+    "${PG_BIN_ROOT}/${SERVICE_VERSIONS[i]}/bin/${tool}" "$@"
+    return
+  fi
+  name="pgb-${PG_TOOL_TAG}-${SERVICE_NAMES[i]}-${tool}"
+  local -a run=(docker run --rm --name "${name}" --network host --user 0:0 --entrypoint sh)
+  for dir in "${PG_TOOL_DIRS[@]}"; do
+    run+=(-v "${dir}:${dir}")
+  done
+  if [[ -n "${PGPASSFILE:-}" ]]; then
+    run+=(-i -e PGB_PGPASS_STDIN=1)
+  fi
+  run+=("${SERVICE_IMAGES[i]}" -c "${PG_TOOL_SHIM}" "${tool}" "${tool}" "$@")
+  # A container of this name is left by a run that was killed (one run at a time holds the lock).
+  docker rm -f "${name}" >/dev/null 2>&1 || true
+  local input="${PGPASSFILE:-/dev/null}"
+  if [[ "${PG_TOOL_MODE:-}" == exec ]]; then
+    exec "${run[@]}" <"${input}"
+  fi
+  "${run[@]}" <"${input}"
+}
+
+# service_container_check I: when service I is a known container (image set), it exists, runs,
+# and runs PostgreSQL pgVersion; otherwise says which and fails, so the caller touches nothing.
+service_container_check() {
+  local i="$1"
+  local c="${SERVICE_CONTAINERS[i]}" running version major
+  [[ -n "${SERVICE_IMAGES[i]}" ]] || return 0
+  if ! running="$(docker inspect -f '{{.State.Running}}' "${c}" 2>/dev/null)"; then
+    log_err "[${SERVICE_NAMES[i]}] container ${c} does not exist (docker ps -a; the config names it in services[].container)"
+    return 1
+  fi
+  if [[ "${running}" != true ]]; then
+    log_err "[${SERVICE_NAMES[i]}] container ${c} is not running (docker start ${c})"
+    return 1
+  fi
+  if ! version="$(docker exec "${c}" postgres -V 2>/dev/null)" || [[ ! "${version}" =~ \(PostgreSQL\)\ ([0-9]+) ]]; then
+    log_err "[${SERVICE_NAMES[i]}] could not read the PostgreSQL version in container ${c} (docker exec ${c} postgres -V)"
+    return 1
+  fi
+  major="${BASH_REMATCH[1]}"
+  if [[ "${major}" != "${SERVICE_VERSIONS[i]}" ]]; then
+    log_err "[${SERVICE_NAMES[i]}] container ${c} runs PostgreSQL ${major}, the config says pgVersion ${SERVICE_VERSIONS[i]}; set pgVersion (and image) to ${major} and rebuild"
+    return 1
+  fi
 }
 # ---- metrics: node_exporter textfile, written atomically ------------------------
 # metric NAME TYPE HELP VALUE [LABEL LABEL_VALUE]...: adds one sample; each family's HELP and TYPE
@@ -197,6 +292,16 @@ metrics_job() {
   metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
 }
 
+# Outside systemd (a receiver run by hand) a pid file lets pgb-restore.sh --into-container stop
+# and restart it; under systemd the unit is what it stops.
+PID_FILE=""
+receiver_pid_file_write() {
+  [[ -z "${INVOCATION_ID:-}" ]] || return 0
+  PID_FILE="${RECEIVER_PID_DIR}/pgb-receivewal-$1.pid"
+  mkdir -p -- "${RECEIVER_PID_DIR}"
+  printf '%s\n' "$$" >"${PID_FILE}"
+}
+
 RUN_DIR=""
 CHILD_PID=""
 STOPPING=""
@@ -209,6 +314,9 @@ cleanup() {
   fi
   if [[ -n "${RUN_DIR}" ]]; then
     rm -rf -- "${RUN_DIR}"
+  fi
+  if [[ -n "${PID_FILE}" ]]; then
+    rm -f -- "${PID_FILE}"
   fi
 }
 
@@ -266,19 +374,25 @@ service_index() {
 # The slot keeps the server from recycling WAL we have not received yet, so a receiver that
 # was down resumes without a gap. Creating it twice is not an error.
 create_slot() {
-  local bin="$1" host="$2" port="$3" slot="$4"
-  PGPASSFILE="${RUN_DIR}/pgpass" "${bin}/pg_receivewal" -h "${host}" -p "${port}" -U "${REPL_USER}" -w \
+  local i="$1" host="$2" port="$3" slot="$4"
+  PGPASSFILE="${RUN_DIR}/pgpass" pg_tool "${i}" pg_receivewal -h "${host}" -p "${port}" -U "${REPL_USER}" -w \
     --create-slot --if-not-exists -S "${slot}"
 }
 
 # Streams in the background so this shell can forward the stop signal and remove the
 # password file afterwards. --synchronous: every received WAL record is fsynced at once (small RPO).
 # --no-loop: a lost connection ends the run with an error and systemd restarts it (visible in the journal).
+# PG_TOOL_MODE=exec: the background job IS pg_receivewal (or the docker client, which passes the
+# signal on to it), so the stop signal reaches it.
 stream() {
-  local bin="$1" host="$2" port="$3" slot="$4" dir="$5" rc=0
-  PGPASSFILE="${RUN_DIR}/pgpass" "${bin}/pg_receivewal" -h "${host}" -p "${port}" -U "${REPL_USER}" -w \
+  local i="$1" host="$2" port="$3" slot="$4" dir="$5" rc=0
+  PGPASSFILE="${RUN_DIR}/pgpass" PG_TOOL_MODE=exec pg_tool "${i}" pg_receivewal -h "${host}" -p "${port}" -U "${REPL_USER}" -w \
     -D "${dir}" -S "${slot}" --synchronous --no-loop -s "${STATUS_INTERVAL}" &
   CHILD_PID=$!
+  # A stop that came while the slot was made, or just now, found no child to pass it on to.
+  if [[ -n "${STOPPING}" ]]; then
+    kill -INT "${CHILD_PID}" 2>/dev/null || true
+  fi
   # wait returns early (status > 128) when a trapped signal arrives: wait again for the real exit.
   while :; do
     rc=0
@@ -294,13 +408,12 @@ stream() {
 
 main() {
   (( $# == 1 )) || usage
-  local service="$1" i host port version slot bin dir rc=0
+  local service="$1" i host port version slot dir rc=0
   i="$(service_index "${service}")" || { log_err "unknown service: ${service}"; usage; }
   host="${SERVICE_HOSTS[i]}"
   port="${SERVICE_PORTS[i]}"
   version="${SERVICE_VERSIONS[i]}"
   slot="${SERVICE_SLOTS[i]}"
-  bin="${PG_BIN_ROOT}/${version}/bin"
   dir="${WAL_DIR}/${service}"
 
   SERVICE_I="${i}"
@@ -312,20 +425,26 @@ main() {
   if ! require_mounted "${BACKUP_MOUNT}"; then
     die "[${service}] ${BACKUP_MOUNT} is not a mounted filesystem; refusing to write WAL to the root disk"
   fi
-  [[ -x "${bin}/pg_receivewal" ]] || die "[${service}] PostgreSQL ${version} client not installed (${bin}); install postgresql-client-${version}"
+  service_container_check "${i}" || die "[${service}] not streaming: the container is not as the config says"
+  pg_tool_ready "${i}" pg_receivewal || die "[${service}] not streaming: no pg_receivewal ${version}"
 
   # One receiver per service; the lock is held as long as this process streams.
   take_lock "${SERVICE_LOCKS[i]}"
   RUN_DIR="$(mktemp -d)"
+  receiver_pid_file_write "${service}"
   trap on_stop TERM INT
   write_pgpass "${REPL_PASS_FILE}" "${RUN_DIR}/pgpass" "${REPL_USER}"
   mkdir -p "${dir}"
   chmod 750 "${WAL_DIR}" "${dir}"
 
-  create_slot "${bin}" "${host}" "${port}" "${slot}" || die "[${service}] could not create replication slot ${slot} on ${host}:${port}"
+  create_slot "${i}" "${host}" "${port}" "${slot}" || die "[${service}] could not create replication slot ${slot} on ${host}:${port}"
+  if [[ -n "${STOPPING}" ]]; then
+    log_ok "[${service}] stopped on request before streaming began"
+    exit 0
+  fi
   write_metrics -1 || true
   log_info "[${service}] ${SERVER_NAME}: streaming WAL from ${host}:${port} (PostgreSQL ${version}, slot ${slot}) into ${dir}"
-  stream "${bin}" "${host}" "${port}" "${slot}" "${dir}" || rc=$?
+  stream "${i}" "${host}" "${port}" "${slot}" "${dir}" || rc=$?
   if [[ -n "${STOPPING}" ]]; then
     log_ok "[${service}] stopped on request; WAL received so far is flushed in ${dir}"
     exit 0

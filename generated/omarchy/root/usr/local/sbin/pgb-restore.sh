@@ -22,6 +22,14 @@ readonly SOURCE_ARCHIVE_PREFIXES=('main-server-pg-artifacts-')
 readonly SERVICE_SOURCES=('0' '0')
 readonly SERVICE_NAMES=('service_a' 'service_b')
 readonly SERVICE_VERSIONS=('17' '17')
+# Its container image ("" when it is not a known container): verification runs in a container of it.
+readonly SERVICE_IMAGES=('' '')
+# Its container and data volume on this host, for --into-container ("" where there is none).
+readonly SERVICE_CONTAINERS=('' '')
+readonly SERVICE_DATA_VOLUMES=('' '')
+# A WAL receiver run by hand (no systemd) leaves its pid file here; --into-container stops and restarts it.
+readonly RECEIVER_PID_DIR='/run'
+readonly RECEIVER_SCRIPT='pgb_receivewal.sh'
 # The operating-system user PostgreSQL runs as for --verify and the drill.
 readonly RUN_AS='postgres'
 readonly BORG_LOCK_WAIT=600
@@ -224,7 +232,9 @@ usage: ${0##*/} list [--service S] [--server NAME] [--from raw|primary|external|
        ${0##*/} restore --service S --dest DIR [--server NAME] [--from raw|primary|external|DIR]
                  [--archive NAME|latest] [--target-time 'YYYY-MM-DD HH:MM:SS+00']
                  [--verify [--port P] [--db-user NAME] [--timeout SECONDS]]
-       ${0##*/} drill
+       ${0##*/} restore --service S --into-container [--target-time T] [--from ...] [--archive NAME]
+       ${0##*/} restore --service S --rollback
+       ${0##*/} drill [--from raw|primary|external]
 
 list      what can be restored: raw base backups (with the moment each is consistent), the WAL
           of each service and the point-in-time window they give, and the Borg archives.
@@ -239,8 +249,16 @@ restore   copies the newest base backup (or, with --target-time, the newest one 
           --verify         then start PostgreSQL on the restored data as ${RUN_AS} (on 127.0.0.1:P with
                            --port, else on a private socket only), wait for recovery to finish, run
                            a check query, and stop it.
-drill     restores the newest raw backup of every service into a scratch directory with --verify,
-          then removes it (the weekly restore drill).
+          --into-container the real recovery, into the service's container (SPEC 10): restores
+                           beside its data volume, stops its WAL receiver and the container, moves
+                           the current data aside (never deletes it), puts the restored data in with
+                           the image's ownership, starts the container, waits until recovery has
+                           finished and every database answers, restarts the receiver.
+          --rollback       puts the data moved aside by the last --into-container back.
+drill     restores the newest backup of every service into a scratch directory with --verify,
+          then removes it (the weekly restore drill); each ISO week from another copy in turn
+          (raw, primary, external, of those configured here), or the one --from names. Logs how
+          long each took and how far its WAL ended before the drill began.
 
 Times are UTC. Exit status: 0 ok, 1 restore or verification failed, 2 bad usage (unknown
 service or server, bad time, destination not empty).
@@ -264,6 +282,8 @@ OPT_VERIFY=""
 OPT_PORT=""
 OPT_DB_USER="postgres"
 OPT_TIMEOUT="${DEFAULT_RECOVERY_TIMEOUT}"
+OPT_INTO=""
+OPT_ROLLBACK=""
 
 parse_options() {
   while (( $# )); do
@@ -287,6 +307,14 @@ parse_options() {
         OPT_VERIFY=yes
         shift
         ;;
+      --into-container)
+        OPT_INTO=yes
+        shift
+        ;;
+      --rollback)
+        OPT_ROLLBACK=yes
+        shift
+        ;;
       -h | --help)
         usage
         exit 0
@@ -301,6 +329,12 @@ parse_options() {
   [[ "${OPT_DB_USER}" =~ ^[A-Za-z_][A-Za-z0-9_-]{0,62}$ ]] || usage_error "--db-user wants a role name, found: ${OPT_DB_USER}"
   if [[ -n "${OPT_PORT}" && -z "${OPT_VERIFY}" ]]; then
     usage_error "--port only goes with --verify"
+  fi
+  if [[ -n "${OPT_INTO}${OPT_ROLLBACK}" && -n "${OPT_DEST}${OPT_VERIFY}" ]]; then
+    usage_error "--into-container and --rollback restore into the service's container: no --dest, no --verify"
+  fi
+  if [[ -n "${OPT_INTO}" && -n "${OPT_ROLLBACK}" ]]; then
+    usage_error "--into-container or --rollback, not both"
   fi
 }
 
@@ -609,6 +643,7 @@ restore_cleanup() {
   if [[ -n "${VERIFY_STARTED}" ]]; then
     as_pg "${VERIFY_STARTED}/pg_ctl" -D "${DEST}" -m fast -w -t 120 stop >/dev/null 2>&1 || true
   fi
+  verify_container_remove
   if [[ -n "${VERIFY_DIR}" ]]; then
     rm -rf -- "${VERIFY_DIR}"
   fi
@@ -697,10 +732,12 @@ extract_job() {
 # Extracts the entries of a Borg archive at or below PATHS into a directory, as listed in
 # LISTING (borg_backups' lines), with up to RESTORE_JOBS `borg extract` processes at once (Borg
 # takes a shared lock: they read the repository side by side). The regular files are split into
-# groups of about equal size (largest first, each into the lightest group); directories and any
-# other entry go with the first group. Each process reads its paths from a pattern file (exact
-# paths, never argv) and extracts into the same directory, whose directories are made first so
-# that no two processes race to create one. A process failing (rc >= 2) stops the others and
+# groups of about equal size (largest first, each into the lightest group); any other entry but
+# a directory goes with the first group. Each process reads its paths from a pattern file (exact
+# paths, never argv) and extracts into the same directory, whose directories are made first and
+# are not extracted at all: Borg replaces an existing empty directory it extracts (rmdir, mkdir),
+# which races with another process writing a file into it ("makedirs: File exists", the file
+# skipped). The restore sets the owner and mode that matter afterwards. A process failing (rc >= 2) stops the others and
 # fails the restore; warnings (rc 1) are logged; every listed file must be there afterwards.
 borg_extract_jobs() {
   local repo="$1" archive="$2" into="$3" listing="$4" jobs="${RESTORE_JOBS}" files found j rc done_pid
@@ -727,6 +764,7 @@ borg_extract_jobs() {
   rm -f -- "${RUN_DIR}"/extract.*.patterns
   sort -t $'\t' -k2,2nr "${entries}" | awk -F'\t' -v n="${jobs}" -v out="${RUN_DIR}/extract" '
     {
+      if ($1 == "d") next
       p = $3
       for (i = 4; i <= NF; i++) p = p "\t" $i
       best = 0
@@ -810,6 +848,14 @@ cmd_restore() {
   local target_ns="" tree="" repo="" archive="" rel bb meta_dir from_wal mode=copy where
   local start_seg version bin staged chain_end chain_ns gap last_ns pg_target=""
   parse_options "$@"
+  if [[ -n "${OPT_INTO}" ]]; then
+    cmd_restore_into_container
+    return
+  fi
+  if [[ -n "${OPT_ROLLBACK}" ]]; then
+    cmd_restore_rollback
+    return
+  fi
   resolve_service
   [[ -z "${OPT_TARGET}" ]] || target_ns="$(parse_target "${OPT_TARGET}")"
   if [[ "${OPT_ARCHIVE}" != latest && "${OPT_FROM}" != primary && "${OPT_FROM}" != external ]]; then
@@ -900,6 +946,10 @@ cmd_restore() {
   chmod 700 "${DEST}"
   write_recovery_settings "${pg_target}" "restore of ${server}/${bb} from ${where}${pg_target:+ to ${pg_target}}"
   RESTORE_DONE=yes
+  # For the drill: where the restored WAL ends (its newest segment's time).
+  if [[ -n "${PGB_RESTORE_REPORT:-}" ]]; then
+    printf 'wal_ns=%s\n' "${chain_ns}" >"${PGB_RESTORE_REPORT}"
+  fi
   local recovery_to="the end of the WAL"
   if [[ -n "${pg_target}" ]]; then
     recovery_to="${pg_target}"
@@ -907,7 +957,7 @@ cmd_restore() {
   log_ok "[${service}] restored ${bb} into ${DEST} (recovery to ${recovery_to}; WAL staged in ${WAL_STAGE})"
 
   if [[ -n "${OPT_VERIFY}" ]]; then
-    verify_restore "${version}" "${service}" || exit 1
+    verify_restore "${version}" "${service}" "${SERVICE_IMAGES[SVC_I]}" || exit 1
     rm -rf -- "${WAL_STAGE}"
     disable_recovery_settings
     log_ok "[${service}] verified: ${DEST} recovered, was promoted and answers queries; ${WAL_STAGE} removed and the recovery settings disabled: ${DEST} starts as it is, on this host or in a container"
@@ -919,6 +969,7 @@ cmd_restore() {
 # ---- verify ---------------------------------------------------------------------
 pg_log_tail() {
   local line
+  [[ -z "${VERIFY_CONTAINER}" ]] || verify_container_log
   [[ -f "${VERIFY_DIR}/postgres.log" ]] || return 0
   while IFS= read -r line; do
     log_err "  postgres: ${line}"
@@ -927,37 +978,80 @@ pg_log_tail() {
 
 verify_psql() {
   local db="$1" sql="$2"
+  if [[ -n "${VERIFY_IMAGE}" ]]; then
+    verify_container_psql "${db}" "${sql}"
+    return
+  fi
   as_pg "${VERIFY_BIN}/psql" -X -At -v ON_ERROR_STOP=1 -h "${VERIFY_DIR}" -p "${VERIFY_PORT}" -U "${OPT_DB_USER}" -d "${db}" -c "${sql}"
 }
 
+# The server on the restored copy: started, still running, stopped; on the host or in a container.
+verify_server_start() {
+  local version="$1" service="$2" opts="$3"
+  if [[ -n "${VERIFY_IMAGE}" ]]; then
+    verify_container_start "${VERIFY_IMAGE}" "${service}" "${opts}" || return 1
+  else
+    as_pg "${VERIFY_BIN}/pg_ctl" -D "${DEST}" -l "${VERIFY_DIR}/postgres.log" -W start -o "${opts}" >/dev/null || return 1
+  fi
+  [[ -n "${VERIFY_IMAGE}" ]] || VERIFY_STARTED="${VERIFY_BIN}"
+}
+
+verify_server_running() {
+  if [[ -n "${VERIFY_IMAGE}" ]]; then
+    verify_container_running
+  else
+    as_pg "${VERIFY_BIN}/pg_ctl" -D "${DEST}" status >/dev/null 2>&1
+  fi
+}
+
+verify_server_stop() {
+  if [[ -n "${VERIFY_IMAGE}" ]]; then
+    verify_container_stop
+  else
+    as_pg "${VERIFY_BIN}/pg_ctl" -D "${DEST}" -m fast -w -t 120 stop >/dev/null
+  fi
+}
+
+VERIFY_IMAGE=""
 VERIFY_BIN=""
 VERIFY_PORT=""
 
-# Starts PostgreSQL on the restored data as RUN_AS, waits until recovery is over, checks
-# every database answers, and stops it. Returns non-zero (with the server log) on any failure.
+# Starts PostgreSQL on the restored data (as RUN_AS with the host's binaries, or in a throwaway
+# container of IMAGE when one is given), waits until recovery is over, checks every database
+# answers, and stops it. Returns non-zero (with the server log) on any failure.
 verify_restore() {
   local version="$1" service="$2" listen started deadline state db dbs
-  VERIFY_BIN="${PG_BIN_ROOT}/${version}/bin"
-  if [[ ! -x "${VERIFY_BIN}/pg_ctl" || ! -x "${VERIFY_BIN}/psql" ]]; then
-    log_err "[${service}] PostgreSQL ${version} server not installed (${VERIFY_BIN}/pg_ctl); install postgresql-${version} to verify"
-    return 1
+  VERIFY_IMAGE="${3:-}"
+  if [[ -n "${VERIFY_IMAGE}" ]]; then
+    require_commands docker
+    # Beside the copy, not in a private /tmp: the docker daemon must see it to bind it.
+    VERIFY_DIR="$(mktemp -d -p "$(dirname -- "${DEST}")" pgb-verify.XXXXXX)"
+    log_info "[${service}] verifying in a throwaway container of ${VERIFY_IMAGE}"
+  else
+    VERIFY_BIN="${PG_BIN_ROOT}/${version}/bin"
+    if [[ ! -x "${VERIFY_BIN}/pg_ctl" || ! -x "${VERIFY_BIN}/psql" ]]; then
+      log_err "[${service}] PostgreSQL ${version} server not installed (${VERIFY_BIN}/pg_ctl); install postgresql-${version} to verify"
+      return 1
+    fi
+    if ! id -u "${RUN_AS}" >/dev/null 2>&1; then
+      log_err "[${service}] no ${RUN_AS} user to run PostgreSQL as"
+      return 1
+    fi
+    chown -R "${RUN_AS}:" "${DEST}" "${WAL_STAGE}"
+    if ! as_pg test -r "${DEST}/PG_VERSION"; then
+      log_err "[${service}] ${RUN_AS} cannot reach ${DEST}: make its parent directories searchable (chmod o+x)"
+      return 1
+    fi
+    VERIFY_DIR="$(mktemp -d)"
   fi
-  if ! id -u "${RUN_AS}" >/dev/null 2>&1; then
-    log_err "[${service}] no ${RUN_AS} user to run PostgreSQL as"
-    return 1
-  fi
-  chown -R "${RUN_AS}:" "${DEST}" "${WAL_STAGE}"
-  if ! as_pg test -r "${DEST}/PG_VERSION"; then
-    log_err "[${service}] ${RUN_AS} cannot reach ${DEST}: make its parent directories searchable (chmod o+x)"
-    return 1
-  fi
-  VERIFY_DIR="$(mktemp -d)"
   # Our own pg_hba: the socket dir is private to RUN_AS, so trust on it lets in only RUN_AS and root.
   printf 'local all all trust\n' >"${VERIFY_DIR}/pg_hba.conf"
-  chown -R "${RUN_AS}:" "${VERIFY_DIR}"
+  [[ -n "${VERIFY_IMAGE}" ]] || chown -R "${RUN_AS}:" "${VERIFY_DIR}"
   local where="private socket only"
   VERIFY_PORT=5432
+  # pg_ctl -o parses its options like a shell; docker passes them as they are.
   listen="''"
+  [[ -z "${VERIFY_IMAGE}" ]] || listen=""
   if [[ -n "${OPT_PORT}" ]]; then
     VERIFY_PORT="${OPT_PORT}"
     listen='127.0.0.1'
@@ -971,12 +1065,11 @@ verify_restore() {
     # The copy starts "interrupted": one syncfs instead of an fsync per file (PostgreSQL 14+).
     opts+=" -c recovery_init_sync_method=syncfs"
   fi
-  if ! as_pg "${VERIFY_BIN}/pg_ctl" -D "${DEST}" -l "${VERIFY_DIR}/postgres.log" -W start -o "${opts}" >/dev/null; then
+  if ! verify_server_start "${version}" "${service}" "${opts}"; then
     pg_log_tail
     log_err "[${service}] PostgreSQL did not start"
     return 1
   fi
-  VERIFY_STARTED="${VERIFY_BIN}"
   started="${SECONDS}"
   deadline=$((SECONDS + OPT_TIMEOUT))
   while :; do
@@ -985,7 +1078,7 @@ verify_restore() {
       break
     fi
     # pg_ctl -W returns before the postmaster has written its pid file: give it a moment.
-    if (( SECONDS - started > 5 )) && ! as_pg "${VERIFY_BIN}/pg_ctl" -D "${DEST}" status >/dev/null 2>&1; then
+    if (( SECONDS - started > 5 )) && ! verify_server_running; then
       pg_log_tail
       log_err "[${service}] PostgreSQL stopped during recovery"
       VERIFY_STARTED=""
@@ -1013,11 +1106,360 @@ verify_restore() {
     fi
     log_ok "[${service}] database ${db}: ${state}"
   done <<<"${dbs}"
-  if ! as_pg "${VERIFY_BIN}/pg_ctl" -D "${DEST}" -m fast -w -t 120 stop >/dev/null; then
+  if ! verify_server_stop; then
+    pg_log_tail
     log_err "[${service}] PostgreSQL did not stop"
     return 1
   fi
   VERIFY_STARTED=""
+}
+
+# ---- verify in a throwaway container of the service's image -----------------------
+# With an image (services[].image), the restored copy runs in a container of that image, so its
+# binaries and extensions are production's and the host needs no PostgreSQL server package:
+# --network none (host with --port), as the image's postgres uid, the copy and its WAL bound at
+# their own paths (restore_command names the host path), its socket in VERIFY_DIR.
+VERIFY_CONTAINER=""
+VERIFY_UID=""
+
+# image_postgres_ids IMAGE: "UID:GID" of the postgres user of the image.
+image_postgres_ids() {
+  local image="$1" uid gid
+  uid="$(docker run --rm --network none --entrypoint id "${image}" -u postgres)" || return 1
+  gid="$(docker run --rm --network none --entrypoint id "${image}" -g postgres)" || return 1
+  printf '%s:%s\n' "${uid}" "${gid}"
+}
+
+verify_container_start() {
+  local image="$1" service="$2" opts="$3" network=none
+  if ! docker image inspect "${image}" >/dev/null 2>&1; then
+    log_err "[${service}] image ${image} is not on this host; docker pull ${image}"
+    return 1
+  fi
+  if ! VERIFY_UID="$(image_postgres_ids "${image}")"; then
+    log_err "[${service}] image ${image} has no postgres user"
+    return 1
+  fi
+  chown -R "${VERIFY_UID}" "${DEST}" "${WAL_STAGE}" "${VERIFY_DIR}"
+  [[ -z "${OPT_PORT}" ]] || network=host
+  VERIFY_CONTAINER="pgb-verify-${service}-$$"
+  # shellcheck disable=SC2086 # opts is a list of -c settings, no value has a space
+  docker run -d --name "${VERIFY_CONTAINER}" --stop-signal SIGINT --network "${network}" \
+    --user "${VERIFY_UID}" --entrypoint postgres \
+    -v "${DEST}:${DEST}" -v "${WAL_STAGE}:${WAL_STAGE}" -v "${VERIFY_DIR}:${VERIFY_DIR}" \
+    "${image}" -D "${DEST}" ${opts} >/dev/null
+}
+
+verify_container_running() {
+  [[ "$(docker inspect -f '{{.State.Running}}' "${VERIFY_CONTAINER}" 2>/dev/null)" == true ]]
+}
+
+verify_container_psql() {
+  local db="$1" sql="$2"
+  docker exec -u "${VERIFY_UID}" "${VERIFY_CONTAINER}" psql -X -At -v ON_ERROR_STOP=1 -h "${VERIFY_DIR}" \
+    -p "${VERIFY_PORT}" -U "${OPT_DB_USER}" -d "${db}" -c "${sql}"
+}
+
+# Fast shutdown (the stop signal is SIGINT), then the container goes; its log stays for pg_log_tail.
+verify_container_stop() {
+  local rc
+  docker stop -t 120 "${VERIFY_CONTAINER}" >/dev/null || return 1
+  rc="$(docker inspect -f '{{.State.ExitCode}}' "${VERIFY_CONTAINER}")" || return 1
+  verify_container_remove
+  [[ "${rc}" == 0 ]]
+}
+
+verify_container_log() {
+  docker logs "${VERIFY_CONTAINER}" >"${VERIFY_DIR}/postgres.log" 2>&1 || true
+}
+
+verify_container_remove() {
+  [[ -n "${VERIFY_CONTAINER}" ]] || return 0
+  docker rm -f "${VERIFY_CONTAINER}" >/dev/null 2>&1 || true
+  VERIFY_CONTAINER=""
+}
+
+# ---- restore into the service's container (--into-container, --rollback) -------------
+# The real recovery (SPEC 10). The restore is made beside the container's data (same file system:
+# the swap is renames), so the service keeps running while the backup is copied and its WAL
+# staged; only then are its WAL receiver and the container stopped, the current data moved aside
+# (never deleted), the restored data put in with the image's ownership, the container started and
+# watched until recovery has finished and every database answers. The receiver is started again
+# and streams the new timeline; WAL of the old timeline past the switch goes aside with it.
+INTO_STAGING=""
+INTO_SWAPPED=""
+RECEIVER_STOPPED=""
+
+# The PGDATA of a container (its environment; the official image's default otherwise).
+container_pgdata() {
+  local env
+  env="$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$1")" || return 1
+  env="$(sed -n 's/^PGDATA=//p' <<<"${env}" | head -n 1)"
+  printf '%s\n' "${env:-/var/lib/postgresql/data}"
+}
+
+# Where the data of container C (mounted at PGDATA) lives on this host: services[].dataVolume
+# (a host directory, or a named volume), else the mount docker inspect shows at PGDATA.
+container_data_dir() {
+  local c="$1" volume="$2" pgdata="$3" dir
+  if [[ "${volume}" == /* ]]; then
+    dir="${volume}"
+  elif [[ -n "${volume}" ]]; then
+    dir="$(docker volume inspect -f '{{.Mountpoint}}' "${volume}")" || return 1
+  else
+    dir="$(docker inspect -f '{{range .Mounts}}{{if eq .Destination "'"${pgdata}"'"}}{{.Source}}{{end}}{{end}}' "${c}")" || return 1
+  fi
+  [[ -n "${dir}" && -d "${dir}" ]] || return 1
+  realpath -- "${dir}"
+}
+
+container_psql() {
+  local c="$1" db="$2" sql="$3"
+  docker exec "${c}" psql -X -At -v ON_ERROR_STOP=1 -U "${OPT_DB_USER}" -d "${db}" -c "${sql}"
+}
+
+# The WAL receiver of a service: a systemd unit where systemd runs; elsewhere (a receiver run by
+# hand) the process whose pid its pid file holds.
+receiver_pid_file() {
+  printf '%s/pgb-receivewal-%s.pid\n' "${RECEIVER_PID_DIR}" "$1"
+}
+
+receiver_stop() {
+  local service="$1" unit="pgb-receivewal@$1.service" pid deadline
+  if [[ -d /run/systemd/system ]] && systemctl is-active --quiet "${unit}"; then
+    log_info "[${service}] stopping its WAL receiver (${unit}) for the restore"
+    systemctl stop "${unit}"
+    RECEIVER_STOPPED=systemd
+    return 0
+  fi
+  pid="$(cat "$(receiver_pid_file "${service}")" 2>/dev/null || true)"
+  [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null || return 0
+  log_info "[${service}] stopping its WAL receiver (pid ${pid}) for the restore"
+  kill -TERM "${pid}"
+  deadline=$((SECONDS + 120))
+  while kill -0 "${pid}" 2>/dev/null; do
+    (( SECONDS < deadline )) || die "[${service}] the WAL receiver (pid ${pid}) did not stop; nothing was changed"
+    sleep 0.2
+  done
+  RECEIVER_STOPPED=pid
+}
+
+receiver_start() {
+  local service="$1" log
+  case "${RECEIVER_STOPPED}" in
+    systemd)
+      systemctl start "pgb-receivewal@${service}.service" && log_ok "[${service}] WAL receiver started again"
+      ;;
+    pid)
+      log="${RECEIVER_PID_DIR}/pgb-receivewal-${service}.log"
+      setsid bash "$(dirname -- "$(realpath -- "${BASH_SOURCE[0]}")")/${RECEIVER_SCRIPT}" "${service}" \
+        >>"${log}" 2>&1 </dev/null &
+      log_ok "[${service}] WAL receiver started again (pid $!, log ${log})"
+      ;;
+  esac
+  RECEIVER_STOPPED=""
+}
+
+# WAL of older timelines from the new timeline's first segment on is not this server's history
+# any more; the receiver would resume after it and be refused. It moves aside (kept, archived).
+wal_supersede() {
+  local service="$1" c="$2" datadir="$3" stamp="$4" wal tli hist switch seg_size per_log segno fork f aside n=0
+  wal="${SOURCE_ARTIFACTS[SRC_I]}/${WAL_SUBDIR}/${service}"
+  [[ -d "${wal}" ]] || return 0
+  tli="$(container_psql "${c}" postgres 'SELECT timeline_id FROM pg_control_checkpoint()')" || return 1
+  hist="$(printf '%s/pg_wal/%08X.history' "${datadir}" "${tli}")"
+  [[ -f "${hist}" ]] || return 0
+  switch="$(awk 'NF >= 2 && $1 ~ /^[0-9]+$/ { lsn = $2 } END { print lsn }' "${hist}")"
+  [[ "${switch}" =~ ^([0-9A-F]+)/([0-9A-F]+)$ ]] || return 1
+  seg_size="$(container_psql "${c}" postgres "SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")" || return 1
+  per_log=$(( 0x100000000 / seg_size ))
+  segno=$(( (16#${BASH_REMATCH[1]} * 0x100000000 + 16#${BASH_REMATCH[2]}) / seg_size ))
+  fork="$(printf '%08X%08X' $(( segno / per_log )) $(( segno % per_log )))"
+  aside="${wal}/superseded-${stamp}"
+  while IFS= read -r f; do
+    (( 16#${f:0:8} < tli )) || continue
+    [[ ! "${f:8:16}" < "${fork}" ]] || continue
+    [[ -d "${aside}" ]] || mkdir -m 750 -- "${aside}"
+    mv -- "${wal}/${f}" "${aside}/"
+    n=$((n + 1))
+  done < <(find "${wal}" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}(\.partial)?' -printf '%f\n' | sort)
+  if (( n > 0 )); then
+    log_info "[${service}] timeline ${tli} starts in ${fork}: ${n} WAL file(s) of the old timeline from there on moved to ${aside}"
+  fi
+}
+
+# After a rollback: WAL of timelines the server does not know (the restore's) moves aside, and the
+# old timeline's WAL the restore moved aside comes back, so the receiver resumes where it was.
+wal_unsupersede() {
+  local service="$1" c="$2" stamp="$3" wal tli f aside last
+  wal="${SOURCE_ARTIFACTS[SRC_I]}/${WAL_SUBDIR}/${service}"
+  [[ -d "${wal}" ]] || return 0
+  tli="$(container_psql "${c}" postgres 'SELECT timeline_id FROM pg_control_checkpoint()')" || return 1
+  aside="${wal}/rolledback-${stamp}"
+  while IFS= read -r f; do
+    (( 16#${f:0:8} > tli )) || continue
+    [[ -d "${aside}" ]] || mkdir -m 750 -- "${aside}"
+    mv -- "${wal}/${f}" "${aside}/"
+  done < <(find "${wal}" -maxdepth 1 -type f -regextype posix-extended -regex '.*/([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history)' -printf '%f\n' | sort)
+  last="$(find "${wal}" -mindepth 1 -maxdepth 1 -type d -name 'superseded-*' -printf '%f\n' | sort | tail -n 1)"
+  if [[ -n "${last}" ]]; then
+    move_entries "${wal}/${last}" "${wal}"
+    rmdir -- "${wal}/${last}"
+  fi
+  log_info "[${service}] WAL dir back on timeline ${tli}${last:+ (${last} moved back)}"
+}
+
+# Waits until the container's server accepts queries and is out of recovery; fails when the
+# container stops or the time runs out.
+container_wait_recovered() {
+  local c="$1" service="$2" deadline state
+  deadline=$((SECONDS + OPT_TIMEOUT))
+  while :; do
+    state="$(container_psql "${c}" postgres 'SELECT pg_is_in_recovery()' 2>/dev/null || true)"
+    [[ "${state}" != f ]] || return 0
+    if [[ "$(docker inspect -f '{{.State.Running}}' "${c}" 2>/dev/null)" != true ]]; then
+      docker logs --tail 20 "${c}" 2>&1 | while IFS= read -r state; do log_err "  ${c}: ${state}"; done
+      log_err "[${service}] container ${c} stopped during recovery"
+      return 1
+    fi
+    if (( SECONDS > deadline )); then
+      log_err "[${service}] recovery in ${c} not finished after ${OPT_TIMEOUT}s"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# Every database of the container answers.
+container_check_databases() {
+  local c="$1" service="$2" dbs db state
+  dbs="$(container_psql "${c}" postgres 'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1')" || return 1
+  while IFS= read -r db; do
+    [[ -n "${db}" ]] || continue
+    state="$(container_psql "${c}" "${db}" "SELECT count(*) || ' relations, ' || pg_size_pretty(pg_database_size(current_database())) FROM pg_class")" || {
+      log_err "[${service}] database ${db} in ${c} does not answer"
+      return 1
+    }
+    log_ok "[${service}] database ${db}: ${state}"
+  done <<<"${dbs}"
+}
+
+# move_entries FROM TO: every entry of FROM into TO (renames).
+move_entries() {
+  local entry
+  while IFS= read -r -d '' entry; do
+    mv -- "${entry}" "$2/"
+  done < <(find "$1" -mindepth 1 -maxdepth 1 -print0)
+}
+
+into_cleanup() {
+  # A failure before the swap leaves the container's data untouched: the staging goes.
+  if [[ -n "${INTO_STAGING}" && -z "${INTO_SWAPPED}" ]]; then
+    rm -rf -- "${INTO_STAGING}" "${INTO_STAGING}-wal"
+  fi
+  if [[ -n "${RECEIVER_STOPPED}" && -z "${INTO_SWAPPED}" ]]; then
+    receiver_start "${SERVICE_NAMES[SVC_I]}" || true
+  fi
+}
+
+# The container of the service: known, existing; its PGDATA and data dir on this host.
+INTO_C=""
+INTO_PGDATA=""
+INTO_DIR=""
+into_target() {
+  local service="${SERVICE_NAMES[SVC_I]}"
+  INTO_C="${SERVICE_CONTAINERS[SVC_I]}"
+  [[ -n "${INTO_C}" ]] || usage_error "[${service}] is not a container of ${HOST_NAME} (services[].image is not set, or this is a dev machine): restore with --dest"
+  require_commands docker
+  docker inspect "${INTO_C}" >/dev/null 2>&1 \
+    || die "[${service}] container ${INTO_C} does not exist; create it as before (docker run ... ${SERVICE_IMAGES[SVC_I]}, an empty volume is fine), then restore into it"
+  INTO_PGDATA="$(container_pgdata "${INTO_C}")" || die "[${service}] cannot inspect container ${INTO_C}"
+  INTO_DIR="$(container_data_dir "${INTO_C}" "${SERVICE_DATA_VOLUMES[SVC_I]}" "${INTO_PGDATA}")" \
+    || die "[${service}] no data directory of ${INTO_C} at ${INTO_PGDATA} found on this host (set services[].dataVolume)"
+}
+
+cmd_restore_into_container() {
+  local service self stamp ids aside image want have
+  local -a args=()
+  resolve_service
+  require_root
+  into_target
+  service="${SERVICE_NAMES[SVC_I]}"
+  self="$(realpath -- "${BASH_SOURCE[0]}")"
+  stamp="$(date -u +%Y-%m-%dT%H_%M_%SZ)"
+  trap into_cleanup EXIT
+  INTO_STAGING="$(dirname -- "${INTO_DIR}")/pgb-restore-${stamp}"
+  args=(restore --server "${SOURCE_SERVERS[SRC_I]}" --service "${service}" --dest "${INTO_STAGING}" --from "${OPT_FROM}" --archive "${OPT_ARCHIVE}")
+  [[ -z "${OPT_TARGET}" ]] || args+=(--target-time "${OPT_TARGET}")
+  log_info "[${service}] restoring beside ${INTO_DIR} (${INTO_C} keeps running meanwhile)"
+  bash "${self}" "${args[@]}" || die "[${service}] the restore failed; ${INTO_C} and its data are untouched"
+  # The staged WAL moves into the data dir, where the container sees it; restore_command follows.
+  mv -- "${INTO_STAGING}-wal" "${INTO_STAGING}/pgb_restore_wal"
+  sed -i "s|^restore_command = 'cp ${INTO_STAGING}-wal/%f %p'\$|restore_command = 'cp ${INTO_PGDATA}/pgb_restore_wal/%f %p'|" \
+    "${INTO_STAGING}/postgresql.auto.conf"
+  grep -qF "restore_command = 'cp ${INTO_PGDATA}/pgb_restore_wal/%f %p'" "${INTO_STAGING}/postgresql.auto.conf" \
+    || die "[${service}] could not point restore_command at the staged WAL"
+  # The container's own image decides: its major must be the backup's, its postgres user owns the data.
+  image="$(docker inspect -f '{{.Config.Image}}' "${INTO_C}")" || die "[${service}] cannot inspect ${INTO_C}"
+  want="$(head -n 1 "${INTO_STAGING}/PG_VERSION")"
+  have="$(docker run --rm --network none --entrypoint postgres "${image}" -V 2>/dev/null)" || have=""
+  [[ "${have}" =~ \(PostgreSQL\)\ ([0-9]+) ]] || die "[${service}] could not read the PostgreSQL version of ${image}; nothing was changed"
+  [[ "${BASH_REMATCH[1]}" == "${want}" ]] \
+    || die "[${service}] container ${INTO_C} runs PostgreSQL ${BASH_REMATCH[1]} (${image}), the backup is PostgreSQL ${want}; nothing was changed"
+  ids="$(image_postgres_ids "${image}")" || die "[${service}] image ${image} has no postgres user"
+  chown -R "${ids}" "${INTO_STAGING}"
+  chmod 700 "${INTO_STAGING}"
+
+  receiver_stop "${service}"
+  log_info "[${service}] stopping ${INTO_C}"
+  docker stop -t 120 "${INTO_C}" >/dev/null || die "[${service}] ${INTO_C} did not stop; its data is untouched"
+  aside="$(dirname -- "${INTO_DIR}")/pgb-previous-${stamp}"
+  mkdir -m 700 -- "${aside}"
+  INTO_SWAPPED=yes
+  move_entries "${INTO_DIR}" "${aside}"
+  move_entries "${INTO_STAGING}" "${INTO_DIR}"
+  rmdir -- "${INTO_STAGING}"
+  chown "${ids}" "${INTO_DIR}"
+  chmod 700 "${INTO_DIR}"
+  log_info "[${service}] the previous data of ${INTO_C} is kept in ${aside}; starting ${INTO_C} on the restored data"
+  docker start "${INTO_C}" >/dev/null || die "[${service}] ${INTO_C} did not start; undo: $0 restore --service ${service} --rollback"
+  container_wait_recovered "${INTO_C}" "${service}" || die "[${service}] undo: $0 restore --service ${service} --rollback"
+  log_ok "[${service}] recovery finished in ${INTO_C}; it was promoted"
+  container_check_databases "${INTO_C}" "${service}" || die "[${service}] undo: $0 restore --service ${service} --rollback"
+  rm -rf -- "${INTO_DIR}/pgb_restore_wal"
+  wal_supersede "${service}" "${INTO_C}" "${INTO_DIR}" "${stamp}" || log_warn "[${service}] could not read the new timeline's start: check the WAL dir before the receiver resumes"
+  receiver_start "${service}"
+  log_ok "[${service}] restored into ${INTO_C}; the data it had is in ${aside}"
+  log_info "[${service}] undo: $0 restore --service ${service} --rollback"
+}
+
+# --rollback: the newest data moved aside goes back; what is in the container now moves aside too.
+cmd_restore_rollback() {
+  local service previous stamp aside
+  resolve_service
+  require_root
+  into_target
+  service="${SERVICE_NAMES[SVC_I]}"
+  previous="$(find "$(dirname -- "${INTO_DIR}")" -mindepth 1 -maxdepth 1 -type d -name 'pgb-previous-*' -printf '%f\n' | sort | tail -n 1)"
+  [[ -n "${previous}" ]] || die "[${service}] no previous data of ${INTO_C} beside ${INTO_DIR} (pgb-previous-*): nothing to roll back"
+  previous="$(dirname -- "${INTO_DIR}")/${previous}"
+  stamp="$(date -u +%Y-%m-%dT%H_%M_%SZ)"
+  aside="$(dirname -- "${INTO_DIR}")/pgb-rolledback-${stamp}"
+  trap into_cleanup EXIT
+  receiver_stop "${service}"
+  log_info "[${service}] stopping ${INTO_C}"
+  docker stop -t 120 "${INTO_C}" >/dev/null || die "[${service}] ${INTO_C} did not stop; nothing was changed"
+  mkdir -m 700 -- "${aside}"
+  INTO_SWAPPED=yes
+  move_entries "${INTO_DIR}" "${aside}"
+  move_entries "${previous}" "${INTO_DIR}"
+  rmdir -- "${previous}"
+  docker start "${INTO_C}" >/dev/null || die "[${service}] ${INTO_C} did not start on the previous data"
+  container_wait_recovered "${INTO_C}" "${service}" || die "[${service}] ${INTO_C} is not answering on the previous data"
+  container_check_databases "${INTO_C}" "${service}" || die "[${service}] a database of ${INTO_C} does not answer"
+  wal_unsupersede "${service}" "${INTO_C}" "${stamp}" || log_warn "[${service}] could not sort the WAL dir by timeline: check it before the receiver resumes"
+  receiver_start "${service}"
+  log_ok "[${service}] rolled back: ${INTO_C} runs on its previous data again; the restored data is kept in ${aside}"
 }
 
 # ---- list -----------------------------------------------------------------------
@@ -1159,8 +1601,12 @@ cmd_list() {
 }
 
 # ---- drill ----------------------------------------------------------------------
-# Restores the newest raw backup of every service into a scratch dir with --verify, then
-# removes it. Each restore runs as its own process: one failing service does not stop the others.
+# Restores the newest backup of every service into a scratch dir with --verify, then removes it.
+# Each week it restores from another copy in turn (raw, then the primary Borg repository, then the
+# external drive's, of those this host has), so every copy is proven; --from picks one. Each
+# restore runs as its own process: one failing service does not stop the others. It records for
+# each service how long the restore took and how far the restored WAL lags behind the drill's
+# start (the newest WAL's time: "how far behind the newest commit it got").
 # Its metrics: per service the last success and how long the restore took (the measured RTO);
 # a failed service keeps its last success time, so the drill's age shows.
 DRILL_START=""
@@ -1189,26 +1635,57 @@ drill_on_exit() {
   exit "${rc}"
 }
 
+# The copies a drill of source SRC can restore from, in rotation order.
+drill_copies() {
+  local src="$1"
+  printf 'raw\n'
+  [[ -z "${SOURCE_PRIMARY_REPOS[src]}" ]] || printf 'primary\n'
+  [[ -z "${SOURCE_EXTERNAL_REPOS[src]}" ]] || printf 'external\n'
+}
+
+# drill_copy SRC WEEK: the copy of this ISO week (week number modulo the number of copies).
+drill_copy() {
+  local -a copies=()
+  mapfile -t copies < <(drill_copies "$1")
+  printf '%s\n' "${copies[$(( 10#$2 % ${#copies[@]} ))]}"
+}
+
 cmd_drill() {
-  local i scratch failed=0 self started
-  (( $# == 0 )) || usage_error "drill takes no arguments"
+  local i scratch failed=0 self from="" copy week started report lag_ns took wal_ns
+  while (( $# )); do
+    case "$1" in
+      --from)
+        (( $# >= 2 )) || usage_error "--from needs a value"
+        [[ "$2" =~ ^(raw|primary|external)$ ]] || usage_error "drill --from raw, primary or external, found: $2"
+        from="$2"
+        shift 2
+        ;;
+      *) usage_error "drill takes only --from raw|primary|external" ;;
+    esac
+  done
   DRILL_START="$(date -u +%s)"
   trap drill_on_exit EXIT
   require_root
   self="$(realpath -- "${BASH_SOURCE[0]}")"
+  week="$(date -u +%V)"
   for i in "${!SERVICE_NAMES[@]}"; do
-    started="${SECONDS}"
+    copy="${from:-$(drill_copy "${SERVICE_SOURCES[i]}" "${week}")}"
     scratch="$(mktemp -d -p "${TMPDIR:-${DRILL_SCRATCH_ROOT}}" pgb-drill.XXXXXX)"
     # RUN_AS must reach the data dir inside it.
     chmod 711 "${scratch}"
-    log_info "[${SERVICE_NAMES[i]}] drill: restoring the newest backup into ${scratch}"
-    if bash "${self}" restore --server "${SOURCE_SERVERS[SERVICE_SOURCES[i]]}" --service "${SERVICE_NAMES[i]}" \
-        --dest "${scratch}/data" --verify; then
-      log_ok "[${SERVICE_NAMES[i]}] drill passed"
+    report="${scratch}/report"
+    log_info "[${SERVICE_NAMES[i]}] drill: restoring the newest backup from ${copy} into ${scratch}"
+    started="$(date -u +%s%N)"
+    if PGB_RESTORE_REPORT="${report}" bash "${self}" restore --server "${SOURCE_SERVERS[SERVICE_SOURCES[i]]}" \
+        --service "${SERVICE_NAMES[i]}" --from "${copy}" --dest "${scratch}/data" --verify; then
+      took=$(( ($(date -u +%s%N) - started) / 1000000000 ))
+      wal_ns="$(sed -n 's/^wal_ns=//p' "${report}" 2>/dev/null || true)"
+      lag_ns=$(( started - ${wal_ns:-0} ))
+      log_ok "[${SERVICE_NAMES[i]}] drill passed: from ${copy} in ${took} s; the restored WAL ends $(( lag_ns / 1000000000 )) s before the drill began ($(fmt_ns "${wal_ns:-0}"))"
       DRILL_RESULT[${SERVICE_NAMES[i]}]=0
-      DRILL_SECONDS[${SERVICE_NAMES[i]}]=$((SECONDS - started))
+      DRILL_SECONDS[${SERVICE_NAMES[i]}]="${took}"
     else
-      log_err "[${SERVICE_NAMES[i]}] drill FAILED"
+      log_err "[${SERVICE_NAMES[i]}] drill FAILED (from ${copy})"
       DRILL_RESULT[${SERVICE_NAMES[i]}]=1
       failed=$((failed + 1))
     fi
