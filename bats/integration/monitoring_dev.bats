@@ -26,10 +26,7 @@ setup_file() {
   export TREE="${t}/backup" KEY="${t}/dev/key" KNOWN_HOSTS="${t}/dev/known_hosts" PULLED="${t}/dev/pulled"
   export PGB_TEXTFILE="${t}/dev/textfile" PGB_MONITOR_STATE_DIR="${t}/dev/monitor"
   mkdir -p "${t}/dev" "${t}/sshd" "${PGB_TEXTFILE}" "${t}/secrets"
-  if [[ ! -d /run/sshd ]]; then
-    install -d -m 0755 /run/sshd
-    : >"${t}/created-run-sshd"
-  fi
+  sshd_privsep_dir
   ssh-keygen -q -t ed25519 -N '' -C "${DEV}" -f "${KEY}"
   ssh-keygen -q -t ed25519 -N '' -C host -f "${t}/sshd/host_key"
   printf '[127.0.0.1]:%s %s\n' "${SSHD_PORT}" "$(cut -d' ' -f1,2 "${t}/sshd/host_key.pub")" >"${KNOWN_HOSTS}"
@@ -88,6 +85,16 @@ setup() {
   load helpers/load
   load helpers/http_recorder
   load helpers/monitor
+  sshd_privsep_dir
+}
+
+# sshd's privilege separation directory (the ssh service normally makes it). Made again before
+# each test: a suite running beside this one may remove the one it made, and without it sshd
+# drops every connection.
+sshd_privsep_dir() {
+  [[ -d /run/sshd ]] && return 0
+  install -d -m 0755 /run/sshd
+  : >"${PGB_T}/created-run-sshd"
 }
 
 # A test that failed half-way leaves the next one a reachable server.
