@@ -8,7 +8,8 @@ readonly ROOT="${PWD}"
 readonly WORK="${ROOT}/.tmp/test-all"
 
 readonly DEBIAN_PACKAGES=(postgresql postgresql-contrib borgbackup shellcheck bats openssh-server openssh-client docker.io mmdebstrap
-  rsync sudo systemd systemd-container util-linux iproute2 pgbackrest procps psmisc faketime python3)
+  rsync sudo systemd systemd-container util-linux iproute2 pgbackrest procps psmisc faketime
+  prometheus prometheus-node-exporter curl jq python3 exim4-daemon-light)
 
 log() { printf '[%s] %s\n' "$(date -u +'%Y-%m-%dT%H:%M:%SZ')" "$*"; }
 

@@ -37,11 +37,7 @@ setup_file() {
   export MARKER="${t}/pwned"
   export EVIL_NAME="pgb-evil-$$"
 
-  # sshd's privilege separation directory (the ssh service normally makes it).
-  if [[ ! -d /run/sshd ]]; then
-    install -d -m 0755 /run/sshd
-    : >"${t}/created-run-sshd"
-  fi
+  pgb_sshd_privsep_dir
 
   # The pull user, as install.sh makes it: system user, /bin/sh, no password but not locked.
   useradd --system --shell /bin/sh --home-dir "${t}/home" --create-home -- "${PULL_USER}"
@@ -80,9 +76,6 @@ setup_file() {
   grep -v -e '^#' -e '^$' "${GEN}/${SRV}/snippets/authorized_keys" >"${t}/home/.ssh/authorized_keys"
   chmod 0644 "${t}/home/.ssh/authorized_keys"
 
-  # MaxStartups: sshd drops new connections at random once 10 are unauthenticated (10:30:100). The
-  # suite opens dozens in a row, and on a loaded machine the sshd children of the ones just refused
-  # may not have exited yet: a drop there is a reset before the banner, not the refusal under test.
   cat >"${t}/sshd/sshd_config" <<EOF
 Port ${PORT}
 ListenAddress 127.0.0.1
@@ -97,7 +90,6 @@ StrictModes yes
 PermitRootLogin no
 AllowUsers ${PULL_USER}
 LogLevel VERBOSE
-MaxStartups 100:30:200
 EOF
   /usr/sbin/sshd -t -f "${t}/sshd/sshd_config"
   /usr/sbin/sshd -D -f "${t}/sshd/sshd_config" -E "${t}/logs/sshd.log" &

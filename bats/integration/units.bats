@@ -158,11 +158,12 @@ verify_host() {
   assert_equal "${#lines[@]}" 4
   run systemd-analyze calendar 'Sun 04:30'
   assert_success
-  # Borg's lock files live in the repositories: both writable, nothing else but the lock dir.
-  run grep -x 'ReadWritePaths=-/mnt/backup/borg -/media/usb/borg /run/lock' "${sys}/pgb-borg-check.service"
+  # Borg's lock files live in the repositories: both writable, nothing else but the lock dir and
+  # the metrics directory (node_exporter's textfiles).
+  run grep -x 'ReadWritePaths=-/mnt/backup/borg -/media/usb/borg /run/lock -/var/lib/prometheus/node-exporter' "${sys}/pgb-borg-check.service"
   assert_success
   # A remote primary and no external drive: network allowed, nothing local to write but the lock dir.
-  run grep -x 'ReadWritePaths=/run/lock' "${vsys}/pgb-borg-check.service"
+  run grep -x 'ReadWritePaths=/run/lock -/var/lib/prometheus/node-exporter' "${vsys}/pgb-borg-check.service"
   assert_success
   run grep -c -x 'PrivateNetwork=yes' "${vsys}/pgb-borg-check.service"
   assert_output 0
@@ -194,9 +195,9 @@ verify_host() {
   assert_equal "${#lines[@]}" 2
   run grep -x -e 'IPAddressDeny=any' -e 'IPAddressAllow=127.0.0.1' "${ex}/pg-backup-all.service"
   assert_equal "${#lines[@]}" 2
-  run grep -x 'ReadWritePaths=/mnt/backup /run/lock' "${ex}/pg-backup-all.service"
+  run grep -x 'ReadWritePaths=/mnt/backup /run/lock -/var/lib/prometheus/node-exporter' "${ex}/pg-backup-all.service"
   assert_success
-  run grep -x 'ReadWritePaths=-/media/usb/borg /run/lock' "${ex}/pgb-borg-external.service"
+  run grep -x 'ReadWritePaths=-/media/usb/borg /run/lock -/var/lib/prometheus/node-exporter' "${ex}/pgb-borg-external.service"
   assert_success
   # A remote primary: network and read-only homes (root's ssh key), no IP allow list by name.
   run grep -c -x -e 'PrivateNetwork=yes' "${va}/pgb-borg-primary.service"
@@ -211,6 +212,6 @@ verify_host() {
   # configPaths and the dev's pulled copies under /home: homes readable, not writable.
   run grep -x 'ProtectHome=read-only' "${va}/pg-backup-all.service" "${dv}/pull-server-backups.service"
   assert_equal "${#lines[@]}" 2
-  run grep -x 'ReadWritePaths=/home/backup/pulled /run/lock' "${dv}/pull-server-backups.service"
+  run grep -x 'ReadWritePaths=/home/backup/pulled /run/lock -/var/lib/prometheus/node-exporter' "${dv}/pull-server-backups.service"
   assert_success
 }

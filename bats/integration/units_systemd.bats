@@ -10,6 +10,8 @@
 
 PG_PORT=55450
 SSH_PORT=55451
+# The HTTP recorder standing in for the webhook and Healthchecks, inside the container.
+REC_PORT=55452
 
 setup_file() {
   load helpers/common
@@ -80,6 +82,12 @@ servers:
     services:
       - { name: svc_a, host: 127.0.0.1, port: ${PG_PORT}, pgVersion: 15, wal: false }
     configPaths: [/etc/hostname, /etc/ssh/sshd_config]
+    monitoring:
+      notify:
+        webhookUrlFile: /etc/pgb-gen/monitor/webhook.url
+        healthchecksUrlFile: /etc/pgb-gen/monitor/healthchecks.url
+        deadManUrlFile: /etc/pgb-gen/monitor/deadman.url
+        email: pgbmail@localhost
 devs:
   - name: ${DEV}
     pullFrom: [${SRV}]
@@ -262,6 +270,102 @@ secret_of() {
   assert_output --partial 'checked /mnt/backup/borg'
   assert_output --partial 'checked /media/usb/borg'
   assert_output --partial 'borg check complete (all)'
+}
+
+# ct_recorded JQ_FILTER: the recorder in the container logged a request the filter selects.
+ct_recorded() {
+  [[ -n "$(jq -c "select($1)" "${CT_ROOT}/var/lib/pgbtest/http/requests.jsonl" 2>/dev/null)" ]]
+}
+
+# ct_mail_has TEXT: the container's local mailbox of pgbmail holds TEXT.
+ct_mail_has() {
+  grep -qF -- "$1" "${CT_ROOT}/var/mail/pgbmail" 2>/dev/null
+}
+
+ct_mail_diagnose() {
+  pgb_tail_file "${CT_ROOT}/var/log/exim4/mainlog" 20
+  pgb_tail_file "${CT_ROOT}/var/log/exim4/paniclog" 20
+  ls -la "${CT_ROOT}/var/mail" "${CT_ROOT}/var/spool/exim4/input" 2>&1
+}
+
+# systemd's invocation id of a unit's last run, as the UUID Healthchecks takes for rid.
+ct_rid_of() {
+  local id
+  id="$(in_ct systemctl show -p InvocationID --value "$1")"
+  printf '%s-%s-%s-%s-%s' "${id:0:8}" "${id:8:4}" "${id:12:4}" "${id:16:4}" "${id:20:12}"
+}
+
+@test "OnFailure= and OnSuccess= fire under systemd as PID 1: webhook, Healthchecks and e-mail are told; the checker pings the dead man's switch" {
+  local rec=/var/lib/pgbtest/http rid unit score t0
+  pgb_ensure_pkg jq jq
+  # The operator's steps: the channels' URL files (install.sh left placeholders) and a mailbox.
+  in_ct install -d -m 0700 "${rec}"
+  install -m 0644 "${PGB_HELPERS_DIR}/http_recorder.py" "${CT_ROOT}/var/lib/pgbtest/http_recorder.py"
+  printf 0 >"${CT_ROOT}${rec}/fail"
+  CT_DIAG_UNITS=(pgbtest-http.service)
+  in_ct systemd-run --quiet --unit=pgbtest-http /usr/bin/python3 /var/lib/pgbtest/http_recorder.py \
+    "${REC_PORT}" "${rec}/requests.jsonl" "${rec}/fail"
+  pgb_wait_for "the container's HTTP recorder (unit pgbtest-http) on port ${REC_PORT}" 120 ct_diagnose \
+    in_ct bash -c "exec 3<>/dev/tcp/127.0.0.1/${REC_PORT}"
+  # install.sh created them empty, root-only.
+  assert_equal "$(stat -c '%U %a %s' "${CT_ROOT}/etc/pgb-gen/monitor/webhook.url")" 'root 600 0'
+  printf 'http://127.0.0.1:%s/ntfy/pgb-test\n' "${REC_PORT}" >"${CT_ROOT}/etc/pgb-gen/monitor/webhook.url"
+  printf 'http://127.0.0.1:%s/hc/ping-key\n' "${REC_PORT}" >"${CT_ROOT}/etc/pgb-gen/monitor/healthchecks.url"
+  printf 'http://127.0.0.1:%s/deadman\n' "${REC_PORT}" >"${CT_ROOT}/etc/pgb-gen/monitor/deadman.url"
+  in_ct useradd --system --create-home --home-dir /home/pgbmail --shell /usr/sbin/nologin pgbmail
+
+  # A real failure: the drive is unplugged, the external unit fails, systemd starts its notifier.
+  in_ct umount /media/usb
+  t0="${SECONDS}"
+  run in_ct systemctl start pgb-borg-external.service
+  assert_failure
+  CT_DIAG_UNITS=(pgb-borg-external.service pgb-notify@pgb-borg-external.service.service)
+  pgb_wait_for "pgb-notify@ to post the failure to the webhook" 120 ct_diagnose \
+    ct_recorded '.path == "/ntfy/pgb-test" and (.title | startswith("FAILED: pgb-borg-external.service"))'
+  printf '# OnFailure=: the webhook had the failure %s s after the unit was started\n' "$((SECONDS - t0))" >&3
+  run jq -r 'select(.path == "/ntfy/pgb-test" and (.title | startswith("FAILED"))) | .title, .priority, .body' \
+    "${CT_ROOT}${rec}/requests.jsonl"
+  assert_line --index 0 "FAILED: pgb-borg-external.service on ${SRV} (exit-code)"
+  assert_line --index 1 5
+  assert_output --partial 'exit status: 1 (exited)'
+  assert_output --partial 'external drive not mounted at /media/usb; external copy NOT made'
+  # Healthchecks: the job's check, failed with its exit status, paired by systemd's invocation id.
+  rid="$(ct_rid_of pgb-borg-external.service)"
+  pgb_wait_for "pgb-notify@ to ping Healthchecks for the failure" 120 ct_diagnose \
+    ct_recorded ".path == \"/hc/ping-key/pgb-borg-external/1?create=1&rid=${rid}\""
+  pgb_wait_for "the failure mail in the container's mailbox" 120 ct_mail_diagnose \
+    ct_mail_has "Subject: [pgb 5] FAILED: pgb-borg-external.service on ${SRV} (exit-code)"
+  assert_equal "$(unit_result pgb-notify@pgb-borg-external.service.service)" 'success 0'
+
+  # A success: OnSuccess= pings the job's check, and nobody is woken for it.
+  run in_ct systemctl start pgb-borg-primary.service
+  assert_success
+  rid="$(ct_rid_of pgb-borg-primary.service)"
+  pgb_wait_for "pgb-notify@ to ping Healthchecks for the success" 120 ct_diagnose \
+    ct_recorded ".path == \"/hc/ping-key/pgb-borg-primary?create=1&rid=${rid}\""
+  run jq -r 'select(.path == "/ntfy/pgb-test") | .title' "${CT_ROOT}${rec}/requests.jsonl"
+  refute_output --partial 'pgb-borg-primary'
+  # Its start pinged the check too (Wants= pulls the notifier in as the job starts).
+  pgb_wait_for "pgb-notify@ to ping Healthchecks for the start" 120 ct_diagnose \
+    ct_recorded '.path == "/hc/ping-key/pgb-borg-primary/start?create=1"'
+  # The checker in its sandbox: it reads the backups, asks PostgreSQL over the replication
+  # connection, writes its metrics, and pings the dead man's switch with its summary.
+  CT_DIAG_UNITS=(pgb-check.service)
+  run in_ct systemctl start pgb-check.service
+  assert_success
+  assert_equal "$(unit_result pgb-check.service)" 'success 0'
+  run jq -r 'select(.path == "/deadman") | .body' "${CT_ROOT}${rec}/requests.jsonl"
+  assert_output --regexp "^PGB ${SRV} (OK|WARNING|CRITICAL) - "
+  # A fresh base backup is OK; the drive this test unplugged is stale (WARNING), never OK.
+  run grep '^pgb_check_state' "${CT_ROOT}/var/lib/prometheus/node-exporter/pgb_status.prom"
+  assert_line 'pgb_check_state{check="basebackup:svc_a"} 0'
+  assert_line 'pgb_check_state{check="repo:external"} 1'
+  # The notifier and the checker are hardened like the jobs, in the running system.
+  for unit in pgb-notify@pgb-borg-external.service.service pgb-check.service; do
+    score="$(in_ct systemd-analyze security --no-pager "${unit}" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
+    printf '# %s online exposure %s\n' "${unit}" "${score}" >&3
+    (( 10#${score/./} <= 15 )) || fail "${unit} scores ${score} in the running system"
+  done
 }
 
 @test "the dev machine's sandboxed pull unit pulls the artifacts through the hardened ssh path" {

@@ -116,6 +116,7 @@ ut_teardown() {
 #   UT_SERVICES "name:port:pgVersion ..."   UT_RAW_DAYS   UT_PARALLEL   UT_CONFIG_PATHS ("p ...")
 #   UT_EXT_MAX_PRUNE   UT_EXT_RESERVE   UT_EXT_WARN_FREE   UT_RESTORE_JOBS (default: the schema's)
 #   UT_DEV_MAX_PULL   UT_DEV_RESERVE (default 0)   UT_DEV_KEEP ("keepBackups:keepDays") of the dev
+#   UT_NOTIFY (non-empty: alpha's monitoring.notify, see below)
 ut_write_config() {
   local file="$1" spec name port version p
   {
@@ -154,6 +155,11 @@ ut_write_config() {
       IFS=: read -r name port version <<<"${spec}"
       printf '      - { name: %s, port: %s, pgVersion: %s }\n' "${name}" "${port}" "${version}"
     done
+    # UT_NOTIFY: alpha's monitoring with a webhook and a dead man's switch (URL files in secrets/).
+    if [[ -n "${UT_NOTIFY:-}" ]]; then
+      printf '    monitoring:\n      textfileDir: %s/textfile\n' "${D}"
+      printf '      notify: { webhookUrlFile: %s/secrets/webhook.url, deadManUrlFile: %s/secrets/deadman.url }\n' "${D}" "${D}"
+    fi
     printf '  - name: beta\n'
     printf '    host: beta.example\n'
     printf '    ssh: { port: 2223, user: puller }\n'
@@ -187,6 +193,7 @@ ut_build() {
   key="s=${UT_SERVICES:-}_r=${UT_RAW_DAYS:-}_p=${UT_PARALLEL:-}_c=${UT_CONFIG_PATHS-default}"
   key+="_m=${UT_EXT_MAX_PRUNE:-}_v=${UT_EXT_RESERVE:-}_w=${UT_EXT_WARN_FREE:-}_j=${UT_RESTORE_JOBS:-}"
   key+="_dm=${UT_DEV_MAX_PULL:-}_dr=${UT_DEV_RESERVE:-}_dk=${UT_DEV_KEEP:-}"
+  key+="_n=${UT_NOTIFY:-}"
   out="${UT_ROOT}/builds/${key//[^A-Za-z0-9._=-]/+}"
   if [[ ! -d "${out}" ]]; then
     cfg="${out}.yaml"

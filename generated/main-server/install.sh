@@ -27,11 +27,11 @@ readonly FSTAB_MOUNTS=('/mnt/backup' '/media/usb')
 readonly SECRET_PATHS=('/etc/borg/pg-borg.env' '/etc/pg_backup/repl_password')
 readonly SECRET_MODES=('0600' '0600')
 readonly SECRET_HINTS=('BORG_PASSPHRASE=<the passphrase of both repositories>' 'the password of the repl_backup role, alone on one line')
-readonly DIR_PATHS=('/mnt/backup/postgres' '/mnt/backup/postgres/basebackups' '/mnt/backup/postgres/wal' '/mnt/backup/config')
-readonly DIR_MODES=('0750' '0750' '0750' '0750')
-readonly ENABLE_UNITS=('pg-backup-all.timer' 'pgb-borg-check.timer' 'pgb-restore-drill.timer' 'pgb-receivewal@service_a.service' 'pgb-receivewal@service_b.service')
+readonly DIR_PATHS=('/mnt/backup/postgres' '/mnt/backup/postgres/basebackups' '/mnt/backup/postgres/wal' '/mnt/backup/config' '/var/lib/prometheus/node-exporter')
+readonly DIR_MODES=('0750' '0750' '0750' '0750' '0755')
+readonly ENABLE_UNITS=('pg-backup-all.timer' 'pgb-borg-check.timer' 'pgb-restore-drill.timer' 'pgb-check.timer' 'pgb-receivewal@service_a.service' 'pgb-receivewal@service_b.service')
 # The secret each unit reads as soon as it starts ('' for none): not started while it is empty.
-readonly ENABLE_NEEDS=('' '' '' '/etc/pg_backup/repl_password' '/etc/pg_backup/repl_password')
+readonly ENABLE_NEEDS=('' '' '' '' '/etc/pg_backup/repl_password' '/etc/pg_backup/repl_password')
 # A dev machine's next steps while its pull key is missing.
 readonly KEYGEN_SCRIPT=''
 readonly PULL_SERVICE=''

@@ -13,6 +13,7 @@ const MOUNT_OPTION_RE = /^[A-Za-z0-9._=-]+$/;
 const COMPRESSION_RE = /^(none|lz4|zstd(,([1-9]|1[0-9]|2[0-2]))?|zlib(,[0-9])?|lzma(,[0-9])?|auto,(lz4|zstd(,[0-9]+)?|zlib(,[0-9])?|lzma(,[0-9])?))$/;
 const CHUNKER_RE = /^(default|buzhash,\d+,\d+,\d+,\d+|fixed,\d+(,\d+)?)$/;
 const SSH_URL_RE = /^ssh:\/\/[a-z_][a-z0-9_-]*@[A-Za-z0-9.-]+(:\d{1,5})?\/[A-Za-z0-9._/~-]*$/;
+const EMAIL_RE = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const PUBKEY_RE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( [A-Za-z0-9@._-]+)?$/;
 
 export const name = z.string().regex(NAME_RE, 'a name of lowercase letters, digits, "_" or "-", starting with a letter');
@@ -98,6 +99,61 @@ const external = z.strictObject({
     .describe('Borg additional_free_space kept on the drive so prune and compact can still run when full'),
 });
 
+// ---- monitoring (SPEC 9): every field optional; thresholds left out are derived from the schedules ----
+const hours = z.number().positive().max(87600);
+const ratio = z.number().min(0).max(1);
+
+/** The channels of pgb-notify.sh and pgb-check.sh. URLs carry tokens: only the paths of root-only files here. */
+const notify = z.strictObject({
+  webhookUrlFile: absPath.optional()
+    .describe('Root-only file holding an ntfy-compatible webhook URL (https://ntfy.sh/<topic>): failures, state changes and recoveries are POSTed there'),
+  healthchecksUrlFile: absPath.optional()
+    .describe('Root-only file holding a Healthchecks ping URL with its ping key (https://hc-ping.com/<ping-key>): each job pings <url>/<job>, success or fail with the exit status and log tail'),
+  deadManUrlFile: absPath.optional()
+    .describe('Root-only file holding a dead man\'s switch URL pinged by every pgb-check run (a Healthchecks check URL works): silence means the host or its timers stopped'),
+  email: z.string().regex(EMAIL_RE, 'an e-mail address like ops@example.org').optional()
+    .describe('Recipient of failure and state-change mails, handed over SMTP to the host\'s MTA on 127.0.0.1:25 (exim4, postfix)'),
+});
+
+const serverThresholds = z.strictObject({
+  basebackupWarnHours: hours.optional().describe('Newest base backup older than this: WARNING (default: the schedule\'s period + 2 h)'),
+  basebackupCritHours: hours.optional().describe('Newest base backup older than this: CRITICAL (default: twice the period + 2 h)'),
+  basebackupMinSizeRatio: ratio.default(0.5).describe('Newest base backup smaller than this share of the previous one: WARNING (a sudden drop is suspicious)'),
+  walRetainedWarnBytes: z.number().int().min(0).default(1073741824).describe('WAL a replication slot holds back on the database: WARNING above this'),
+  walRetainedCritBytes: z.number().int().min(0).default(4294967296).describe('... CRITICAL above this (the database\'s disk fills while a receiver is down)'),
+  borgWarnHours: hours.optional().describe('Newest primary Borg archive older than this: WARNING (default: the schedule\'s period + 2 h)'),
+  borgCritHours: hours.optional().describe('... CRITICAL (default: twice the period + 2 h)'),
+  externalWarnHours: hours.default(192).describe('Newest archive on the external drive older than this: WARNING (an absent drive is stale, never OK)'),
+  externalCritHours: hours.default(360).describe('... CRITICAL'),
+  diskWarnFreeRatio: ratio.default(0.15).describe('Free share of a repository\'s disk below this: WARNING'),
+  diskCritFreeRatio: ratio.default(0.05).describe('... CRITICAL'),
+  checkWarnHours: hours.optional().describe('Last successful `borg check` older than this: WARNING (default: borg.checkSchedule\'s period + 24 h)'),
+  checkCritHours: hours.optional().describe('... CRITICAL (default: twice the period + 24 h)'),
+  drillWarnHours: hours.default(192).describe('Last successful restore drill older than this: WARNING'),
+  drillCritHours: hours.default(360).describe('... CRITICAL'),
+});
+
+const devThresholds = z.strictObject({
+  pullWarnHours: hours.optional().describe('Last successful pull of a server older than this: WARNING (default: the schedule\'s period + 2 h)'),
+  pullCritHours: hours.optional().describe('... CRITICAL (default: twice the period + 2 h)'),
+  pulledBasebackupWarnHours: hours.optional()
+    .describe('Newest pulled base backup of a service older than this: WARNING, the server stopped backing up (default: server period + pull period + 2 h)'),
+  pulledBasebackupCritHours: hours.optional().describe('... CRITICAL (default: twice the server period + pull period + 2 h)'),
+  diskWarnFreeRatio: ratio.default(0.15).describe('Free share of localBase\'s disk below this: WARNING'),
+  diskCritFreeRatio: ratio.default(0.05).describe('... CRITICAL'),
+});
+
+const monitoringFields = {
+  textfileDir: absPath.default('/var/lib/prometheus/node-exporter')
+    .describe('Where every job writes its node_exporter textfile metrics (pgb_*.prom; the collector\'s --collector.textfile.directory)'),
+  checkSchedule: onCalendar.default('*:0/15').describe('OnCalendar of pgb-check.timer: checks, state-change notifications and the dead man\'s switch ping'),
+  notify: notify.prefault({}),
+};
+const serverMonitoring = z.strictObject({ ...monitoringFields, thresholds: serverThresholds.prefault({}) })
+  .describe('Metrics, pgb-status.sh checks and notifications of this server (SPEC 9)');
+const devMonitoring = z.strictObject({ ...monitoringFields, thresholds: devThresholds.prefault({}) })
+  .describe('Metrics, pgb-status.sh checks and notifications of this dev machine (SPEC 9)');
+
 const server = z.strictObject({
   name: name.describe('Server name: used in file, unit and archive names'),
   host: host.default('127.0.0.1').describe('How dev machines reach this server over SSH'),
@@ -150,6 +206,7 @@ const server = z.strictObject({
     .describe('One line per disk: the backup disk and the external drive (validate warns when one is missing, --strict refuses)'),
   services: z.array(service).min(1),
   configPaths: z.array(absPath).default([]).describe('Host settings copied into configArtifacts nightly'),
+  monitoring: serverMonitoring.prefault({}),
 });
 
 const dev = z.strictObject({
@@ -177,6 +234,7 @@ const dev = z.strictObject({
     keepDays: z.number().int().min(0).max(3650).default(7)
       .describe('A pulled base backup is kept this many days after it was pulled (and the WAL from the oldest kept one on)'),
   }).prefault({}).describe('The dev machine\'s own retention of pulled backups and WAL'),
+  monitoring: devMonitoring.prefault({}),
 });
 
 export const configSchema = z
@@ -198,6 +256,27 @@ export const configSchema = z
       if (r.keepDaily + r.keepWeekly + r.keepMonthly === 0)
         ctx.addIssue({ code: 'custom', params: { described: true }, path: ['servers', si, 'retention'], message: 'at least one of keepDaily, keepWeekly, keepMonthly above 0 (Borg refuses a prune that keeps nothing)' });
     });
+    // A WARNING threshold set above its CRITICAL one would make the warning unreachable.
+    const ordered = (t: Record<string, number | undefined>, path: (string | number)[], pairs: [string, string][]) => {
+      for (const [warn, crit] of pairs) {
+        const w = t[warn];
+        const c = t[crit];
+        if (w !== undefined && c !== undefined && w >= c)
+          ctx.addIssue({ code: 'custom', params: { described: true }, path: [...path, warn], message: `a value below ${crit} (${c}), found ${w}` });
+      }
+    };
+    cfg.servers.forEach((s, si) => ordered(s.monitoring.thresholds, ['servers', si, 'monitoring', 'thresholds'], [
+      ['basebackupWarnHours', 'basebackupCritHours'], ['walRetainedWarnBytes', 'walRetainedCritBytes'], ['borgWarnHours', 'borgCritHours'],
+      ['externalWarnHours', 'externalCritHours'], ['checkWarnHours', 'checkCritHours'], ['drillWarnHours', 'drillCritHours'],
+    ]));
+    cfg.servers.forEach((s, si) => {
+      const t = s.monitoring.thresholds;
+      if (t.diskCritFreeRatio >= t.diskWarnFreeRatio)
+        ctx.addIssue({ code: 'custom', params: { described: true }, path: ['servers', si, 'monitoring', 'thresholds', 'diskWarnFreeRatio'], message: `a value above diskCritFreeRatio (${t.diskCritFreeRatio}), found ${t.diskWarnFreeRatio}` });
+    });
+    cfg.devs.forEach((d, di) => ordered(d.monitoring.thresholds, ['devs', di, 'monitoring', 'thresholds'], [
+      ['pullWarnHours', 'pullCritHours'], ['pulledBasebackupWarnHours', 'pulledBasebackupCritHours'],
+    ]));
     const hostNames = [...cfg.servers.map((s) => s.name), ...cfg.devs.map((d) => d.name)];
     dup(hostNames, (i) => (i < cfg.servers.length ? ['servers', i, 'name'] : ['devs', i - cfg.servers.length, 'name']), 'host name');
     cfg.servers.forEach((s, si) => {

@@ -6,13 +6,52 @@ export const serverScripts = {
   repoInit: 'pgb_repo_init.sh',
   restore: 'pgb-restore.sh',
   pullLinks: 'pgb_pull_links.sh',
+  status: 'pgb-status.sh',
+  notify: 'pgb-notify.sh',
+  check: 'pgb-check.sh',
 } as const;
 
 export const devScripts = {
   pull: 'pull-server-backups.sh',
   keygen: 'pgb_pull_keygen.sh',
   restore: 'pgb-restore.sh',
+  status: 'pgb-status.sh',
+  notify: 'pgb-notify.sh',
+  check: 'pgb-check.sh',
 } as const;
+
+/** Units every host gets: the notifier template (OnFailure=/OnSuccess= of every job) and the checker. */
+export const monitorUnits = {
+  notify: 'pgb-notify@.service',
+  checkService: 'pgb-check.service',
+  checkTimer: 'pgb-check.timer',
+} as const;
+/** What every job unit names: systemd starts one notifier instance per job that ends. */
+export const onFailure = 'pgb-notify@%n.service';
+/** OnSuccess= names its own instance: with one unit in both OnFailure= and OnSuccess=, systemd finds two
+ * trigger sources and passes the notifier no $MONITOR_* (result, exit status, invocation id). */
+export const onSuccess = 'pgb-notify@ok:%n.service';
+/** Pulled in (Wants=) when a job starts: the Healthchecks /start ping, so a hung job is seen too. */
+export const onStart = 'pgb-notify@start:%n.service';
+/** The checker's state (last states, outbox) and the notifier's: StateDirectory=pgb-gen/monitor. */
+export const MONITOR_STATE_DIR = '/var/lib/pgb-gen/monitor';
+/** Each job's textfile in monitoring.textfileDir: one file per job, so jobs never overwrite each other. */
+export const promFile = (job: string) => `pgb_${job.replace(/-/g, '_')}.prom`;
+/** Job names: the label `job` of pgb_job_* and the name of their textfile. */
+export const jobs = {
+  backupAll: 'backup-all',
+  borgPrimary: 'borg-primary',
+  borgExternal: 'borg-external',
+  borgCheck: 'borg-check',
+  drill: 'restore-drill',
+  receiveWal: (service: string) => `receivewal-${service}`,
+  pull: 'pull',
+  pullWal: 'pull-wal',
+  status: 'status',
+} as const;
+/** Held by a WAL receiver while it streams: the checker's idle-safe proof that it runs (no pid files). */
+export const receiverLock = (lockFile: string, service: string) =>
+  `${lockFile.replace(/\/[^/]+$/, '') || ''}/pgb-receivewal-${service}.lock`;
 
 export const serverUnits = {
   backupService: 'pg-backup-all.service',

@@ -23,6 +23,75 @@ const local = (host: string, file: string, mode: string, template: string, view:
   host, file, owner: 'root', group: 'root', mode, template, view,
 });
 
+/** The monitoring view of a server: what pgb-status.sh, pgb-check.sh, pgb-notify.sh and the rules need. */
+function serverMonitorView(s: ServerModel) {
+  return {
+    kind: 'server' as const,
+    host: s.name,
+    scriptsDir: s.paths.scriptsDir,
+    textfileDir: s.monitoring.textfileDir,
+    checkSchedule: s.monitoring.checkSchedule,
+    notify: s.monitoring.notify,
+    thresholds: s.monitoring.thresholds,
+    backupMount: s.paths.backupMount,
+    baseDir: `${s.paths.artifacts}/${names.basebackupDir}`,
+    walDir: `${s.paths.artifacts}/${names.walDir}`,
+    pgBinRoot: s.paths.pgBinRoot,
+    replUser: s.replication.user,
+    replPassFile: s.replication.passwordFile,
+    services: s.services,
+    primaryDir: s.repos.primary.startsWith('/') ? s.repos.primary : '',
+    external: s.repos.external,
+  };
+}
+
+function devMonitorView(d: DevModel) {
+  return {
+    kind: 'dev' as const,
+    host: d.name,
+    scriptsDir: d.scriptsDir,
+    textfileDir: d.monitoring.textfileDir,
+    checkSchedule: d.monitoring.checkSchedule,
+    notify: d.monitoring.notify,
+    thresholds: d.monitoring.thresholds,
+    localBase: d.localBase,
+    pulled: d.servers.map((s) => {
+      const t = d.monitoring.thresholds.pulledBasebackup.find((p) => p.server === s.name)!;
+      return {
+        server: s.name,
+        services: s.services.map((v) => v.name),
+        basebackupsDir: `${d.localBase}/${s.name}/${s.artifactsRel}/${names.basebackupDir}`,
+        warnHours: t.warnHours,
+        critHours: t.critHours,
+      };
+    }),
+  };
+}
+
+/** Files every host gets for monitoring: the three scripts, the notifier and checker units, the rules. */
+function monitorArtifacts(host: string, m: ReturnType<typeof serverMonitorView> | ReturnType<typeof devMonitorView>): Artifact[] {
+  const view = { m, names };
+  const unit = (u: string) => installed(host, join(names.UNIT_DIR, u), '0644', `monitor/units/${u}`, view);
+  return [
+    installed(host, join(m.scriptsDir, names.serverScripts.status), '0750', 'monitor/pgb-status.sh', view),
+    installed(host, join(m.scriptsDir, names.serverScripts.notify), '0750', 'monitor/pgb-notify.sh', view),
+    installed(host, join(m.scriptsDir, names.serverScripts.check), '0750', 'monitor/pgb-check.sh', view),
+    unit(names.monitorUnits.notify),
+    unit(names.monitorUnits.checkService),
+    unit(names.monitorUnits.checkTimer),
+    local(host, 'snippets/pgb-alerts.rules.yml', '0644', 'monitor/snippets/pgb-alerts.rules.yml', view),
+  ];
+}
+
+/** The notification URL files: secrets like the others, created empty by install.sh. */
+function monitorSecrets(n: { webhookUrlFile?: string; healthchecksUrlFile?: string; deadManUrlFile?: string }) {
+  return [
+    ...(n.webhookUrlFile ? [{ path: n.webhookUrlFile, mode: '0600', hint: 'the ntfy-compatible webhook URL (https://ntfy.sh/<topic>), alone on one line' }] : []),
+    ...(n.healthchecksUrlFile ? [{ path: n.healthchecksUrlFile, mode: '0600', hint: 'the Healthchecks ping URL with its ping key (https://hc-ping.com/<ping-key>), alone on one line' }] : []),
+    ...(n.deadManUrlFile ? [{ path: n.deadManUrlFile, mode: '0600', hint: 'the dead man\'s switch URL (a Healthchecks check URL), alone on one line' }] : []),
+  ];
+}
+
 function serverArtifacts(s: ServerModel): Artifact[] {
   const view = { s, names };
   const sbin = s.paths.scriptsDir;
@@ -51,9 +120,10 @@ function serverArtifacts(s: ServerModel): Artifact[] {
     local(s.name, 'snippets/authorized_keys', '0644', 'server/snippets/authorized_keys', view),
     local(s.name, 'snippets/pg-borg.env.template', '0600', 'server/snippets/pg-borg.env.template', view),
     local(s.name, 'install.sh', '0750', 'install/install.sh', { host: s.name, kind: 'server', s, names, secrets: serverSecrets(s), dirs: serverDirs(s), timers: serverTimers(s), pullUser: s.ssh.user }),
-    local(s.name, 'README.md', '0644', 'server/README.md', view),
+    local(s.name, 'README.md', '0644', 'server/README.md', { ...view, m: serverMonitorView(s) }),
   ];
   if (s.repos.external) list.push(unit(names.serverUnits.borgExternal, 'pgb-borg-external.service'));
+  list.push(...monitorArtifacts(s.name, serverMonitorView(s)));
   return list;
 }
 
@@ -61,6 +131,7 @@ function serverSecrets(s: ServerModel) {
   return [
     { path: s.borg.passphraseFile, mode: '0600', hint: 'BORG_PASSPHRASE=<the passphrase of both repositories>' },
     { path: s.replication.passwordFile, mode: '0600', hint: `the password of the ${s.replication.user} role, alone on one line` },
+    ...monitorSecrets(s.monitoring.notify),
   ];
 }
 
@@ -70,6 +141,8 @@ function serverDirs(s: ServerModel) {
     { path: `${s.paths.artifacts}/${names.basebackupDir}`, mode: '0750' },
     { path: `${s.paths.artifacts}/${names.walDir}`, mode: '0750' },
     { path: s.paths.configArtifacts, mode: '0750' },
+    // node_exporter's textfile directory: its user reads the 0644 files the jobs write.
+    { path: s.monitoring.textfileDir, mode: '0755' },
   ];
 }
 
@@ -80,7 +153,8 @@ export interface EnableUnit { unit: string; needs: string }
 function serverTimers(s: ServerModel): EnableUnit[] {
   const wal = s.services.filter((v) => v.wal).map((v) => ({ unit: names.receiveWalUnit(v.name), needs: s.replication.passwordFile }));
   return [
-    ...[names.serverUnits.backupTimer, names.serverUnits.borgCheckTimer, names.serverUnits.drillTimer].map((unit) => ({ unit, needs: '' })),
+    ...[names.serverUnits.backupTimer, names.serverUnits.borgCheckTimer, names.serverUnits.drillTimer, names.monitorUnits.checkTimer]
+      .map((unit) => ({ unit, needs: '' })),
     ...wal,
   ];
 }
@@ -113,6 +187,7 @@ function restoreViewForServer(s: ServerModel) {
   return {
     pgBinRoot: s.paths.pgBinRoot,
     jobs: s.restoreJobs,
+    drillMetrics: `${s.monitoring.textfileDir}/${names.promFile(names.jobs.drill)}`,
     sources: [{
       server: s.name,
       artifacts: s.paths.artifacts,
@@ -129,6 +204,7 @@ function restoreViewForDev(d: DevModel) {
   return {
     pgBinRoot: d.pgBinRoot,
     jobs: d.restoreJobs,
+    drillMetrics: `${d.monitoring.textfileDir}/${names.promFile(names.jobs.drill)}`,
     sources: d.servers.map((s): RestoreSource => ({
       server: s.name,
       artifacts: `${d.localBase}/${s.name}/${s.artifactsRel}`,
@@ -145,6 +221,7 @@ function devArtifacts(d: DevModel): Artifact[] {
   const sbin = d.scriptsDir;
   const unit = (u: string, t: string) => installed(d.name, join(names.UNIT_DIR, u), '0644', `dev/units/${t}`, view);
   return [
+    ...monitorArtifacts(d.name, devMonitorView(d)),
     installed(d.name, join(sbin, names.devScripts.pull), '0750', 'dev/pull-server-backups.sh', view),
     installed(d.name, join(sbin, names.devScripts.keygen), '0750', 'dev/pgb_pull_keygen.sh', view),
     installed(d.name, join(sbin, names.devScripts.restore), '0750', 'restore/pgb-restore.sh', { ...view, restore: restoreViewForDev(d) }),
@@ -154,11 +231,14 @@ function devArtifacts(d: DevModel): Artifact[] {
     unit(names.devUnits.walTimer, 'pull-server-wal.timer'),
     local(d.name, 'snippets/borg-allowlist.txt', '0644', 'dev/snippets/borg-allowlist.txt', view),
     local(d.name, 'install.sh', '0750', 'install/install.sh', {
-      host: d.name, kind: 'dev', d, names, secrets: [],
-      dirs: [{ path: d.localBase, mode: '0700' }, ...d.servers.map((s) => ({ path: `${d.localBase}/${s.name}`, mode: '0700' }))],
-      timers: [names.devUnits.pullTimer, names.devUnits.walTimer].map((unit) => ({ unit, needs: d.sshKey })),
+      host: d.name, kind: 'dev', d, names, secrets: monitorSecrets(d.monitoring.notify),
+      dirs: [{ path: d.localBase, mode: '0700' }, ...d.servers.map((s) => ({ path: `${d.localBase}/${s.name}`, mode: '0700' })),
+        { path: d.monitoring.textfileDir, mode: '0755' }],
+      // The pulls need the pull key; the checker runs from the start (it reports the missing pulls).
+      timers: [...[names.devUnits.pullTimer, names.devUnits.walTimer].map((unit) => ({ unit, needs: d.sshKey })),
+        { unit: names.monitorUnits.checkTimer, needs: '' }],
     }),
-    local(d.name, 'README.md', '0644', 'dev/README.md', view),
+    local(d.name, 'README.md', '0644', 'dev/README.md', { ...view, m: devMonitorView(d) }),
   ];
 }
 

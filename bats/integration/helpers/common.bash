@@ -186,6 +186,14 @@ pgb_cgroups_mount() {
   done < <(grep -E '^[^ ]+ /sys/fs/cgroup(/[^ ]*)? (tmpfs|cgroup|cgroup2) ' /proc/1/mounts)
 }
 
+# pgb_sshd_privsep_dir: sshd's privilege separation directory, made when missing (the ssh service
+# normally makes it) and never removed: suites of other runs on the same machine may have an sshd
+# running, and without /run/sshd sshd resets every new connection before its banner (measured:
+# "kex_exchange_identification: read: Connection reset by peer" in suites running side by side).
+pgb_sshd_privsep_dir() {
+  [[ -d /run/sshd ]] || install -d -m 0755 /run/sshd
+}
+
 # pgb_port_open PORT: something listens on 127.0.0.1:PORT.
 pgb_port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

@@ -4,6 +4,7 @@
 # PGB_EXT_MAX_PRUNE, PGB_PARALLEL_JOBS, PGB_ALLOWED_SUBNET, PGB_WAL (services' wal: true|false),
 # PGB_DOCKER_IMAGE (services are containers of that image) with PGB_TOOLS (host|image, default image).
 # PGB_SSH_PORT and PGB_SSH_USER (the pull's sshd on 127.0.0.1), PGB_DEVS_YAML (a devs: section).
+# and a pgb_config_monitoring function when the suite defines one (the server's monitoring: block).
 
 # pgb_test_paths: exports the paths the config names (call after pgb_scratch_init).
 pgb_test_paths() {
@@ -77,6 +78,10 @@ pgb_write_config() {
       fi
     done
     printf '    configPaths: [%s]\n' "${PGB_HOST_CONFIG}"
+    # A suite that defines pgb_config_monitoring prints the server's monitoring: block with it.
+    if declare -F pgb_config_monitoring >/dev/null; then
+      pgb_config_monitoring
+    fi
     # PGB_DEVS_YAML: a devs: section (a dev machine pulling from this server), @PGB_T@ the scratch root.
     if [[ -n "${PGB_DEVS_YAML:-}" ]]; then
       printf '%s\n' "${PGB_DEVS_YAML//@PGB_T@/${PGB_T}}"

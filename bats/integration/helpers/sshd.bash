@@ -6,10 +6,7 @@
 pgb_sshd_start() {
   local dir="$1" port="$2" user="$3" keys="$4" known="$5" root_login=no
   [[ "${user}" != root ]] || root_login=forced-commands-only
-  if [[ ! -d /run/sshd ]]; then
-    install -d -m 0755 /run/sshd
-    : >"${PGB_T}/created-run-sshd"
-  fi
+  pgb_sshd_privsep_dir
   mkdir -p "${dir}"
   ssh-keygen -q -t ed25519 -N '' -C host -f "${dir}/host_key"
   printf '[127.0.0.1]:%s %s\n' "${port}" "$(cut -d' ' -f1,2 "${dir}/host_key.pub")" >>"${known}"
@@ -39,8 +36,8 @@ pgb_sshd_state() {
   pgb_tail_file "${PGB_T}/logs/sshd.log"
 }
 
-# pgb_sshd_stop: stops the suite's sshd processes and waits until they are gone, then removes
-# /run/sshd when the suite made it (call before pgb_teardown_all).
+# pgb_sshd_stop: stops the suite's sshd processes and waits until they are gone (call before
+# pgb_teardown_all).
 pgb_sshd_stop() {
   local kind arg
   while read -r kind arg; do
@@ -49,7 +46,4 @@ pgb_sshd_stop() {
       pgb_wait_for "pid ${arg} to exit" 60 - pgb_pid_gone "${arg}" || true
     fi
   done < <(tac "${PGB_T}/.started")
-  if [[ -f "${PGB_T}/created-run-sshd" ]]; then
-    rmdir /run/sshd 2>/dev/null || true
-  fi
 }

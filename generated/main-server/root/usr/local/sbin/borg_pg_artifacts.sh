@@ -25,6 +25,10 @@ readonly LOCK_WAIT='600'
 readonly KEEP_DAILY='7'
 readonly KEEP_WEEKLY='4'
 readonly KEEP_MONTHLY='6'
+readonly TEXTFILE_DIR='/var/lib/prometheus/node-exporter'
+readonly PRIMARY_JOB='borg-primary'
+readonly EXTERNAL_JOB='borg-external'
+readonly CHECK_JOB='borg-check'
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -104,6 +108,105 @@ borg_env() {
   export BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=NO
   export BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=NO
 }
+# ---- metrics: node_exporter textfile, written atomically ------------------------
+# metric NAME TYPE HELP VALUE [LABEL LABEL_VALUE]...: adds one sample; each family's HELP and TYPE
+# are printed once, its samples together. metrics_write FILE then replaces FILE in one rename.
+declare -a METRIC_NAMES=()
+declare -A METRIC_HEAD=() METRIC_SAMPLES=()
+
+# Label values: backslash, double quote and newline escaped (the text format's rules).
+metric_escape() {
+  local v="$1"
+  v="${v//\\/\\\\}"
+  v="${v//\"/\\\"}"
+  v="${v//$'\n'/\\n}"
+  printf '%s' "${v}"
+}
+
+# The series name with its labels, as it appears in a textfile: NAME{l1="v1",l2="v2"}.
+metric_series() {
+  local name="$1" labels="" sep=""
+  shift
+  while (( $# >= 2 )); do
+    labels+="${sep}$1=\"$(metric_escape "$2")\""
+    sep=","
+    shift 2
+  done
+  if [[ -n "${labels}" ]]; then
+    printf '%s{%s}' "${name}" "${labels}"
+  else
+    printf '%s' "${name}"
+  fi
+}
+
+metric() {
+  local name="$1" type="$2" help="$3" value="$4" series
+  shift 4
+  series="$(metric_series "${name}" "$@")"
+  if [[ -z "${METRIC_HEAD[${name}]:-}" ]]; then
+    METRIC_NAMES+=("${name}")
+    METRIC_HEAD[${name}]="# HELP ${name} ${help}"$'\n'"# TYPE ${name} ${type}"
+  fi
+  METRIC_SAMPLES[${name}]+="${series} ${value}"$'\n'
+}
+
+# metric_previous FILE NAME [LABEL LABEL_VALUE]...: the value a series had in FILE (the job's last
+# textfile), or nothing. A failed run keeps its success timestamp this way.
+metric_previous() {
+  local file="$1" series line
+  shift
+  [[ -r "${file}" ]] || return 0
+  series="$(metric_series "$@")"
+  while IFS= read -r line; do
+    if [[ "${line}" == "${series} "* ]]; then
+      printf '%s\n' "${line#"${series} "}"
+      return 0
+    fi
+  done <"${file}"
+}
+
+# metrics_write FILE: a temp file in the same directory (the collector reads only *.prom), mode
+# 0644 (the exporter runs as its own user), then rename(2): a scrape never sees half a file.
+metrics_write() {
+  local file="$1" dir tmp name
+  dir="$(dirname "${file}")"
+  if [[ ! -d "${dir}" ]]; then
+    log_warn "metrics directory ${dir} missing; no metrics written (install.sh creates it)"
+    return 1
+  fi
+  if ! tmp="$(mktemp "${dir}/.${file##*/}.XXXXXXXX")"; then
+    log_warn "could not write metrics to ${file}"
+    return 1
+  fi
+  if ! { for name in "${METRIC_NAMES[@]}"; do
+           printf '%s\n%s' "${METRIC_HEAD[${name}]}" "${METRIC_SAMPLES[${name}]}"
+         done >"${tmp}" && chmod 0644 "${tmp}" && mv -f -- "${tmp}" "${file}"; }; then
+    rm -f -- "${tmp}"
+    log_warn "could not write metrics to ${file}"
+    return 1
+  fi
+}
+
+# metrics_job FILE JOB RC START: the pgb_job_* series every job writes. A failure keeps the last
+# success time and counts consecutive failures; RC -1 is a long-running job that is running now.
+metrics_job() {
+  local file="$1" job="$2" rc="$3" start="$4" now success failures
+  now="$(date -u +%s)"
+  success="$(metric_previous "${file}" pgb_job_last_success_timestamp_seconds job "${job}")"
+  failures="$(metric_previous "${file}" pgb_job_consecutive_failures job "${job}")"
+  if [[ "${rc}" == 0 ]]; then
+    success="${now}"
+    failures=0
+  elif [[ "${rc}" != -1 ]]; then
+    failures=$(( ${failures:-0} + 1 ))
+  fi
+  metric pgb_job_last_start_timestamp_seconds gauge 'When the job last started (Unix time).' "${start}" job "${job}"
+  metric pgb_job_last_end_timestamp_seconds gauge 'When the job last ended (Unix time).' "${now}" job "${job}"
+  metric pgb_job_last_success_timestamp_seconds gauge 'When the job last ended successfully (Unix time; 0: never).' "${success:-0}" job "${job}"
+  metric pgb_job_last_exit_status gauge 'Exit status of the job'"'"'s last run (0: success).' "${rc}" job "${job}"
+  metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
+  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
+}
 # The external drive must be larger than the reserve Borg keeps free on it (additional_free_space):
 # on a smaller drive every archive fails with "Insufficient free space" and nothing can be pruned.
 # Needs EXTERNAL_MOUNT and EXTERNAL_RESERVE_BYTES. Returns 1 (having said why) when it is not.
@@ -122,6 +225,12 @@ drive_holds_reserve() {
 
 RUN_DIR=""
 RESERVE_LOWERED=""
+JOB_START=""
+ACTION=archive
+# Each repository's result this run: empty (not attempted) or an exit status (0 ok).
+PRIMARY_RC=""
+EXTERNAL_RC=""
+EXTERNAL_PRESENT=""
 cleanup() {
   # A run that dies while the reserve is lowered must not leave the drive without it.
   if [[ -n "${RESERVE_LOWERED}" ]]; then
@@ -257,9 +366,11 @@ external_usable() {
     return 2
   fi
   if ! require_mounted "${EXTERNAL_MOUNT}"; then
+    EXTERNAL_PRESENT=0
     log_err "external drive not mounted at ${EXTERNAL_MOUNT}; $1"
     return 1
   fi
+  EXTERNAL_PRESENT=1
 }
 
 backup_external() {
@@ -318,19 +429,94 @@ usage() {
   exit 2
 }
 
+metrics_file() {
+  printf '%s/pgb_%s.prom' "${TEXTFILE_DIR}" "${1//-/_}"
+}
+
+# One repository's textfile: its job series and when it last succeeded. A repository this run did
+# not reach (the drive absent, the run stopped early) keeps its last success time and ages.
+write_repo_metrics() {
+  local job="$1" repo="$2" rc="$3" file success
+  file="$(metrics_file "${job}")"
+  METRIC_NAMES=()
+  METRIC_HEAD=()
+  METRIC_SAMPLES=()
+  success="$(metric_previous "${file}" pgb_borg_last_archive_timestamp_seconds repo "${repo}")"
+  [[ "${rc}" != 0 ]] || success="$(date -u +%s)"
+  metric pgb_borg_last_archive_timestamp_seconds gauge 'When the newest archive was written to the repository (Unix time; 0: never).' "${success:-0}" repo "${repo}"
+  metric pgb_borg_last_exit_status gauge 'Exit status of the last archive run for the repository (0: ok).' "${rc}" repo "${repo}"
+  if [[ "${repo}" == external && "${EXTERNAL_PRESENT}" == 0 ]]; then
+    log_warn "external drive absent: its archive ages (pgb-status.sh reports it, WARNING, then CRITICAL)"
+  fi
+  metrics_job "${file}" "${job}" "${rc}" "${JOB_START}"
+  metrics_write "${file}"
+}
+
+# A repository the run was asked for but never reached gets the run's own status (never 0).
+write_metrics() {
+  local rc="$1" fallback="$1"
+  (( fallback != 0 )) || fallback=1
+  if [[ "${ACTION}" == check ]]; then
+    # One check job covers both repositories: one file, so they are written together.
+    METRIC_NAMES=()
+    METRIC_HEAD=()
+    METRIC_SAMPLES=()
+    write_check_metrics "${rc}" "${fallback}"
+    return
+  fi
+  if [[ "${TARGET}" != external ]]; then
+    write_repo_metrics "${PRIMARY_JOB}" primary "${PRIMARY_RC:-${fallback}}"
+  fi
+  if [[ "${TARGET}" != primary && -n "${EXTERNAL_REPO}" ]]; then
+    write_repo_metrics "${EXTERNAL_JOB}" external "${EXTERNAL_RC:-${fallback}}"
+  fi
+}
+
+write_check_metrics() {
+  local rc="$1" fallback="$2" file repo repo_rc success
+  file="$(metrics_file "${CHECK_JOB}")"
+  for repo in primary external; do
+    [[ "${repo}" == primary || -n "${EXTERNAL_REPO}" ]] || continue
+    if [[ "${repo}" == primary ]]; then repo_rc="${PRIMARY_RC:-${fallback}}"; else repo_rc="${EXTERNAL_RC:-${fallback}}"; fi
+    if [[ "${TARGET}" != all && "${TARGET}" != "${repo}" ]]; then
+      # Not checked this run: its series stay as they were.
+      repo_rc="$(metric_previous "${file}" pgb_borg_last_check_exit_status repo "${repo}")"
+      repo_rc="${repo_rc:-${fallback}}"
+    fi
+    success="$(metric_previous "${file}" pgb_borg_last_check_success_timestamp_seconds repo "${repo}")"
+    if [[ "${repo_rc}" == 0 && ( "${TARGET}" == all || "${TARGET}" == "${repo}" ) ]]; then
+      success="$(date -u +%s)"
+    fi
+    metric pgb_borg_last_check_success_timestamp_seconds gauge 'When borg check last passed on the repository (Unix time; 0: never).' "${success:-0}" repo "${repo}"
+    metric pgb_borg_last_check_exit_status gauge 'Exit status of the last borg check of the repository (0: passed).' "${repo_rc}" repo "${repo}"
+  done
+  metrics_job "${file}" "${CHECK_JOB}" "${rc}" "${JOB_START}"
+  metrics_write "${file}"
+}
+
+on_exit() {
+  local rc=$?
+  write_metrics "${rc}" || true
+  cleanup
+  exit "${rc}"
+}
+
 # check [primary|external|all]: `borg check` of the repositories; one failing still checks the other.
 run_checks() {
   local target="$1" failed=0
   if [[ "${target}" != "external" ]]; then
-    check_repo "${PRIMARY_REPO}" || failed=1
+    PRIMARY_RC=0
+    check_repo "${PRIMARY_REPO}" || { failed=1; PRIMARY_RC=1; }
   fi
-  if [[ "${target}" != "primary" ]]; then
-    check_external || failed=1
+  if [[ "${target}" != "primary" && -n "${EXTERNAL_REPO}" ]]; then
+    EXTERNAL_RC=0
+    check_external || { failed=1; EXTERNAL_RC=1; }
   fi
   (( failed == 0 )) || die "${SERVER_NAME}: borg check FAILED (see above)"
   log_ok "${SERVER_NAME}: borg check complete (${target})"
 }
 
+TARGET=all
 main() {
   local action=archive target archive failed=0
   if [[ "${1:-}" == check ]]; then
@@ -343,6 +529,10 @@ main() {
     *) usage ;;
   esac
   (( $# <= 1 )) || usage
+  ACTION="${action}"
+  TARGET="${target}"
+  JOB_START="$(date -u +%s)"
+  trap on_exit EXIT
   require_root
   require_commands borg findmnt flock df sed grep
   if ! require_mounted "${BACKUP_MOUNT}"; then
@@ -357,7 +547,6 @@ main() {
     take_lock "${LOCK_FILE}"
   fi
   RUN_DIR="$(mktemp -d)"
-  trap cleanup EXIT
   borg_env "${PASSPHRASE_FILE}"
   if [[ "${action}" == check ]]; then
     run_checks "${target}"
@@ -367,19 +556,25 @@ main() {
 
   # A primary failure still lets the external copy be attempted.
   if [[ "${target}" != "external" ]]; then
+    PRIMARY_RC=0
     if backup_primary "${archive}"; then
       log_ok "primary repository done: ${archive}"
     else
       log_err "primary repository FAILED"
       failed=1
+      PRIMARY_RC=1
     fi
   fi
   if [[ "${target}" != "primary" ]]; then
+    if [[ -n "${EXTERNAL_REPO}" ]]; then
+      EXTERNAL_RC=0
+    fi
     if backup_external "${archive}"; then
       log_ok "external repository done"
     else
       log_err "external repository FAILED"
       failed=1
+      EXTERNAL_RC=1
     fi
   fi
   (( failed == 0 )) || exit 1

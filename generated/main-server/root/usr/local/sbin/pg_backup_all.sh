@@ -25,6 +25,8 @@ readonly SERVICE_HOSTS=('127.0.0.1' '127.0.0.1')
 readonly SERVICE_PORTS=('5433' '5434')
 readonly SERVICE_VERSIONS=('17' '17')
 readonly SERVICE_WAL=('yes' 'yes')
+readonly METRICS_FILE='/var/lib/prometheus/node-exporter/pgb_backup_all.prom'
+readonly JOB_NAME='backup-all'
 readonly SERVICE_TOOLS=('host' 'host')
 readonly SERVICE_IMAGES=('' '')
 readonly SERVICE_CONTAINERS=('service_a_pg' 'service_b_pg')
@@ -192,12 +194,142 @@ service_container_check() {
     return 1
   fi
 }
+# ---- metrics: node_exporter textfile, written atomically ------------------------
+# metric NAME TYPE HELP VALUE [LABEL LABEL_VALUE]...: adds one sample; each family's HELP and TYPE
+# are printed once, its samples together. metrics_write FILE then replaces FILE in one rename.
+declare -a METRIC_NAMES=()
+declare -A METRIC_HEAD=() METRIC_SAMPLES=()
+
+# Label values: backslash, double quote and newline escaped (the text format's rules).
+metric_escape() {
+  local v="$1"
+  v="${v//\\/\\\\}"
+  v="${v//\"/\\\"}"
+  v="${v//$'\n'/\\n}"
+  printf '%s' "${v}"
+}
+
+# The series name with its labels, as it appears in a textfile: NAME{l1="v1",l2="v2"}.
+metric_series() {
+  local name="$1" labels="" sep=""
+  shift
+  while (( $# >= 2 )); do
+    labels+="${sep}$1=\"$(metric_escape "$2")\""
+    sep=","
+    shift 2
+  done
+  if [[ -n "${labels}" ]]; then
+    printf '%s{%s}' "${name}" "${labels}"
+  else
+    printf '%s' "${name}"
+  fi
+}
+
+metric() {
+  local name="$1" type="$2" help="$3" value="$4" series
+  shift 4
+  series="$(metric_series "${name}" "$@")"
+  if [[ -z "${METRIC_HEAD[${name}]:-}" ]]; then
+    METRIC_NAMES+=("${name}")
+    METRIC_HEAD[${name}]="# HELP ${name} ${help}"$'\n'"# TYPE ${name} ${type}"
+  fi
+  METRIC_SAMPLES[${name}]+="${series} ${value}"$'\n'
+}
+
+# metric_previous FILE NAME [LABEL LABEL_VALUE]...: the value a series had in FILE (the job's last
+# textfile), or nothing. A failed run keeps its success timestamp this way.
+metric_previous() {
+  local file="$1" series line
+  shift
+  [[ -r "${file}" ]] || return 0
+  series="$(metric_series "$@")"
+  while IFS= read -r line; do
+    if [[ "${line}" == "${series} "* ]]; then
+      printf '%s\n' "${line#"${series} "}"
+      return 0
+    fi
+  done <"${file}"
+}
+
+# metrics_write FILE: a temp file in the same directory (the collector reads only *.prom), mode
+# 0644 (the exporter runs as its own user), then rename(2): a scrape never sees half a file.
+metrics_write() {
+  local file="$1" dir tmp name
+  dir="$(dirname "${file}")"
+  if [[ ! -d "${dir}" ]]; then
+    log_warn "metrics directory ${dir} missing; no metrics written (install.sh creates it)"
+    return 1
+  fi
+  if ! tmp="$(mktemp "${dir}/.${file##*/}.XXXXXXXX")"; then
+    log_warn "could not write metrics to ${file}"
+    return 1
+  fi
+  if ! { for name in "${METRIC_NAMES[@]}"; do
+           printf '%s\n%s' "${METRIC_HEAD[${name}]}" "${METRIC_SAMPLES[${name}]}"
+         done >"${tmp}" && chmod 0644 "${tmp}" && mv -f -- "${tmp}" "${file}"; }; then
+    rm -f -- "${tmp}"
+    log_warn "could not write metrics to ${file}"
+    return 1
+  fi
+}
+
+# metrics_job FILE JOB RC START: the pgb_job_* series every job writes. A failure keeps the last
+# success time and counts consecutive failures; RC -1 is a long-running job that is running now.
+metrics_job() {
+  local file="$1" job="$2" rc="$3" start="$4" now success failures
+  now="$(date -u +%s)"
+  success="$(metric_previous "${file}" pgb_job_last_success_timestamp_seconds job "${job}")"
+  failures="$(metric_previous "${file}" pgb_job_consecutive_failures job "${job}")"
+  if [[ "${rc}" == 0 ]]; then
+    success="${now}"
+    failures=0
+  elif [[ "${rc}" != -1 ]]; then
+    failures=$(( ${failures:-0} + 1 ))
+  fi
+  metric pgb_job_last_start_timestamp_seconds gauge 'When the job last started (Unix time).' "${start}" job "${job}"
+  metric pgb_job_last_end_timestamp_seconds gauge 'When the job last ended (Unix time).' "${now}" job "${job}"
+  metric pgb_job_last_success_timestamp_seconds gauge 'When the job last ended successfully (Unix time; 0: never).' "${success:-0}" job "${job}"
+  metric pgb_job_last_exit_status gauge 'Exit status of the job'"'"'s last run (0: success).' "${rc}" job "${job}"
+  metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
+  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
+}
+
+# Why a service's base backup failed: pgb_basebackup_last_exit_status{service}.
+readonly RC_BASEBACKUP=1 RC_VERIFY=2 RC_PROMOTE=3 RC_NO_CLIENT=4 RC_NOT_RUN=5
 
 RUN_DIR=""
+JOB_START=""
 cleanup() {
   if [[ -n "${RUN_DIR}" ]]; then
     rm -rf -- "${RUN_DIR}"
   fi
+}
+
+# The run's metrics, also when it failed or stopped early: a service without a result keeps its
+# last success time and size, and its exit status says it was not run.
+write_metrics() {
+  local rc="$1" name status success size
+  for name in "${SERVICE_NAMES[@]}"; do
+    status="$(cat "${RUN_DIR:-/nonexistent}/${name}.rc" 2>/dev/null || echo "${RC_NOT_RUN}")"
+    success="$(metric_previous "${METRICS_FILE}" pgb_basebackup_last_success_timestamp_seconds service "${name}")"
+    size="$(metric_previous "${METRICS_FILE}" pgb_basebackup_last_size_bytes service "${name}")"
+    if [[ "${status}" == 0 ]]; then
+      success="$(cat "${RUN_DIR}/${name}.end")"
+      size="$(cat "${RUN_DIR}/${name}.size")"
+    fi
+    metric pgb_basebackup_last_success_timestamp_seconds gauge 'When the newest verified base backup of the service was promoted (Unix time; 0: never).' "${success:-0}" service "${name}"
+    metric pgb_basebackup_last_size_bytes gauge 'Size of the newest verified base backup of the service.' "${size:-0}" service "${name}"
+    metric pgb_basebackup_last_exit_status gauge 'Result of the last base backup of the service: 0 ok, 1 pg_basebackup failed, 2 pg_verifybackup failed, 3 flush or promotion failed, 4 client missing, 5 not run.' "${status}" service "${name}"
+  done
+  metrics_job "${METRICS_FILE}" "${JOB_NAME}" "${rc}" "${JOB_START}"
+  metrics_write "${METRICS_FILE}"
+}
+
+on_exit() {
+  local rc=$?
+  write_metrics "${rc}" || true
+  cleanup
+  exit "${rc}"
 }
 
 # A private dir for this run (it holds the pgpass). A run killed with SIGKILL cannot remove
@@ -231,7 +363,7 @@ backup_one() {
   final_dir="${BASE_DIR}/${name}_basebackup_${stamp}"
 
   if ! service_container_check "${i}" || ! pg_tool_ready "${i}" pg_basebackup pg_verifybackup; then
-    echo 1 >"${RUN_DIR}/${name}.rc"
+    echo "${RC_NO_CLIENT}" >"${RUN_DIR}/${name}.rc"
     return 0
   fi
   log_info "[${name}] base backup from ${host}:${port} (PostgreSQL ${version})"
@@ -243,12 +375,16 @@ backup_one() {
       -h "${host}" -p "${port}" -U "${REPL_USER}" -w \
       -D "${tmp_dir}" -Fp -X stream -c fast --no-sync 2>>"${err}"; then
     failure="pg_basebackup failed; nothing promoted"
+    rc="${RC_BASEBACKUP}"
   elif ! pg_tool "${i}" pg_verifybackup -q "${tmp_dir}" 2>>"${err}"; then
     failure="pg_verifybackup failed; left for inspection until the next run: ${tmp_dir}"
+    rc="${RC_VERIFY}"
   elif ! sync -f "${tmp_dir}" 2>>"${err}"; then
     failure="could not flush ${tmp_dir} to disk; nothing promoted"
+    rc="${RC_PROMOTE}"
   elif ! mv -T -- "${tmp_dir}" "${final_dir}" 2>>"${err}" || ! sync -f "${BASE_DIR}" 2>>"${err}"; then
     failure="could not promote ${tmp_dir}"
+    rc="${RC_PROMOTE}"
   fi
   # What the tools printed, one stamped line each, tagged with the service (jobs run in parallel).
   while IFS= read -r line; do
@@ -261,9 +397,10 @@ backup_one() {
   done <"${err}"
   if [[ -n "${failure}" ]]; then
     log_err "[${name}] ${failure}"
-    rc=1
   else
     log_ok "[${name}] base backup verified and promoted: ${final_dir}"
+    date -u +%s >"${RUN_DIR}/${name}.end"
+    du -sb -- "${final_dir}" | cut -f1 >"${RUN_DIR}/${name}.size"
   fi
   echo "${rc}" >"${RUN_DIR}/${name}.rc"
 }
@@ -386,14 +523,15 @@ snapshot_config() {
 }
 
 main() {
+  JOB_START="$(date -u +%s)"
+  trap on_exit EXIT
   require_root
-  require_commands findmnt flock find sort date mv rsync sed
+  require_commands findmnt flock find sort date mv rsync sed du
   if ! require_mounted "${BACKUP_MOUNT}"; then
     die "${BACKUP_MOUNT} is not a mounted filesystem; refusing to write to the root disk"
   fi
   take_lock "${LOCK_FILE}"
   make_run_dir
-  trap cleanup EXIT
   write_pgpass "${REPL_PASS_FILE}" "${RUN_DIR}/pgpass" "${REPL_USER}"
 
   mkdir -p "${BASE_DIR}" "${WAL_DIR}"

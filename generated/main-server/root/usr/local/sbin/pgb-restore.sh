@@ -48,6 +48,9 @@ readonly DRILL_SCRATCH_ROOT='/var/tmp'
 # WAL as pg_receivewal names it); any other name in a tree is ignored with a warning.
 readonly STAMP_RE='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z'
 readonly WAL_NAME_RE='^([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history)$'
+# The drill's node_exporter textfile (monitoring.textfileDir).
+readonly DRILL_METRICS_FILE='/var/lib/prometheus/node-exporter/pgb_restore_drill.prom'
+readonly DRILL_JOB='restore-drill'
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -126,6 +129,105 @@ borg_env() {
   # Non-interactive: answer no to every prompt instead of hanging.
   export BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=NO
   export BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=NO
+}
+# ---- metrics: node_exporter textfile, written atomically ------------------------
+# metric NAME TYPE HELP VALUE [LABEL LABEL_VALUE]...: adds one sample; each family's HELP and TYPE
+# are printed once, its samples together. metrics_write FILE then replaces FILE in one rename.
+declare -a METRIC_NAMES=()
+declare -A METRIC_HEAD=() METRIC_SAMPLES=()
+
+# Label values: backslash, double quote and newline escaped (the text format's rules).
+metric_escape() {
+  local v="$1"
+  v="${v//\\/\\\\}"
+  v="${v//\"/\\\"}"
+  v="${v//$'\n'/\\n}"
+  printf '%s' "${v}"
+}
+
+# The series name with its labels, as it appears in a textfile: NAME{l1="v1",l2="v2"}.
+metric_series() {
+  local name="$1" labels="" sep=""
+  shift
+  while (( $# >= 2 )); do
+    labels+="${sep}$1=\"$(metric_escape "$2")\""
+    sep=","
+    shift 2
+  done
+  if [[ -n "${labels}" ]]; then
+    printf '%s{%s}' "${name}" "${labels}"
+  else
+    printf '%s' "${name}"
+  fi
+}
+
+metric() {
+  local name="$1" type="$2" help="$3" value="$4" series
+  shift 4
+  series="$(metric_series "${name}" "$@")"
+  if [[ -z "${METRIC_HEAD[${name}]:-}" ]]; then
+    METRIC_NAMES+=("${name}")
+    METRIC_HEAD[${name}]="# HELP ${name} ${help}"$'\n'"# TYPE ${name} ${type}"
+  fi
+  METRIC_SAMPLES[${name}]+="${series} ${value}"$'\n'
+}
+
+# metric_previous FILE NAME [LABEL LABEL_VALUE]...: the value a series had in FILE (the job's last
+# textfile), or nothing. A failed run keeps its success timestamp this way.
+metric_previous() {
+  local file="$1" series line
+  shift
+  [[ -r "${file}" ]] || return 0
+  series="$(metric_series "$@")"
+  while IFS= read -r line; do
+    if [[ "${line}" == "${series} "* ]]; then
+      printf '%s\n' "${line#"${series} "}"
+      return 0
+    fi
+  done <"${file}"
+}
+
+# metrics_write FILE: a temp file in the same directory (the collector reads only *.prom), mode
+# 0644 (the exporter runs as its own user), then rename(2): a scrape never sees half a file.
+metrics_write() {
+  local file="$1" dir tmp name
+  dir="$(dirname "${file}")"
+  if [[ ! -d "${dir}" ]]; then
+    log_warn "metrics directory ${dir} missing; no metrics written (install.sh creates it)"
+    return 1
+  fi
+  if ! tmp="$(mktemp "${dir}/.${file##*/}.XXXXXXXX")"; then
+    log_warn "could not write metrics to ${file}"
+    return 1
+  fi
+  if ! { for name in "${METRIC_NAMES[@]}"; do
+           printf '%s\n%s' "${METRIC_HEAD[${name}]}" "${METRIC_SAMPLES[${name}]}"
+         done >"${tmp}" && chmod 0644 "${tmp}" && mv -f -- "${tmp}" "${file}"; }; then
+    rm -f -- "${tmp}"
+    log_warn "could not write metrics to ${file}"
+    return 1
+  fi
+}
+
+# metrics_job FILE JOB RC START: the pgb_job_* series every job writes. A failure keeps the last
+# success time and counts consecutive failures; RC -1 is a long-running job that is running now.
+metrics_job() {
+  local file="$1" job="$2" rc="$3" start="$4" now success failures
+  now="$(date -u +%s)"
+  success="$(metric_previous "${file}" pgb_job_last_success_timestamp_seconds job "${job}")"
+  failures="$(metric_previous "${file}" pgb_job_consecutive_failures job "${job}")"
+  if [[ "${rc}" == 0 ]]; then
+    success="${now}"
+    failures=0
+  elif [[ "${rc}" != -1 ]]; then
+    failures=$(( ${failures:-0} + 1 ))
+  fi
+  metric pgb_job_last_start_timestamp_seconds gauge 'When the job last started (Unix time).' "${start}" job "${job}"
+  metric pgb_job_last_end_timestamp_seconds gauge 'When the job last ended (Unix time).' "${now}" job "${job}"
+  metric pgb_job_last_success_timestamp_seconds gauge 'When the job last ended successfully (Unix time; 0: never).' "${success:-0}" job "${job}"
+  metric pgb_job_last_exit_status gauge 'Exit status of the job'"'"'s last run (0: success).' "${rc}" job "${job}"
+  metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
+  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
 }
 
 usage() {
@@ -1621,6 +1723,33 @@ cmd_list() {
 # restore runs as its own process: one failing service does not stop the others. It records for
 # each service how long the restore took and how far the restored WAL lags behind the drill's
 # start (the newest WAL's time: "how far behind the newest commit it got").
+# Its metrics: per service the last success and how long the restore took (the measured RTO);
+# a failed service keeps its last success time, so the drill's age shows.
+DRILL_START=""
+declare -A DRILL_RESULT=() DRILL_SECONDS=()
+
+write_drill_metrics() {
+  local rc="$1" name success duration
+  for name in "${SERVICE_NAMES[@]}"; do
+    success="$(metric_previous "${DRILL_METRICS_FILE}" pgb_drill_last_success_timestamp_seconds service "${name}")"
+    duration="$(metric_previous "${DRILL_METRICS_FILE}" pgb_drill_last_duration_seconds service "${name}")"
+    if [[ "${DRILL_RESULT[${name}]:-}" == 0 ]]; then
+      success="$(date -u +%s)"
+      duration="${DRILL_SECONDS[${name}]}"
+    fi
+    metric pgb_drill_last_success_timestamp_seconds gauge 'When the restore drill last restored, recovered and queried the service (Unix time; 0: never).' "${success:-0}" service "${name}"
+    metric pgb_drill_last_duration_seconds gauge 'How long the last successful drill restore of the service took (restore, recovery, checks).' "${duration:-0}" service "${name}"
+    metric pgb_drill_last_exit_status gauge 'Result of the last drill of the service (0: passed, 1: failed, 5: not run).' "${DRILL_RESULT[${name}]:-5}" service "${name}"
+  done
+  metrics_job "${DRILL_METRICS_FILE}" "${DRILL_JOB}" "${rc}" "${DRILL_START}"
+  metrics_write "${DRILL_METRICS_FILE}"
+}
+
+drill_on_exit() {
+  local rc=$?
+  write_drill_metrics "${rc}" || true
+  exit "${rc}"
+}
 
 # The copies a drill of source SRC can restore from, in rotation order.
 drill_copies() {
@@ -1650,6 +1779,8 @@ cmd_drill() {
       *) usage_error "drill takes only --from raw|primary|external" ;;
     esac
   done
+  DRILL_START="$(date -u +%s)"
+  trap drill_on_exit EXIT
   require_root
   self="$(realpath -- "${BASH_SOURCE[0]}")"
   week="$(date -u +%V)"
@@ -1667,8 +1798,11 @@ cmd_drill() {
       wal_ns="$(sed -n 's/^wal_ns=//p' "${report}" 2>/dev/null || true)"
       lag_ns=$(( started - ${wal_ns:-0} ))
       log_ok "[${SERVICE_NAMES[i]}] drill passed: from ${copy} in ${took} s; the restored WAL ends $(( lag_ns / 1000000000 )) s before the drill began ($(fmt_ns "${wal_ns:-0}"))"
+      DRILL_RESULT[${SERVICE_NAMES[i]}]=0
+      DRILL_SECONDS[${SERVICE_NAMES[i]}]="${took}"
     else
       log_err "[${SERVICE_NAMES[i]}] drill FAILED (from ${copy})"
+      DRILL_RESULT[${SERVICE_NAMES[i]}]=1
       failed=$((failed + 1))
     fi
     rm -rf -- "${scratch}"

@@ -18,6 +18,10 @@ readonly SERVICE_PORTS=('5433' '5434')
 readonly SERVICE_VERSIONS=('17' '17')
 readonly SERVICE_SLOTS=('pgb_service_a' 'pgb_service_b')
 readonly SERVICE_WAL=('yes' 'yes')
+# Held while streaming: pgb-status.sh tells a live receiver from a dead one by it, idle or not.
+readonly SERVICE_LOCKS=('/run/lock/pgb-receivewal-service_a.lock' '/run/lock/pgb-receivewal-service_b.lock')
+readonly SERVICE_METRICS=('/var/lib/prometheus/node-exporter/pgb_receivewal_service_a.prom' '/var/lib/prometheus/node-exporter/pgb_receivewal_service_b.prom')
+readonly SERVICE_JOBS=('receivewal-service_a' 'receivewal-service_b')
 readonly SERVICE_TOOLS=('host' 'host')
 readonly SERVICE_IMAGES=('' '')
 readonly SERVICE_CONTAINERS=('service_a_pg' 'service_b_pg')
@@ -188,6 +192,105 @@ service_container_check() {
     return 1
   fi
 }
+# ---- metrics: node_exporter textfile, written atomically ------------------------
+# metric NAME TYPE HELP VALUE [LABEL LABEL_VALUE]...: adds one sample; each family's HELP and TYPE
+# are printed once, its samples together. metrics_write FILE then replaces FILE in one rename.
+declare -a METRIC_NAMES=()
+declare -A METRIC_HEAD=() METRIC_SAMPLES=()
+
+# Label values: backslash, double quote and newline escaped (the text format's rules).
+metric_escape() {
+  local v="$1"
+  v="${v//\\/\\\\}"
+  v="${v//\"/\\\"}"
+  v="${v//$'\n'/\\n}"
+  printf '%s' "${v}"
+}
+
+# The series name with its labels, as it appears in a textfile: NAME{l1="v1",l2="v2"}.
+metric_series() {
+  local name="$1" labels="" sep=""
+  shift
+  while (( $# >= 2 )); do
+    labels+="${sep}$1=\"$(metric_escape "$2")\""
+    sep=","
+    shift 2
+  done
+  if [[ -n "${labels}" ]]; then
+    printf '%s{%s}' "${name}" "${labels}"
+  else
+    printf '%s' "${name}"
+  fi
+}
+
+metric() {
+  local name="$1" type="$2" help="$3" value="$4" series
+  shift 4
+  series="$(metric_series "${name}" "$@")"
+  if [[ -z "${METRIC_HEAD[${name}]:-}" ]]; then
+    METRIC_NAMES+=("${name}")
+    METRIC_HEAD[${name}]="# HELP ${name} ${help}"$'\n'"# TYPE ${name} ${type}"
+  fi
+  METRIC_SAMPLES[${name}]+="${series} ${value}"$'\n'
+}
+
+# metric_previous FILE NAME [LABEL LABEL_VALUE]...: the value a series had in FILE (the job's last
+# textfile), or nothing. A failed run keeps its success timestamp this way.
+metric_previous() {
+  local file="$1" series line
+  shift
+  [[ -r "${file}" ]] || return 0
+  series="$(metric_series "$@")"
+  while IFS= read -r line; do
+    if [[ "${line}" == "${series} "* ]]; then
+      printf '%s\n' "${line#"${series} "}"
+      return 0
+    fi
+  done <"${file}"
+}
+
+# metrics_write FILE: a temp file in the same directory (the collector reads only *.prom), mode
+# 0644 (the exporter runs as its own user), then rename(2): a scrape never sees half a file.
+metrics_write() {
+  local file="$1" dir tmp name
+  dir="$(dirname "${file}")"
+  if [[ ! -d "${dir}" ]]; then
+    log_warn "metrics directory ${dir} missing; no metrics written (install.sh creates it)"
+    return 1
+  fi
+  if ! tmp="$(mktemp "${dir}/.${file##*/}.XXXXXXXX")"; then
+    log_warn "could not write metrics to ${file}"
+    return 1
+  fi
+  if ! { for name in "${METRIC_NAMES[@]}"; do
+           printf '%s\n%s' "${METRIC_HEAD[${name}]}" "${METRIC_SAMPLES[${name}]}"
+         done >"${tmp}" && chmod 0644 "${tmp}" && mv -f -- "${tmp}" "${file}"; }; then
+    rm -f -- "${tmp}"
+    log_warn "could not write metrics to ${file}"
+    return 1
+  fi
+}
+
+# metrics_job FILE JOB RC START: the pgb_job_* series every job writes. A failure keeps the last
+# success time and counts consecutive failures; RC -1 is a long-running job that is running now.
+metrics_job() {
+  local file="$1" job="$2" rc="$3" start="$4" now success failures
+  now="$(date -u +%s)"
+  success="$(metric_previous "${file}" pgb_job_last_success_timestamp_seconds job "${job}")"
+  failures="$(metric_previous "${file}" pgb_job_consecutive_failures job "${job}")"
+  if [[ "${rc}" == 0 ]]; then
+    success="${now}"
+    failures=0
+  elif [[ "${rc}" != -1 ]]; then
+    failures=$(( ${failures:-0} + 1 ))
+  fi
+  metric pgb_job_last_start_timestamp_seconds gauge 'When the job last started (Unix time).' "${start}" job "${job}"
+  metric pgb_job_last_end_timestamp_seconds gauge 'When the job last ended (Unix time).' "${now}" job "${job}"
+  metric pgb_job_last_success_timestamp_seconds gauge 'When the job last ended successfully (Unix time; 0: never).' "${success:-0}" job "${job}"
+  metric pgb_job_last_exit_status gauge 'Exit status of the job'"'"'s last run (0: success).' "${rc}" job "${job}"
+  metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
+  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
+}
 
 # Outside systemd (a receiver run by hand) a pid file lets pgb-restore.sh --into-container stop
 # and restart it; under systemd the unit is what it stops.
@@ -202,6 +305,8 @@ receiver_pid_file_write() {
 RUN_DIR=""
 CHILD_PID=""
 STOPPING=""
+JOB_START=""
+SERVICE_I=""
 cleanup() {
   if [[ -n "${CHILD_PID}" ]] && kill -0 "${CHILD_PID}" 2>/dev/null; then
     kill -INT "${CHILD_PID}" 2>/dev/null || true
@@ -222,6 +327,31 @@ on_stop() {
   if [[ -n "${CHILD_PID}" ]]; then
     kill -INT "${CHILD_PID}" 2>/dev/null || true
   fi
+}
+
+# The receiver's textfile: when it last started, how often it started (a flapping receiver shows
+# here long before systemd would mark it failed) and how its last run ended (-1: streaming now).
+write_metrics() {
+  local rc="$1" file starts
+  [[ -n "${SERVICE_I}" ]] || return 0
+  file="${SERVICE_METRICS[SERVICE_I]}"
+  METRIC_NAMES=()
+  METRIC_HEAD=()
+  METRIC_SAMPLES=()
+  starts="$(metric_previous "${file}" pgb_wal_receiver_starts_total service "${SERVICE_NAMES[SERVICE_I]}")"
+  if [[ "${rc}" == -1 ]]; then
+    starts=$(( ${starts:-0} + 1 ))
+  fi
+  metric pgb_wal_receiver_starts_total counter 'Times the WAL receiver of the service started streaming.' "${starts:-0}" service "${SERVICE_NAMES[SERVICE_I]}"
+  metrics_job "${file}" "${SERVICE_JOBS[SERVICE_I]}" "${rc}" "${JOB_START}"
+  metrics_write "${file}"
+}
+
+on_exit() {
+  local rc=$?
+  write_metrics "${rc}" || true
+  cleanup
+  exit "${rc}"
 }
 
 usage() {
@@ -286,8 +416,11 @@ main() {
   slot="${SERVICE_SLOTS[i]}"
   dir="${WAL_DIR}/${service}"
 
+  SERVICE_I="${i}"
+  JOB_START="$(date -u +%s)"
+  trap on_exit EXIT
   require_root
-  require_commands findmnt mktemp
+  require_commands findmnt mktemp flock
   [[ "${SERVICE_WAL[i]}" == "yes" ]] || die "[${service}] WAL streaming is disabled for this service in the config (wal: false)"
   if ! require_mounted "${BACKUP_MOUNT}"; then
     die "[${service}] ${BACKUP_MOUNT} is not a mounted filesystem; refusing to write WAL to the root disk"
@@ -295,8 +428,9 @@ main() {
   service_container_check "${i}" || die "[${service}] not streaming: the container is not as the config says"
   pg_tool_ready "${i}" pg_receivewal || die "[${service}] not streaming: no pg_receivewal ${version}"
 
+  # One receiver per service; the lock is held as long as this process streams.
+  take_lock "${SERVICE_LOCKS[i]}"
   RUN_DIR="$(mktemp -d)"
-  trap cleanup EXIT
   receiver_pid_file_write "${service}"
   trap on_stop TERM INT
   write_pgpass "${REPL_PASS_FILE}" "${RUN_DIR}/pgpass" "${REPL_USER}"
@@ -308,6 +442,7 @@ main() {
     log_ok "[${service}] stopped on request before streaming began"
     exit 0
   fi
+  write_metrics -1 || true
   log_info "[${service}] ${SERVER_NAME}: streaming WAL from ${host}:${port} (PostgreSQL ${version}, slot ${slot}) into ${dir}"
   stream "${i}" "${host}" "${port}" "${slot}" "${dir}" || rc=$?
   if [[ -n "${STOPPING}" ]]; then

@@ -56,6 +56,14 @@ readonly PARTIAL_DIR=.rsync-partial
 # The names the server's scripts write; anything else in the mirror is ignored with a warning.
 readonly STAMP_RE='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z'
 readonly WAL_NAME_RE='^([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history)$'
+# Every pulled service, as (server, service) pairs: the newest pulled base backup of each is a metric.
+readonly PULLED_SERVERS=('main-server' 'main-server')
+readonly PULLED_SERVICES=('service_a' 'service_b')
+# The nightly pull's metrics; the WAL pull (--wal-only) reports as a job of its own.
+readonly METRICS_FILE='/var/lib/prometheus/node-exporter/pgb_pull.prom'
+readonly JOB_NAME='pull'
+readonly WAL_METRICS_FILE='/var/lib/prometheus/node-exporter/pgb_pull_wal.prom'
+readonly WAL_JOB_NAME='pull-wal'
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -109,12 +117,168 @@ check_secret_file() {
     die "secret file still holds the placeholder: ${file}"
   fi
 }
+# ---- metrics: node_exporter textfile, written atomically ------------------------
+# metric NAME TYPE HELP VALUE [LABEL LABEL_VALUE]...: adds one sample; each family's HELP and TYPE
+# are printed once, its samples together. metrics_write FILE then replaces FILE in one rename.
+declare -a METRIC_NAMES=()
+declare -A METRIC_HEAD=() METRIC_SAMPLES=()
+
+# Label values: backslash, double quote and newline escaped (the text format's rules).
+metric_escape() {
+  local v="$1"
+  v="${v//\\/\\\\}"
+  v="${v//\"/\\\"}"
+  v="${v//$'\n'/\\n}"
+  printf '%s' "${v}"
+}
+
+# The series name with its labels, as it appears in a textfile: NAME{l1="v1",l2="v2"}.
+metric_series() {
+  local name="$1" labels="" sep=""
+  shift
+  while (( $# >= 2 )); do
+    labels+="${sep}$1=\"$(metric_escape "$2")\""
+    sep=","
+    shift 2
+  done
+  if [[ -n "${labels}" ]]; then
+    printf '%s{%s}' "${name}" "${labels}"
+  else
+    printf '%s' "${name}"
+  fi
+}
+
+metric() {
+  local name="$1" type="$2" help="$3" value="$4" series
+  shift 4
+  series="$(metric_series "${name}" "$@")"
+  if [[ -z "${METRIC_HEAD[${name}]:-}" ]]; then
+    METRIC_NAMES+=("${name}")
+    METRIC_HEAD[${name}]="# HELP ${name} ${help}"$'\n'"# TYPE ${name} ${type}"
+  fi
+  METRIC_SAMPLES[${name}]+="${series} ${value}"$'\n'
+}
+
+# metric_previous FILE NAME [LABEL LABEL_VALUE]...: the value a series had in FILE (the job's last
+# textfile), or nothing. A failed run keeps its success timestamp this way.
+metric_previous() {
+  local file="$1" series line
+  shift
+  [[ -r "${file}" ]] || return 0
+  series="$(metric_series "$@")"
+  while IFS= read -r line; do
+    if [[ "${line}" == "${series} "* ]]; then
+      printf '%s\n' "${line#"${series} "}"
+      return 0
+    fi
+  done <"${file}"
+}
+
+# metrics_write FILE: a temp file in the same directory (the collector reads only *.prom), mode
+# 0644 (the exporter runs as its own user), then rename(2): a scrape never sees half a file.
+metrics_write() {
+  local file="$1" dir tmp name
+  dir="$(dirname "${file}")"
+  if [[ ! -d "${dir}" ]]; then
+    log_warn "metrics directory ${dir} missing; no metrics written (install.sh creates it)"
+    return 1
+  fi
+  if ! tmp="$(mktemp "${dir}/.${file##*/}.XXXXXXXX")"; then
+    log_warn "could not write metrics to ${file}"
+    return 1
+  fi
+  if ! { for name in "${METRIC_NAMES[@]}"; do
+           printf '%s\n%s' "${METRIC_HEAD[${name}]}" "${METRIC_SAMPLES[${name}]}"
+         done >"${tmp}" && chmod 0644 "${tmp}" && mv -f -- "${tmp}" "${file}"; }; then
+    rm -f -- "${tmp}"
+    log_warn "could not write metrics to ${file}"
+    return 1
+  fi
+}
+
+# metrics_job FILE JOB RC START: the pgb_job_* series every job writes. A failure keeps the last
+# success time and counts consecutive failures; RC -1 is a long-running job that is running now.
+metrics_job() {
+  local file="$1" job="$2" rc="$3" start="$4" now success failures
+  now="$(date -u +%s)"
+  success="$(metric_previous "${file}" pgb_job_last_success_timestamp_seconds job "${job}")"
+  failures="$(metric_previous "${file}" pgb_job_consecutive_failures job "${job}")"
+  if [[ "${rc}" == 0 ]]; then
+    success="${now}"
+    failures=0
+  elif [[ "${rc}" != -1 ]]; then
+    failures=$(( ${failures:-0} + 1 ))
+  fi
+  metric pgb_job_last_start_timestamp_seconds gauge 'When the job last started (Unix time).' "${start}" job "${job}"
+  metric pgb_job_last_end_timestamp_seconds gauge 'When the job last ended (Unix time).' "${now}" job "${job}"
+  metric pgb_job_last_success_timestamp_seconds gauge 'When the job last ended successfully (Unix time; 0: never).' "${success:-0}" job "${job}"
+  metric pgb_job_last_exit_status gauge 'Exit status of the job'"'"'s last run (0: success).' "${rc}" job "${job}"
+  metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
+  metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
+}
 
 RUN_DIR=""
+JOB_START=""
+# Each server's result this run: empty (not attempted) or 0 (pulled) / 1 (failed).
+declare -A SERVER_RC=()
 cleanup() {
   if [[ -n "${RUN_DIR}" ]]; then
     rm -rf -- "${RUN_DIR}"
   fi
+}
+
+# The UTC stamp of the newest pulled base backup of SERVICE in DIR as Unix time, or nothing.
+newest_basebackup_epoch() {
+  local dir="$1" service="$2" newest stamp
+  [[ -d "${dir}" ]] || return 0
+  newest="$(find "${dir}" -mindepth 1 -maxdepth 1 -type d -name "${service}_basebackup_*" -printf '%f\n' | sort | tail -n 1)"
+  stamp="${newest#"${service}_basebackup_"}"
+  [[ "${stamp}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z$ ]] || return 0
+  date -u -d "${stamp//_/:}" +%s 2>/dev/null || true
+}
+
+# The run's metrics, also when it failed: a server not pulled keeps its last success time, and the
+# newest pulled base backup of each service is read from what is on this disk now. From outside, a
+# server that answers but stopped making backups shows here.
+write_metrics() {
+  local rc="$1" i name status success newest
+  for i in "${!SERVER_NAMES[@]}"; do
+    name="${SERVER_NAMES[i]}"
+    status="${SERVER_RC[${name}]:-1}"
+    success="$(metric_previous "${METRICS_FILE}" pgb_pull_last_success_timestamp_seconds server "${name}")"
+    [[ "${status}" != 0 ]] || success="$(date -u +%s)"
+    metric pgb_pull_last_success_timestamp_seconds gauge 'When the server was last pulled completely (Unix time; 0: never).' "${success:-0}" server "${name}"
+    metric pgb_pull_last_exit_status gauge 'Result of the last pull of the server (0: ok).' "${status}" server "${name}"
+  done
+  for i in "${!PULLED_SERVICES[@]}"; do
+    name="${PULLED_SERVERS[i]}"
+    newest="$(newest_basebackup_epoch "$(pulled_basebackups_dir "${name}")" "${PULLED_SERVICES[i]}")"
+    metric pgb_pull_newest_basebackup_timestamp_seconds gauge 'When the newest pulled base backup of the service was taken on its server (Unix time; 0: none).' "${newest:-0}" server "${name}" service "${PULLED_SERVICES[i]}"
+  done
+  metrics_job "${METRICS_FILE}" "${JOB_NAME}" "${rc}" "${JOB_START}"
+  metrics_write "${METRICS_FILE}"
+}
+
+pulled_basebackups_dir() {
+  local i
+  for i in "${!SERVER_NAMES[@]}"; do
+    if [[ "${SERVER_NAMES[i]}" == "$1" ]]; then
+      printf '%s/%s/%s/%s' "${LOCAL_BASE}" "$1" "${SERVER_ARTIFACTS[i]}" "${BASEBACKUP_SUBDIR}"
+    fi
+  done
+}
+
+on_exit() {
+  local rc=$?
+  if [[ "${PULL_MODE:-all}" == wal ]]; then
+    # 75: the nightly pull was running, and it takes the WAL too; its unit counts that a success.
+    { metrics_job "${WAL_METRICS_FILE}" "${WAL_JOB_NAME}" "$(( rc == 75 ? 0 : rc ))" "${JOB_START}" &&
+      metrics_write "${WAL_METRICS_FILE}"; } || true
+  else
+    write_metrics "${rc}" || true
+  fi
+  cleanup
+  exit "${rc}"
 }
 
 log_lines_from() {
@@ -515,6 +679,9 @@ main() {
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
+  JOB_START="$(date -u +%s)"
+  PULL_MODE="${mode}"
+  trap on_exit EXIT
   require_root
   require_commands rsync ssh flock find df cp
   [[ -r "${SSH_KEY}" ]] || die "pull key missing: ${SSH_KEY} (run pgb_pull_keygen.sh)"
@@ -527,16 +694,16 @@ main() {
     take_lock "${LOCK_FILE}" wait
   fi
   RUN_DIR="$(mktemp -d)"
-  trap cleanup EXIT
   mkdir -p "${LOCAL_BASE}" "${STAGING_DIR}"
   chmod 700 "${LOCAL_BASE}" "${STAGING_DIR}"
 
   # One unreachable server does not stop the others.
   for i in "${!SERVER_NAMES[@]}"; do
+    SERVER_RC[${SERVER_NAMES[i]}]=0
     if [[ "${mode}" == wal ]]; then
-      pull_server_wal "${i}" || failed=$((failed + 1))
+      pull_server_wal "${i}" || { failed=$((failed + 1)); SERVER_RC[${SERVER_NAMES[i]}]=1; }
     else
-      pull_server "${i}" || failed=$((failed + 1))
+      pull_server "${i}" || { failed=$((failed + 1)); SERVER_RC[${SERVER_NAMES[i]}]=1; }
     fi
   done
   if (( failed > 0 )); then
