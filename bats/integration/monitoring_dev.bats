@@ -9,6 +9,7 @@
 
 SSHD_PORT=55621
 RECORDER_PORT=55622
+PG_PORT=55623
 
 setup_file() {
   load helpers/load
@@ -31,6 +32,7 @@ setup_file() {
   ssh-keygen -q -t ed25519 -N '' -C host -f "${t}/sshd/host_key"
   printf '[127.0.0.1]:%s %s\n' "${SSHD_PORT}" "$(cut -d' ' -f1,2 "${t}/sshd/host_key.pub")" >"${KNOWN_HOSTS}"
   chmod 600 "${KNOWN_HOSTS}"
+  real_backup
   server_backs_up "$(date -u +%Y-%m-%dT%H_%M_%SZ)"
   : >"${TREE}/postgres/.pgb-sentinel"
   http_recorder_start "${RECORDER_PORT}"
@@ -44,7 +46,10 @@ setup_file() {
     install -d -m 0755 -o root -g root /etc/pgb-gen
     : >"${t}/created-etc-pgb-gen"
   fi
-  install -m 0644 -o root -g root "${t}/out/${SRV}/root${RSYNCD_LIVE}" "${RSYNCD_LIVE}"
+  # The daemon's hard-link check runs from the generated server tree (it is not installed here).
+  sed "s|^pre-xfer exec = .*|pre-xfer exec = ${t}/out/${SRV}/root/usr/local/sbin/pgb_pull_links.sh|" \
+    "${t}/out/${SRV}/root${RSYNCD_LIVE}" >"${t}/rsyncd.conf"
+  install -m 0644 -o root -g root "${t}/rsyncd.conf" "${RSYNCD_LIVE}"
   grep -v -e '^#' -e '^$' "${t}/out/${SRV}/snippets/authorized_keys" >"${t}/sshd/authorized_keys"
   cat >"${t}/sshd/sshd_config" <<EOF
 Port ${SSHD_PORT}
@@ -149,12 +154,23 @@ sshd_diagnose() {
 }
 
 # server_backs_up STAMP: the server's nightly left a base backup taken at STAMP (UTC, as named).
+# One real base backup of PostgreSQL 15 (the dev pull keeps only what its pg_verifybackup accepts):
+# every night of the fake server is a copy of it under that night's name.
+real_backup() {
+  pg_cluster_create "${PGB_T}/pg/svc" "${PG_PORT}"
+  pg_cluster_start "${PGB_T}/pg/svc"
+  mkdir -p "${PGB_T}/real"
+  chown postgres: "${PGB_T}/real"
+  pg_as_postgres "${PGB_PG_BIN}/pg_basebackup" -h "$(pg_sock_dir)" -p "${PG_PORT}" -U postgres \
+    -D "${PGB_T}/real/backup" -Fp -X stream -c fast --no-sync
+  pg_cluster_stop "${PGB_T}/pg/svc"
+  chown -R root:root "${PGB_T}/real"
+}
+
 server_backs_up() {
   local base="${TREE}/postgres/basebackups/svc_basebackup_$1"
-  mkdir -p "${base}/global" "${TREE}/postgres/wal/svc" "${TREE}/config"
-  printf 'START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n' >"${base}/backup_label"
-  head -c 65536 /dev/urandom >"${base}/global/pg_control"
-  : >"${base}/backup_manifest"
+  mkdir -p "${TREE}/postgres/basebackups" "${TREE}/postgres/wal/svc" "${TREE}/config"
+  cp -a -- "${PGB_T}/real/backup" "${base}"
   chmod -R go-rwx "${TREE}/postgres"
 }
 
