@@ -293,6 +293,14 @@ metrics_job() {
   metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
   metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
 }
+# backup_epoch DIRNAME SERVICE: the Unix time of a base backup directory's UTC stamp
+# (SERVICE_basebackup_YYYY-MM-DDTHH_MM_SSZ, as pg_backup_all.sh names it); fails for any other name.
+backup_epoch() {
+  local stamp="${1#"$2_basebackup_"}"
+  [[ "${stamp}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z$ ]] || return 1
+  date -u -d "${stamp//_/:}" +%s 2>/dev/null
+}
+
 
 # Why a service's base backup failed: pgb_basebackup_last_exit_status{service}.
 readonly RC_BASEBACKUP=1 RC_VERIFY=2 RC_PROMOTE=3 RC_NO_CLIENT=4 RC_NOT_RUN=5
@@ -427,13 +435,6 @@ backup_all() {
 list_backups() {
   local name="$1"
   find "${BASE_DIR}" -mindepth 1 -maxdepth 1 -type d -name "${name}_basebackup_*" -printf '%f\n' | sort
-}
-
-# The epoch of a backup dir's UTC stamp (the format backup_one writes); fails for any other name.
-backup_epoch() {
-  local stamp="${1#"$2_basebackup_"}"
-  [[ "${stamp}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z$ ]] || return 1
-  date -u -d "${stamp//_/:}" +%s 2>/dev/null
 }
 
 # Raw retention: remove backups older than KEEP_RAW_DAYS, but never the newest of a service.

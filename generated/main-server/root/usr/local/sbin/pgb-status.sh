@@ -222,6 +222,14 @@ json_string() {
   done
   printf '"%s"' "${out}"
 }
+# backup_epoch DIRNAME SERVICE: the Unix time of a base backup directory's UTC stamp
+# (SERVICE_basebackup_YYYY-MM-DDTHH_MM_SSZ, as pg_backup_all.sh names it); fails for any other name.
+backup_epoch() {
+  local stamp="${1#"$2_basebackup_"}"
+  [[ "${stamp}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z$ ]] || return 1
+  date -u -d "${stamp//_/:}" +%s 2>/dev/null
+}
+
 # An unmounted mount point is a plain directory on the root disk: refuse to write there.
 # Listing the directory first makes an x-systemd.automount point mount its filesystem;
 # the autofs placeholder alone does not count as mounted.
@@ -377,13 +385,6 @@ prom_value() {
 }
 
 # ---- server checks -----------------------------------------------------------
-# The epoch of a promoted base backup dir's UTC stamp; fails for any other name.
-backup_epoch() {
-  local stamp="${1#"$2_basebackup_"}"
-  [[ "${stamp}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z$ ]] || return 1
-  date -u -d "${stamp//_/:}" +%s 2>/dev/null
-}
-
 promoted_backups() {
   [[ -d "${BASE_DIR}" ]] || return 0
   find "${BASE_DIR}" -mindepth 1 -maxdepth 1 -type d -name "$1_basebackup_*" -printf '%f\n' | sort

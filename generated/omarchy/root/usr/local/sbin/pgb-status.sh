@@ -197,6 +197,14 @@ json_string() {
   done
   printf '"%s"' "${out}"
 }
+# backup_epoch DIRNAME SERVICE: the Unix time of a base backup directory's UTC stamp
+# (SERVICE_basebackup_YYYY-MM-DDTHH_MM_SSZ, as pg_backup_all.sh names it); fails for any other name.
+backup_epoch() {
+  local stamp="${1#"$2_basebackup_"}"
+  [[ "${stamp}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z$ ]] || return 1
+  date -u -d "${stamp//_/:}" +%s 2>/dev/null
+}
+
 
 # ---- the checks' results ----------------------------------------------------
 CHECK_NAMES=()
@@ -334,15 +342,10 @@ prom_value() {
 # ---- dev machine checks -------------------------------------------------------
 # The UTC stamp of the newest base backup of SERVICE in DIR as Unix time, or 0.
 newest_basebackup_epoch() {
-  local dir="$1" service="$2" newest stamp
+  local dir="$1" service="$2" newest
   [[ -d "${dir}" ]] || { printf 0; return; }
   newest="$(find "${dir}" -mindepth 1 -maxdepth 1 -type d -name "${service}_basebackup_*" -printf '%f\n' | sort | tail -n 1)"
-  stamp="${newest#"${service}_basebackup_"}"
-  if [[ "${stamp}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z$ ]]; then
-    date -u -d "${stamp//_/:}" +%s
-  else
-    printf 0
-  fi
+  backup_epoch "${newest}" "${service}" || printf 0
 }
 
 run_checks() {

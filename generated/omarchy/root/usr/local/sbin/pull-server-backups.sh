@@ -216,6 +216,14 @@ metrics_job() {
   metric pgb_job_last_duration_seconds gauge 'Duration of the job'"'"'s last run.' "$(( now - start ))" job "${job}"
   metric pgb_job_consecutive_failures gauge 'Runs of the job that failed in a row.' "${failures:-0}" job "${job}"
 }
+# backup_epoch DIRNAME SERVICE: the Unix time of a base backup directory's UTC stamp
+# (SERVICE_basebackup_YYYY-MM-DDTHH_MM_SSZ, as pg_backup_all.sh names it); fails for any other name.
+backup_epoch() {
+  local stamp="${1#"$2_basebackup_"}"
+  [[ "${stamp}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z$ ]] || return 1
+  date -u -d "${stamp//_/:}" +%s 2>/dev/null
+}
+
 
 RUN_DIR=""
 JOB_START=""
@@ -229,12 +237,10 @@ cleanup() {
 
 # The UTC stamp of the newest pulled base backup of SERVICE in DIR as Unix time, or nothing.
 newest_basebackup_epoch() {
-  local dir="$1" service="$2" newest stamp
+  local dir="$1" service="$2" newest
   [[ -d "${dir}" ]] || return 0
   newest="$(find "${dir}" -mindepth 1 -maxdepth 1 -type d -name "${service}_basebackup_*" -printf '%f\n' | sort | tail -n 1)"
-  stamp="${newest#"${service}_basebackup_"}"
-  [[ "${stamp}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}_[0-9]{2}_[0-9]{2}Z$ ]] || return 0
-  date -u -d "${stamp//_/:}" +%s 2>/dev/null || true
+  backup_epoch "${newest}" "${service}" || true
 }
 
 # The run's metrics, also when it failed: a server not pulled keeps its last success time, and the
@@ -419,11 +425,10 @@ store_backups() {
 # hard-linked into the store and appears by one rename. A later pull replaces a file of the mirror
 # by a new one (rsync writes a temp file and renames it), so the store's copy never changes.
 promote_backup() {
-  local server="$1" v="$2" src="$3" dest_dir="$4" svc name stamp epoch bin tmp
+  local server="$1" v="$2" src="$3" dest_dir="$4" svc name epoch bin tmp
   svc="${SERVICE_NAMES[v]}"
   name="${src##*/}"
-  stamp="${name#"${svc}_basebackup_"}"
-  epoch="$(date -u -d "${stamp//_/:}" +%s 2>/dev/null)" || epoch=""
+  epoch="$(backup_epoch "${name}" "${svc}")" || epoch=""
   if [[ -z "${epoch}" ]] || (( epoch > $(date -u +%s) + 86400 )); then
     log_err "[${server}] ${name}: not a valid date, or dated in the future; not kept"
     return 1
