@@ -70,7 +70,8 @@ export interface ServerModel extends Omit<ServerConfig, 'services' | 'monitoring
   pullKeys: string[];
   devsPulling: string[];
   /** One entry per dev machine pulling this server: its authorized_keys line (from= addresses, key if known). */
-  pullers: { name: string; from: string[]; publicKey?: string }[];
+  /** The dev machines pulling from this server: where they log in from, and where their copy of its artifacts lies. */
+  pullers: { name: string; from: string[]; publicKey?: string; artifactsCopy: string }[];
 }
 
 export interface DevModel extends Omit<DevConfig, 'monitoring'> {
@@ -180,6 +181,7 @@ export function buildModel(cfg: Config): Model {
         name: d.name,
         from: s.ssh.allowFrom.length ? [...s.ssh.allowFrom] : d.address ? [d.address] : [],
         publicKey: d.publicKey,
+        artifactsCopy: posix.join(d.localBase, s.name, posix.relative(localRoot, s.paths.artifacts)),
       })),
     };
   });
