@@ -274,3 +274,42 @@ check_at() {
   assert_output --partial "CRITICAL pulled_basebackup:${SRV}/svc (was WARNING)"
   assert_output --partial "RECOVERED pulled_basebackup:${SRV}/svc (was CRITICAL)"
 }
+
+# job_metric NAME: the value of NAME{job="pull-wal"} in the WAL pull's textfile.
+job_metric() {
+  sed -n "s/^$1{job=\"pull-wal\"} //p" "${PGB_TEXTFILE}/pgb_pull_wal.prom"
+}
+
+@test "the WAL pull reports as its own job: a success, a run the nightly pull made needless (75) a success, an unreachable server a failure" {
+  local success fd
+  pgb_script_cmd pull-server-backups.sh
+  pgb_run_logged pull-wal "${PGB_CMD[@]}" --wal-only
+  assert_success
+  run promtool check metrics <"${PGB_TEXTFILE}/pgb_pull_wal.prom"
+  assert_success
+  assert_output ''
+  assert_equal "$(stat -c %a "${PGB_TEXTFILE}/pgb_pull_wal.prom")" 644
+  assert_equal "$(job_metric pgb_job_last_exit_status)" 0
+  success="$(job_metric pgb_job_last_success_timestamp_seconds)"
+  (( success > $(date -u +%s) - 120 ))
+
+  # The nightly pull holds the lock: the WAL pull leaves the WAL to it, and that is no failure.
+  exec {fd}>"${PGB_T}/dev/pull.lock"
+  flock -x "${fd}"
+  pgb_run_logged pull-wal-busy "${PGB_CMD[@]}" --wal-only
+  exec {fd}>&-
+  assert_equal "${status}" 75
+  assert_equal "$(job_metric pgb_job_last_exit_status)" 0
+  assert_equal "$(job_metric pgb_job_consecutive_failures)" 0
+
+  # The server unreachable: a failure, counted, the last success kept.
+  sshd_stop
+  pgb_run_logged pull-wal-down "${PGB_CMD[@]}" --wal-only
+  sshd_start
+  assert_failure
+  assert_equal "$(job_metric pgb_job_last_exit_status)" "${status}"
+  assert_equal "$(job_metric pgb_job_consecutive_failures)" 1
+  (( $(job_metric pgb_job_last_success_timestamp_seconds) >= success ))
+  run promtool check metrics <"${PGB_TEXTFILE}/pgb_pull_wal.prom"
+  assert_output ''
+}
