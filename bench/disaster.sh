@@ -7,7 +7,9 @@
 #   - the RTO of one service restored into its container (`pgb-restore.sh restore --into-container`,
 #     until every database answers) from the raw artifacts, the primary repo and the USB repo;
 #   - each chapter of the server README's section 11, its commands as they stand: one service
-#     broken (to the second before a DROP TABLE), the backup disk lost, the server gone.
+#     broken (to the second before a DROP TABLE), the backup disk lost, every service from a dev
+#     machine's copy (11.4: the copy made here with rsync of the server's artifacts, as the pull
+#     leaves them: the network between the hosts is not measured), the server gone.
 # It reuses the integration rig (bats/integration/helpers: private dockerd, images, tmpfs disks).
 #
 # usage: bench/disaster.sh [--smoke] [--runs N] [--scale N] [--services N]
@@ -73,6 +75,11 @@ main() {
     spec+="bench_${i}:$(( base + i )) "
   done
   export PGB_SERVICES="${spec% }" PGB_PG_VERSION=17 PGB_DOCKER=yes PGB_WAL=true
+  # A dev machine pulling from the server: the README then has chapter 11.4.
+  export PGB_DEVS_YAML="devs:
+  - name: benchdev
+    pullFrom: [itest]
+    localBase: @PGB_T@/dev/upload"
   export PGB_BACKUP_SIZE="${BENCH_BACKUP_SIZE:-8g}" PGB_EXT_SIZE="${BENCH_EXT_SIZE:-4g}" PGB_EXT_RESERVE=0
   pgb_ensure_pkg borg borgbackup >/dev/null 2>&1 || true
   log "setting up ${SERVICES} PostgreSQL 17 containers, pgbench -s ${SCALE} each"
@@ -120,8 +127,17 @@ main() {
   pgb_wait_for "the receiver to stop" 120 - pgb_pid_gone "${pid}"
   drop_previous
 
+  # The dev machine's copy, where its pull keeps it (DEVCOPY of 11.4 without its host part).
+  DEVCOPY="$(sed -n "s/^export DEVCOPY='root@benchdev:\(.*\)'\$/\1/p" "${out}/README.md")"
+  [[ -n "${DEVCOPY}" ]] || { log "no DEVCOPY in ${out}/README.md"; exit 1; }
+  export DEVCOPY
+  mkdir -p "${DEVCOPY}"
+  rsync -a "${PGB_ARTIFACTS}/" "${DEVCOPY}"
+
   pgb_umount "${PGB_BACKUP_MOUNT}"
   timed "11.2 backup disk lost (every service from the USB repo)" readme_run_installed "${out}" "${out}/README.md" '### 11.2 The backup disk died' 1
+  drop_previous
+  timed "11.4 backup disk lost (every service from a dev machine's copy)" readme_run_installed "${out}" "${out}/README.md" "### 11.4 From a dev machine's copy (the backup disk died, or the server is gone)" 1
   drop_previous
 
   for name in $(pgb_service_names); do
