@@ -42,6 +42,12 @@ describe('defaults are the runbook values', () => {
     expect(v.dataVolume).toBeUndefined();
   });
 
+  it('accepts an Arch dev machine with a pgBinRoot of its own', () => {
+    const cfg = minimalConfig();
+    Object.assign(cfg.devs[0], { packageManager: 'pacman', pgBinRoot: '/opt/pgb/postgresql' });
+    expect(problems(cfg)).toEqual([]);
+  });
+
   it('accepts docker image references, volume names and host directories', () => {
     const cfg = minimalConfig();
     Object.assign(cfg.servers[0].services[0], { image: `registry.example.org:5000/db/postgres:15.8@sha256:${'a'.repeat(64)}`, dataVolume: 'app_pgdata', tools: 'image' });
