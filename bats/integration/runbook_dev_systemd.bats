@@ -199,19 +199,9 @@ runbook_substitute() {
   local target="" fp
   [[ ! -f "${PGB_T}/target-time" ]] || target="$(cat "${PGB_T}/target-time")"
   fp="$(ssh-keygen -lf "${SSHD_DIR}/host_key.pub" | cut -d' ' -f2)"
-  sed -E \
-    -e 's/^sudo apt update$/: no network in the test: apt update/' \
-    -e 's/^sudo apt install -y (.*)$/dpkg-query -W \1/' \
+  sed -E "${RUNBOOK_APT_OFFLINE[@]}" \
     -e "s#^expected='SHA256:paste-[^']*'#expected='${fp}'#" \
     -e "s/--target-time '[^']*'/--target-time '${target}'/"
-}
-
-# A block runs in the bundle's directory inside the dev machine, as root, under strict mode.
-ct_run_block() {
-  local name
-  name="$(basename "$1")"
-  install -D -m 0644 "$1" "${CT_ROOT}/root/runbook/${name}"
-  in_ct env --chdir=/root/bundle bash -euo pipefail "/root/runbook/${name}"
 }
 
 server_clock_after() {

@@ -133,6 +133,15 @@ ct_no_jobs() {
   [[ -z "$(in_ct systemctl list-jobs --no-legend 2>/dev/null)" ]]
 }
 
+# ct_run_block FILE: a README block (helpers/runbook.bash) runs in the bundle's directory
+# (/root/bundle) inside the container, as root, under strict mode.
+ct_run_block() {
+  local name
+  name="$(basename "$1")"
+  install -D -m 0644 "$1" "${CT_ROOT}/root/runbook/${name}"
+  in_ct env --chdir=/root/bundle bash -euo pipefail "/root/runbook/${name}"
+}
+
 # `Result ExecMainStatus` of a unit, e.g. "success 0".
 unit_result() {
   in_ct systemctl show -p Result -p ExecMainStatus --value "$1" | paste -sd' '
