@@ -268,7 +268,7 @@ copy_holds() {
 # What the README's reader sees after each step, and the state it leaves. Each check returns at
 # once when it fails (a hook runs under `||`, where set -e does not stop).
 runbook_after_block() {
-  local file="$2" log="${RB}/$1.log" line
+  local file="$2" log="${RB}/$1.log" line target
   if grep -q '^dpkg-query -W ' "${file}"; then
     # Every package the dev scripts need is in the step: rsync, ssh, sudo, the server package.
     for line in rsync openssh-client sudo postgresql-15; do
@@ -303,7 +303,11 @@ runbook_after_block() {
     copy_holds /var/tmp/restore "${PGB_T}/digest-after" kept,lost || return 1
   fi
   if grep -q -- '--target-time' "${file}"; then
-    grep -q "\[svc\] recovery ended at the last transaction replayed, " "${log}" || return 1
+    # It ended at the last transaction before the target, and says so.
+    line="$(sed -n 's/.*\[svc\] recovery ended at the last transaction replayed, \([0-9-]* [0-9:]*+00\) .*/\1/p' "${log}")"
+    target="$(cat "${PGB_T}/target-time")"
+    printf '# point in time: target %s, recovery ended at %s\n' "${target}" "${line}" >&3
+    [[ -n "${line}" && ( "${line}" < "${target}" || "${line}" == "${target}" ) ]] || return 1
     copy_holds /var/tmp/pitr "${PGB_T}/digest-before" kept || return 1
   fi
   if grep -q 'psql -h /var/tmp -p 55999 -d postgres -l' "${file}"; then
