@@ -106,4 +106,28 @@ describe('rendering follows the config', () => {
     const script = render(cfg).find((f) => f.path.endsWith('pg_backup_all.sh'))!.content;
     expect(script).toContain("readonly SERVICE_VERSIONS=('15' '13')");
   });
+
+  it('gives the dev README Arch steps for packageManager pacman, Debian ones by default', () => {
+    const readme = (cfg: any) => render(cfg).find((f) => f.path === 'dev/README.md')!.content;
+    const shBlocks = (md: string) => [...md.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]).join('');
+    const debian = shBlocks(readme(minimalConfig()));
+    expect(debian).toContain('sudo apt install -y rsync openssh-client sudo postgresql-15\n');
+    expect(debian).not.toContain('pacman');
+    const cfg = minimalConfig();
+    cfg.servers[0].services.push({ name: 'old', port: 5499, pgVersion: 13 });
+    Object.assign(cfg.devs[0], { packageManager: 'pacman', pgBinRoot: '/opt/pgb/postgresql' });
+    const arch = readme(cfg);
+    expect(shBlocks(arch)).toContain([
+      'sudo pacman -S --needed --noconfirm rsync openssh sudo postgresql',
+      'sudo install -d -m 0755 /opt/pgb/postgresql/13',
+      'sudo ln -sfn /usr/bin /opt/pgb/postgresql/13/bin',
+      'sudo install -d -m 0755 /opt/pgb/postgresql/15',
+      'sudo ln -sfn /usr/bin /opt/pgb/postgresql/15/bin',
+    ].join('\n') + '\n');
+    expect(shBlocks(arch)).not.toContain('apt');
+    // The restored copy is started with the binaries the scripts use.
+    expect(shBlocks(arch)).toContain('sudo -u postgres /opt/pgb/postgresql/15/bin/pg_ctl -D /var/tmp/restore');
+    const pull = render(cfg).find((f) => f.path === 'dev/root/usr/local/sbin/pull-server-backups.sh')!.content;
+    expect(pull).toContain("readonly PG_BIN_ROOT='/opt/pgb/postgresql'");
+  });
 });

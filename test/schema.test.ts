@@ -42,6 +42,12 @@ describe('defaults are the runbook values', () => {
     expect(v.dataVolume).toBeUndefined();
   });
 
+  it('accepts an Arch dev machine with a pgBinRoot of its own', () => {
+    const cfg = minimalConfig();
+    Object.assign(cfg.devs[0], { packageManager: 'pacman', pgBinRoot: '/opt/pgb/postgresql' });
+    expect(problems(cfg)).toEqual([]);
+  });
+
   it('accepts docker image references, volume names and host directories', () => {
     const cfg = minimalConfig();
     Object.assign(cfg.servers[0].services[0], { image: `registry.example.org:5000/db/postgres:15.8@sha256:${'a'.repeat(64)}`, dataVolume: 'app_pgdata', tools: 'image' });
@@ -56,6 +62,7 @@ describe('defaults are the runbook values', () => {
     expect(d.reserveBytes).toBe(1073741824);
     expect(d.pgBinRoot).toBe('/usr/lib/postgresql');
     expect(d.walSchedule).toBe('*:0/5');
+    expect(d.packageManager).toBe('apt');
   });
 
   it('accepts a remote Borg repository and no external drive', () => {
@@ -115,6 +122,12 @@ export const cases: [string, (c: any) => void, string[]][] = [
   ]],
   ['a negative pull cap', (c) => { c.devs[0].maxPullBytes = -1; }, [
     'test.yaml:12:19 devs[0].maxPullBytes: expected a value >= 0, found number -1',
+  ]],
+  ['Arch without a pgBinRoot of its own', (c) => { c.devs[0].packageManager = 'pacman'; }, [
+    'test.yaml:9:5 devs[0].pgBinRoot: expected a directory of its own for packageManager: pacman (e.g. /opt/pgb/postgresql: Arch keeps its binaries in /usr/bin and /usr/lib/postgresql holds its libraries), found the Debian default /usr/lib/postgresql',
+  ]],
+  ['a package manager pgb-gen does not know', (c) => { c.devs[0].packageManager = 'yum'; }, [
+    'test.yaml:12:21 devs[0].packageManager: expected one of "apt", "pacman", found "yum"',
   ]],
   ['a WAL schedule that is no OnCalendar expression', (c) => { c.devs[0].walSchedule = 'every 5 min; reboot'; }, [
     'test.yaml:12:18 devs[0].walSchedule: expected a systemd OnCalendar expression like "02:00" or "daily", found "every 5 min; reboot"',

@@ -106,19 +106,9 @@ write_secrets() {
 runbook_substitute() {
   local target=""
   [[ ! -f "${PGB_T}/target-time" ]] || target="$(cat "${PGB_T}/target-time")"
-  sed -E \
-    -e 's/^sudo apt update$/: no network in the test: apt update/' \
-    -e 's/^sudo apt install -y (.*)$/dpkg-query -W \1/' \
+  sed -E "${RUNBOOK_APT_OFFLINE[@]}" \
     -e 's#^sudoedit ([^ ]+).*$#cat /root/pgbtest-secrets\1 >\1#' \
     -e "s/--target-time '[^']*'/--target-time '${target}'/"
-}
-
-# A block runs in the bundle's directory inside the container, as root, under strict mode.
-ct_run_block() {
-  local name
-  name="$(basename "$1")"
-  install -D -m 0644 "$1" "${CT_ROOT}/root/runbook/${name}"
-  in_ct env --chdir=/root/bundle bash -euo pipefail "/root/runbook/${name}"
 }
 
 # A PostgreSQL 15 cluster in the container standing in for a service's container: reached on

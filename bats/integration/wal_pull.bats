@@ -67,9 +67,11 @@ receiver_state() {
   pgb_tail_file "${PGB_T}/logs/receivewal.log"
 }
 
-# The receiver has flushed everything the cluster has written so far.
+# The receiver has flushed everything the cluster has inserted so far. The insert position, not
+# the write position: with synchronous_commit off (the test cluster) a commit returns while its
+# record may still be in the WAL buffers, behind pg_current_wal_lsn().
 wal_flushed() {
-  [[ "$(pg_psql "${PORT_SVC}" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND flush_lsn >= pg_current_wal_lsn()")" == 1 ]]
+  [[ "$(pg_psql "${PORT_SVC}" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND flush_lsn >= pg_current_wal_insert_lsn()")" == 1 ]]
 }
 
 now() { date +%s.%N; }

@@ -527,7 +527,7 @@ reminders() {
   fi
   if [[ "${HOST_KIND}" == dev ]] && (( ${#PENDING_UNITS[@]} )); then
     log_info "next 1: sudo ${KEYGEN_SCRIPT} (creates the pull key, prints each server's authorized_keys line and how to pin its host key)"
-    log_info "next 2: on each server, put that line into ~USER/.ssh/authorized_keys; here, pin the server's host key as printed"
+    log_info "next 2: on each server, put that line into ~USER/.ssh/authorized_keys; here, pin the server's host key (README.md section 2: compare its fingerprint first)"
     log_info "next 3: sudo ./install.sh again: it then enables ${ENABLE_UNITS[*]}"
     log_info "next 4: sudo systemctl start ${PULL_SERVICE} (the first pull), then see README.md section 3"
   fi

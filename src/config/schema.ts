@@ -223,6 +223,8 @@ const dev = z.strictObject({
   lockFile: absPath.default('/run/lock/pgb-pull.lock'),
   scriptsDir: absPath.default('/usr/local/sbin'),
   pgBinRoot: absPath.default('/usr/lib/postgresql').describe('Where <version>/bin/pg_verifybackup lives: every pulled base backup is verified before it counts'),
+  packageManager: z.enum(['apt', 'pacman']).default('apt')
+    .describe('How the dev README installs rsync, ssh and PostgreSQL: apt (Debian/Ubuntu, binaries in /usr/lib/postgresql/<version>/bin) or pacman (Arch, binaries in /usr/bin: pgBinRoot then holds a <version>/bin link to it)'),
   restoreJobs: restoreJobs,
   maxPullBytes: z.number().int().min(0).default(214748364800)
     .describe('Refuse to pull more than this from one server in one run (bytes to receive, counted by a dry run first; default 200 GiB)'),
@@ -315,6 +317,8 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', params: { described: true }, path: ['servers', si, 'repos', 'external', 'path'], message: `a path inside repos.external.mount (${ext.mount}), found ${ext.path}` });
     });
     cfg.devs.forEach((d, di) => {
+      if (d.packageManager === 'pacman' && d.pgBinRoot === '/usr/lib/postgresql')
+        ctx.addIssue({ code: 'custom', params: { described: true }, path: ['devs', di, 'pgBinRoot'], message: 'a directory of its own for packageManager: pacman (e.g. /opt/pgb/postgresql: Arch keeps its binaries in /usr/bin and /usr/lib/postgresql holds its libraries), found the Debian default /usr/lib/postgresql' });
       dup(d.pullFrom, (i) => ['devs', di, 'pullFrom', i], 'server in pullFrom');
       d.pullFrom.forEach((p, i) => {
         if (!cfg.servers.some((s) => s.name === p))

@@ -1,6 +1,8 @@
 # A systemd host for a suite: a systemd-nspawn container booted from this machine's own root file
 # system (an overlay whose writes land in a tmpfs, so the machine is never changed), systemd as
-# PID 1, a private network (loopback only). Set PGB_T (pgb_scratch_init) and CT_ROOT first;
+# PID 1, a private network (loopback only), or with CT_NETWORK=host the network namespace the suite
+# runs in (its own netns: the container then reaches servers the suite runs on 127.0.0.1). Set
+# PGB_T (pgb_scratch_init) and CT_ROOT first, CT_NAME to name the machine (default pgbtest<pid>);
 # ct_boot starts it and records it for teardown, ct_stop stops it.
 
 # Its own machine id (journald refuses to share the host's); services no suite needs masked.
@@ -27,12 +29,14 @@ ct_make_root() {
 
 # ct_boot [EXTRA_NSPAWN_ARGS...]: boots the container and waits until its systemd is up.
 ct_boot() {
-  export CT_NAME="pgbtest$$"
+  export CT_NAME="${CT_NAME:-pgbtest$$}"
+  local net=(--private-network)
+  [[ "${CT_NETWORK:-private}" != host ]] || net=()
   # --keep-unit --register=no: this machine runs no systemd of its own to register with.
   # cgroup v2 inside, bpf() allowed and CAP_BPF kept: without them the container's systemd
   # cannot enforce IPAddressDeny= (it warns once and runs the unit unfiltered).
   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --directory="${CT_ROOT}" --boot \
-    --private-network --register=no --keep-unit --machine="${CT_NAME}" \
+    "${net[@]}" --register=no --keep-unit --machine="${CT_NAME}" \
     --system-call-filter=bpf --capability=CAP_BPF,CAP_NET_ADMIN \
     "$@" --console=pipe \
     </dev/null >"${PGB_T}/logs/nspawn.log" 2>&1 &
@@ -127,6 +131,15 @@ ct_teardown() {
 # The container's systemd has no job left.
 ct_no_jobs() {
   [[ -z "$(in_ct systemctl list-jobs --no-legend 2>/dev/null)" ]]
+}
+
+# ct_run_block FILE: a README block (helpers/runbook.bash) runs in the bundle's directory
+# (/root/bundle) inside the container, as root, under strict mode.
+ct_run_block() {
+  local name
+  name="$(basename "$1")"
+  install -D -m 0644 "$1" "${CT_ROOT}/root/runbook/${name}"
+  in_ct env --chdir=/root/bundle bash -euo pipefail "/root/runbook/${name}"
 }
 
 # `Result ExecMainStatus` of a unit, e.g. "success 0".

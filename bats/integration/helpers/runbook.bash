@@ -26,6 +26,15 @@ runbook_extract() {
   ' "${readme}"
 }
 
+# The packages steps on a test machine without network, as sed -E arguments for a suite's
+# runbook_substitute: `sudo apt update` does nothing, `sudo apt install -y PKGS` checks that PKGS
+# are installed already (`dpkg-query -W PKGS`), so a package a README forgets fails a later step.
+# shellcheck disable=SC2034 # used by the suites
+RUNBOOK_APT_OFFLINE=(
+  -e 's/^sudo apt update$/: no network in the test: apt update/'
+  -e 's/^sudo apt install -y (.*)$/dpkg-query -W \1/'
+)
+
 # The identity: a suite that needs substitutions defines its own runbook_substitute.
 if ! declare -F runbook_substitute >/dev/null; then
   runbook_substitute() { cat; }

@@ -84,8 +84,9 @@ main() {
   for i in "${!SERVER_NAMES[@]}"; do
     printf '\n# On %s: append this line to ~%s/.ssh/authorized_keys (file owned by root, mode 0644):\n' "${SERVER_NAMES[i]}" "${SERVER_USERS[i]}"
     printf '%s %s\n' "${SERVER_OPTIONS[i]}" "$(cat "${SSH_KEY}.pub")"
-    printf '# Then pin its host key here (compare its fingerprint with: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub, run on the server):\n'
-    printf '#   ssh-keyscan -p %s -t ed25519 %s >> %s\n' "${SERVER_PORTS[i]}" "${SERVER_HOSTS[i]}" "${KNOWN_HOSTS}"
+    printf '# Then pin its host key into %s, comparing first (README section 2): the fingerprint of\n' "${KNOWN_HOSTS}"
+    printf '#   ssh-keyscan -p %s -t ed25519 %s | ssh-keygen -lf -\n' "${SERVER_PORTS[i]}" "${SERVER_HOSTS[i]}"
+    printf '# must equal what ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub shows on the server console.\n'
   done
 }
 
