@@ -116,7 +116,7 @@ ut_teardown() {
 #   UT_SERVICES "name:port:pgVersion ..."   UT_RAW_DAYS   UT_PARALLEL   UT_CONFIG_PATHS ("p ...")
 #   UT_EXT_MAX_PRUNE   UT_EXT_RESERVE   UT_EXT_WARN_FREE   UT_RESTORE_JOBS (default: the schema's)
 #   UT_DEV_MAX_PULL   UT_DEV_RESERVE (default 0)   UT_DEV_KEEP ("keepBackups:keepDays") of the dev
-#   UT_NOTIFY (non-empty: alpha's monitoring.notify, see below)
+#   UT_NOTIFY (non-empty: alpha's monitoring.notify, see below; both hosts' textfiles in the scratch root)
 ut_write_config() {
   local file="$1" spec name port version p
   {
@@ -182,6 +182,8 @@ ut_write_config() {
     if [[ -n "${UT_DEV_MAX_PULL:-}" ]]; then printf '    maxPullBytes: %s\n' "${UT_DEV_MAX_PULL}"; fi
     printf '    reserveBytes: %s\n' "${UT_DEV_RESERVE:-0}"
     if [[ -n "${UT_DEV_KEEP:-}" ]]; then printf '    retention: { keepBackups: %s, keepDays: %s }\n' "${UT_DEV_KEEP%:*}" "${UT_DEV_KEEP#*:}"; fi
+    # UT_NOTIFY: the dev's textfiles in the scratch root too.
+    if [[ -n "${UT_NOTIFY:-}" ]]; then printf '    monitoring: { textfileDir: %s/textfile-dev }\n' "${D}"; fi
   } >"${file}"
 }
 

@@ -901,5 +901,67 @@ archive_files() {
   assert_success
   assert_output "$(printf '%s\n' primary external raw primary primary external)"
   run bash "${RESTORE}" drill --from raw
-  assert_output --regexp '\[svc_a\] drill passed: from raw in [0-9]+ s; the restored WAL ends [0-9]+ s before the drill began'
+  assert_output --regexp '\[svc_a\] drill passed: from raw in [0-9]+ s; recovered to [0-9-]+ [0-9:]+\+00, [0-9]+ s before the drill began'
+}
+
+# lag_of PROM SERVICE: the drill's recovery lag of SERVICE in the textfile.
+lag_of() {
+  sed -n "s/^pgb_drill_last_recovery_lag_seconds{service=\"$2\"} \([0-9]*\)$/\1/p" "$1"
+}
+
+@test "drill metrics: the measured duration and recovery lag (from the last replayed transaction, else the backup's end); a failure keeps them" {
+  UT_NOTIFY=1 ut_build
+  RESTORE="${BACKUP_SCRIPT%/*}/pgb-restore.sh"
+  local prom="${D}/textfile/pgb_restore_drill.prom" expected lag
+  mkdir -p "${D}/textfile"
+  make_tree "${ARTIFACTS}" svc_b
+  # Recovery replayed a transaction committed 100 s before the drill.
+  date -u -d 'now - 100 seconds' +'%Y-%m-%d %H:%M:%S.000000' >"${STUB_STATE}/replay_ts"
+  run bash "${RESTORE}" drill --from raw
+  assert_success
+  assert_output --regexp '\[svc_a\] drill passed: from raw in [0-9]+ s; recovered to [0-9-]+ [0-9:]+\+00, 10[0-9] s before the drill began'
+  lag="$(lag_of "${prom}" svc_a)"
+  (( lag >= 100 && lag < 110 ))
+  run grep -E '^pgb_drill_last_duration_seconds\{service="svc_a"\} [0-9]+$' "${prom}"
+  assert_success
+  run grep -c '^# TYPE pgb_drill_last_recovery_lag_seconds gauge$' "${prom}"
+  assert_output 1
+  # None replayed: the data is as of the newest backup's end (its manifest, 2024-05-02 02:00:10).
+  rm -f -- "${STUB_STATE}/replay_ts"
+  run bash "${RESTORE}" drill --from raw
+  assert_success
+  assert_output --partial "the data is as of the backup (2024-05-02 02:00:10+00)"
+  expected=$(( $(date -u +%s) - $(date -u -d '2024-05-02 02:00:10 UTC' +%s) ))
+  lag="$(lag_of "${prom}" svc_b)"
+  (( lag <= expected && lag > expected - 30 ))
+  # svc_b fails: its last success values stay, its status says so.
+  rm -rf -- "${ARTIFACTS:?}/basebackups/svc_b_basebackup_"*
+  run bash "${RESTORE}" drill --from raw
+  assert_failure 1
+  assert_equal "$(lag_of "${prom}" svc_b)" "${lag}"
+  run grep -E '^pgb_drill_last_exit_status\{service="svc_b"\} 1$' "${prom}"
+  assert_success
+}
+
+@test "dev drill: every pulled service from the pulled copy, its series named by server and service" {
+  UT_NOTIFY=1 ut_build
+  DEV_RESTORE="${PULL_SCRIPT%/*}/pgb-restore.sh"
+  local prom="${D}/textfile-dev/pgb_restore_drill.prom"
+  mkdir -p "${D}/textfile-dev" "${LOCAL_BASE}/alpha"
+  cp -a "${ARTIFACTS}" "${LOCAL_BASE}/alpha/"
+  run bash "${DEV_RESTORE}" drill
+  # svc_b and beta's svc_z have no pulled backups; the one drilled is alpha's svc_a, from its pulled copy.
+  assert_failure 1
+  assert_output --partial "[svc_a] drill: restoring the newest backup from raw"
+  assert_output --partial "[svc_a] restoring ${BB2} (PostgreSQL 15, WAL from ${SEG2}) from ${LOCAL_BASE}/alpha/postgres/basebackups"
+  assert_output --regexp '\[svc_a\] drill passed: from raw in [0-9]+ s; recovered to '
+  assert_output --partial "[svc_z] drill FAILED (from raw)"
+  run grep -E '^pgb_drill_last_exit_status\{service="svc_a",server="alpha"\} 0$' "${prom}"
+  assert_success
+  run grep -E '^pgb_drill_last_exit_status\{service="svc_z",server="beta"\} 1$' "${prom}"
+  assert_success
+  run grep -E '^pgb_drill_last_recovery_lag_seconds\{service="svc_a",server="alpha"\} [0-9]+$' "${prom}"
+  assert_success
+  run grep -E '^pgb_job_last_exit_status\{job="restore-drill"\} 1$' "${prom}"
+  assert_success
 }
