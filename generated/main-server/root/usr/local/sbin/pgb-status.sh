@@ -391,7 +391,7 @@ check_drill_of() {
   shift
   epoch="$(prom_value "${DRILL_METRICS}" pgb_drill_last_success_timestamp_seconds "$@")"
   rc="$(prom_value "${DRILL_METRICS}" pgb_drill_last_exit_status "$@")"
-  if [[ -n "${rc}" && "${rc}" != 0 ]]; then extra=CRITICAL; msg="last restore drill FAILED (journalctl -u 'pgb-restore-drill.service')"; fi
+  if [[ -n "${rc}" && "${rc}" != 0 ]]; then extra=CRITICAL; msg="last restore drill FAILED (journalctl -u pgb-restore-drill.service)"; fi
   check_age "drill:${name}" "${epoch}" "${DRILL_WARN_S}" "${DRILL_CRIT_S}" "last successful restore drill" "${extra}" "${msg}"
 }
 

@@ -696,7 +696,8 @@ waldump_select() {
 waldump_transactions() {
   local dir="$1" seg="$2"
   if [[ -n "${WALDUMP_IMAGE}" ]]; then
-    docker run --rm --network none --user 0:0 -e TZ=UTC --entrypoint pg_waldump -v "${dir}:${dir}:ro" \
+    docker run --rm --name "pgb-waldump-${SERVICE_NAMES[SVC_I]}-$$" --network none --user 0:0 -e TZ=UTC \
+      --entrypoint pg_waldump -v "${dir}:${dir}:ro" \
       "${WALDUMP_IMAGE}" -r Transaction -p "${dir}" "${seg}" "${seg}" 2>/dev/null || true
     return 0
   fi
