@@ -78,9 +78,10 @@ timeline_segment() {
   [[ -n "$(find "${PGB_ARTIFACTS}/wal/$1" -maxdepth 1 -type f -name "$2????????????????" -print -quit)" ]]
 }
 
-# Stops the receiver started last (SIGTERM, as systemd stops it) and waits for it.
+# Stops the receiver started last (SIGTERM, as systemd stops it) and waits for it; one that ended
+# on its own fails the test with its log.
 stop_receiver() {
-  kill -TERM "${RECEIVER_PID}"
+  kill -TERM "${RECEIVER_PID}" || { receiver_diagnose >&2; return 1; }
   wait "${RECEIVER_PID}" || true
   pgb_started_remove pgid "${RECEIVER_PID}"
 }
@@ -224,13 +225,14 @@ receiver_flushed() {
     t1="$(date -u +%s)"
     assert_success
     assert_output --partial 'restore drill: all 2 service(s) restored, recovered and answered'
+    # Where recovery would end, read from the WAL with the image's pg_waldump, then where it did.
+    refute_output --partial 'pg_waldump missing'
+    assert_output --regexp '\[svc_a\] the last transaction in the WAL: [0-9-]+ [0-9:]+\+00, [0-9]+ s before the newest WAL here'
+    assert_output --regexp '\[svc_a\] recovery ended at the last transaction replayed, '
     run grep -c 'verifying in a throwaway container' "${PGB_LAST_LOG}"
     assert_output 2
     run grep -cE "\] drill passed: from ${copy} in [0-9]+ s; recovered to [0-9-]+ [0-9:]+\+00, [0-9]+ s before the drill began" "${PGB_LAST_LOG}"
     assert_output 2
-    # Where recovery would end, read from the WAL with the image's pg_waldump, then where it did.
-    refute_output --partial 'pg_waldump missing'
-    assert_output --regexp '\[svc_a\] the last transaction in the WAL: [0-9-]+ [0-9:]+\+00, [0-9]+ s before the newest WAL here'
     run grep -cE '\] (the last transaction in the WAL: |no transaction in the WAL after the backup)' "${PGB_LAST_LOG}"
     assert_output 2
     assert_equal "$(tdocker ps -aq --filter name=pgb-verify-)" ''
