@@ -950,9 +950,12 @@ write_recovery_settings() {
 # Once the copy has recovered and been promoted, its recovery settings only point at a staging
 # dir of this host that is about to go (and means nothing inside a container): disable them, so
 # the data directory can be started anywhere as it is.
+# Rewritten in place, not with sed -i: the file belongs to PostgreSQL's user now, and sed -i's
+# new file cannot be given its mode back without CAP_FOWNER, which the drill unit does not have.
 disable_recovery_settings() {
-  local auto="${DEST}/postgresql.auto.conf"
-  sed -i -E 's/^[[:space:]]*(restore_command|recovery_target[a-z_]*)[[:space:]]*=/# recovery finished, disabled by pgb-restore.sh: &/' "${auto}"
+  local auto="${DEST}/postgresql.auto.conf" text
+  text="$(sed -E 's/^[[:space:]]*(restore_command|recovery_target[a-z_]*)[[:space:]]*=/# recovery finished, disabled by pgb-restore.sh: &/' "${auto}")"
+  printf '%s\n' "${text}" >"${auto}"
 }
 
 cmd_restore() {
