@@ -35,19 +35,8 @@ setup_file() {
   mkdir -p "${PGB_T}/dev" "${PGB_T}/sshd" "${TEXTFILE}"
   ssh-keygen -q -t ed25519 -N '' -C "${DEV}" -f "${KEY}"
 
-  # The pull key runs the generated daemon config as root (what sudo gives it on a server); its
-  # pre-transfer check is the generated script, from where the build put it.
-  local conf="${PGB_T}/sshd/rsyncd.conf"
-  sed "s|^pre-xfer exec = .*|pre-xfer exec = ${PGB_SBIN}/pgb_pull_links.sh|" \
-    "${PGB_T}/out/itest/root/etc/pgb-gen/rsyncd-itest.conf" >"${conf}"
-  printf 'restrict,command="/usr/bin/rsync --server --daemon --config=%s ." %s\n' "${conf}" "$(cat "${KEY}.pub")" \
-    >"${PGB_T}/sshd/authorized_keys"
-  pgb_sshd_start "${PGB_T}/sshd" "${PORT_SSH}" root "${PGB_T}/sshd/authorized_keys" "${KNOWN_HOSTS}"
-
-  # The receiver, as its unit runs it, streaming into the backup disk's WAL dir.
-  "${PGB_SBIN}/pgb_receivewal.sh" svc >"${PGB_T}/logs/receivewal.log" 2>&1 </dev/null 3>&- &
-  pgb_started_add pid "$!"
-  pgb_wait_for "pg_receivewal to stream" 120 receiver_state receiver_streaming
+  pgb_pull_sshd_start "${KEY}" "${PORT_SSH}" "${KNOWN_HOSTS}"
+  pgb_receiver_start svc
 
   # The server's night, then the dev's nightly pull: a verified real base backup on the dev.
   pgb_nightly night1 "" none
@@ -68,19 +57,6 @@ setup() {
   load helpers/load
 }
 
-receiver_streaming() {
-  [[ "$(pg_psql "${PORT_SVC}" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal'")" == 1 ]]
-}
-
-receiver_state() {
-  pgb_tail_file "${PGB_T}/logs/receivewal.log"
-}
-
-# The receiver has flushed everything the cluster has written so far.
-wal_flushed() {
-  [[ "$(pg_psql "${PORT_SVC}" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND flush_lsn >= pg_current_wal_lsn()")" == 1 ]]
-}
-
 # drill_series NAME: the value of the drill's series NAME of itest's svc in the dev's textfile.
 drill_series() {
   sed -n "s/^$1{service=\"svc\",server=\"itest\"} \([0-9][0-9]*\)$/\1/p" "${DRILL_PROM}"
@@ -96,13 +72,13 @@ dev_status() {
   assert_output --regexp "drill:itest/svc +CRITICAL +never .*no last successful restore drill recorded"
   # A commit reaches the dev by a WAL pull; one after that pull does not.
   pg_psql "${PORT_SVC}" -c "INSERT INTO marks (tag) VALUES ('pulled')"
-  pgb_wait_for "the receiver to flush" 60 receiver_state wal_flushed
+  pgb_wait_for "the receiver to flush" 60 pgb_receiver_log pgb_wal_flushed "${PORT_SVC}"
   pgb_run_logged wal-pull bash "${DEV_SBIN}/pull-server-backups.sh" --wal-only
   assert_equal "${status}" 0
   local pulled_at t0 t1 took lag
   pulled_at="$(pg_psql "${PORT_SVC}" -c "SELECT floor(extract(epoch FROM at))::bigint FROM marks WHERE tag = 'pulled'")"
   pg_psql "${PORT_SVC}" -c "SELECT pg_sleep(2)" -c "INSERT INTO marks (tag) VALUES ('not pulled')" >/dev/null
-  pgb_wait_for "the receiver to flush" 60 receiver_state wal_flushed
+  pgb_wait_for "the receiver to flush" 60 pgb_receiver_log pgb_wal_flushed "${PORT_SVC}"
 
   t0="$(date -u +%s)"
   pgb_run_logged drill bash "${DEV_SBIN}/pgb-restore.sh" drill
