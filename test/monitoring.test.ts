@@ -27,6 +27,7 @@ describe('monitoring config', () => {
     });
     expect(m.devs[0].monitoring.thresholds).toMatchObject({
       pullWarnHours: 26, pullCritHours: 50, pulledBasebackup: [{ server: 'srv', warnHours: 50, critHours: 74 }],
+      drillWarnHours: 192, drillCritHours: 360,
     });
   });
 
@@ -77,16 +78,46 @@ describe('monitoring config', () => {
     expect(notify).toContain("readonly EMAIL_TO='ops@example.org'");
   });
 
+  it('gives the dev machine a hardened weekly drill of its pulled copy, checked by its pgb-status.sh and its rules', () => {
+    const cfg = minimalConfig();
+    cfg.devs[0].monitoring = { thresholds: { drillWarnHours: 100, drillCritHours: 200 } };
+    const files = render(cfg);
+    const file = (p: string) => files.find((f) => f.path === p)!.content;
+    const unit = file('dev/root/etc/systemd/system/pgb-restore-drill.service');
+    expect(unit).toContain('ExecStart=/usr/local/sbin/pgb-restore.sh drill');
+    expect(unit).toContain('RequiresMountsFor=/mnt/upload');
+    expect(unit).toContain('After=pull-server-backups.service pull-server-wal.service');
+    expect(unit).toContain('OnFailure=pgb-notify@%n.service');
+    expect(unit).toContain('PrivateNetwork=yes');
+    expect(unit).not.toContain('CacheDirectory=');
+    expect(file('dev/root/etc/systemd/system/pgb-restore-drill.timer')).toContain('OnCalendar=Sun *-*-* 05:30:00');
+    expect(file('dev/install.sh')).toMatch(/readonly ENABLE_UNITS=\(.*'pgb-restore-drill.timer'/);
+    const status = file('dev/root/usr/local/sbin/pgb-status.sh');
+    expect(status).toContain("readonly DRILL_WARN_S='360000'");
+    expect(status).toContain("readonly DRILL_CRIT_S='720000'");
+    expect(status).toContain('check_drill_of "${PULLED_SERVERS[i]}/${PULLED_SERVICES[i]}" service "${PULLED_SERVICES[i]}" server "${PULLED_SERVERS[i]}"');
+    expect(file('dev/root/usr/local/sbin/pgb-restore.sh')).toContain("readonly DRILL_SERVER_LABEL='yes'");
+    expect(file('srv/root/usr/local/sbin/pgb-restore.sh')).toContain("readonly DRILL_SERVER_LABEL=''");
+    const rules = file('dev/snippets/pgb-alerts.rules.yml');
+    expect(rules).toContain("expr: 'time() - pgb_drill_last_success_timestamp_seconds{host=\"dev\"} > 360000'");
+    expect(rules).toContain("summary: 'The last restore drill of {{ $labels.service }} of {{ $labels.server }} failed'");
+    // With a container service, the copies go where dockerd can bind them.
+    cfg.servers[0].services[0].image = 'postgres:15';
+    const withImage = render(cfg).find((f) => f.path === 'dev/root/etc/systemd/system/pgb-restore-drill.service')!.content;
+    expect(withImage).toContain('Environment=TMPDIR=/var/cache/pgb-drill');
+  });
+
   it('refuses a bad e-mail address and a warning threshold above its critical one', () => {
     const cfg = minimalConfig();
     cfg.servers[0].monitoring = { notify: { email: 'not an address' }, thresholds: { drillWarnHours: 400, diskWarnFreeRatio: 0.01 } };
-    cfg.devs[0].monitoring = { thresholds: { pullWarnHours: 50, pullCritHours: 26 }, textfileDir: 'relative' };
+    cfg.devs[0].monitoring = { thresholds: { pullWarnHours: 50, pullCritHours: 26, drillWarnHours: 400 }, textfileDir: 'relative' };
     expect(problems(cfg)).toEqual([
       'test.yaml:10:16 servers[0].monitoring.notify.email: expected an e-mail address like ops@example.org, found "not an address"',
       'test.yaml:12:25 servers[0].monitoring.thresholds.drillWarnHours: expected a value below drillCritHours (360), found 400',
       'test.yaml:13:28 servers[0].monitoring.thresholds.diskWarnFreeRatio: expected a value above diskCritFreeRatio (0.05), found 0.01',
       'test.yaml:20:24 devs[0].monitoring.thresholds.pullWarnHours: expected a value below pullCritHours (26), found 50',
-      'test.yaml:22:20 devs[0].monitoring.textfileDir: expected an absolute path of the characters A-Z a-z 0-9 . _ / -, found "relative"',
+      'test.yaml:22:25 devs[0].monitoring.thresholds.drillWarnHours: expected a value below drillCritHours (360), found 400',
+      'test.yaml:23:20 devs[0].monitoring.textfileDir: expected an absolute path of the characters A-Z a-z 0-9 . _ / -, found "relative"',
     ]);
   });
 });

@@ -9,8 +9,15 @@
 
 load 'helpers/load'
 
+# The jobs' textfiles in the scratch root (config.bash prints this as the server's monitoring: block).
+pgb_config_monitoring() {
+  printf '    monitoring:\n      textfileDir: %s\n' "${PGB_T}/textfile"
+}
+
 setup_file() {
+  pgb_ensure_pkg promtool prometheus
   docker_suite_setup "svc_a:55711 svc_b:55712" 500
+  mkdir -p "${PGB_T}/textfile"
 }
 
 teardown_file() {
@@ -71,9 +78,10 @@ timeline_segment() {
   [[ -n "$(find "${PGB_ARTIFACTS}/wal/$1" -maxdepth 1 -type f -name "$2????????????????" -print -quit)" ]]
 }
 
-# Stops the receiver started last (SIGTERM, as systemd stops it) and waits for it.
+# Stops the receiver started last (SIGTERM, as systemd stops it) and waits for it; one that ended
+# on its own fails the test with its log.
 stop_receiver() {
-  kill -TERM "${RECEIVER_PID}"
+  kill -TERM "${RECEIVER_PID}" || { receiver_diagnose >&2; return 1; }
   wait "${RECEIVER_PID}" || true
   pgb_started_remove pgid "${RECEIVER_PID}"
 }
@@ -168,6 +176,18 @@ stop_receiver() {
   assert_output --partial "verifying in a throwaway container of ${PGB_DOCKER_IMAGE}"
   assert_output --partial 'recovery finished; the restored copy was promoted'
   assert_log_lines_stamped "${PGB_LAST_LOG}"
+  # The check that a transaction follows the target ran, with the image's pg_waldump (the host
+  # has none of 17): no warning, and the target is kept (the copy below stops at it).
+  refute_output --partial 'pg_waldump missing'
+  refute_output --partial 'no transaction in the WAL after the target time'
+  assert_file_contains "${PGB_T}/restore/pitr/postgresql.auto.conf" "^# recovery finished, disabled by pgb-restore.sh: recovery_target_time = "
+  assert_equal "$(tdocker ps -aq --filter name=pgb-waldump-)" ''
+  # Recovering to the end of the WAL instead, the restore says where that ends (the image's pg_waldump reads it).
+  pgb_run_script end-of-wal pgb-restore.sh restore --service svc_a --dest "${PGB_T}/restore/end"
+  assert_success
+  refute_output --partial 'pg_waldump missing'
+  assert_output --regexp '\[svc_a\] the last transaction in the WAL: [0-9-]+ [0-9:]+\+00, [0-9]+ s before the newest WAL here'
+  rm -rf -- "${PGB_T}/restore/end" "${PGB_T}/restore/end-wal"
   # The verify container is gone; the copy holds exactly the rows committed before the target.
   assert_equal "$(tdocker ps -aq --filter name=pgb-verify-)" ''
   run docker_query_datadir "${PGB_DOCKER_IMAGE}" "${PGB_T}/restore/pitr" 'SELECT count(*), max(id) FROM pitr'
@@ -176,18 +196,61 @@ stop_receiver() {
   stop_receiver
 }
 
+# drill_series NAME SERVICE: the value of the drill's series NAME of SERVICE in its textfile.
+drill_series() {
+  sed -n "s/^$1{service=\"$2\"} \([0-9][0-9]*\)$/\1/p" "${PGB_T}/textfile/pgb_restore_drill.prom"
+}
+
+# receiver_flushed SERVICE: its receiver has flushed all the WAL the container has written.
+receiver_flushed() {
+  [[ "$(docker_psql "$1_pg" -c 'SELECT count(*) FROM pg_stat_replication WHERE flush_lsn >= pg_current_wal_lsn()')" == 1 ]]
+}
+
 @test "the drill restores every service from raw and from the primary Borg repository, each verified in a container of its image, with duration and lag" {
-  local copy
+  local copy t0 t1 commit lag took
+  start_receiver svc_a
+  pgb_wait_for "svc_a's slot to be active" 120 receiver_diagnose docker_slot_active svc_a
   for copy in raw primary; do
+    # A commit just before the drill, streamed: the recovered copy has it, so the lag is measured from it.
+    docker_psql svc_a_pg -c "INSERT INTO notes (body) VALUES ('before the drill from ${copy}')" >/dev/null
+    commit="$(date -u +%s)"
+    pgb_wait_for "the receiver of svc_a to flush" 60 receiver_diagnose receiver_flushed svc_a
+    t0="$(date -u +%s)"
+    if [[ "${copy}" == primary ]]; then
+      # The primary copy holds what the last archive holds: archive now, with that commit.
+      pgb_run_script "borg-${copy}" borg_pg_artifacts.sh primary
+      assert_success
+    fi
     pgb_run_script "drill-${copy}" pgb-restore.sh drill --from "${copy}"
+    t1="$(date -u +%s)"
     assert_success
     assert_output --partial 'restore drill: all 2 service(s) restored, recovered and answered'
+    # Where recovery would end, read from the WAL with the image's pg_waldump, then where it did.
+    refute_output --partial 'pg_waldump missing'
+    assert_output --regexp '\[svc_a\] the last transaction in the WAL: [0-9-]+ [0-9:]+\+00, [0-9]+ s before the newest WAL here'
+    assert_output --regexp '\[svc_a\] recovery ended at the last transaction replayed, '
     run grep -c 'verifying in a throwaway container' "${PGB_LAST_LOG}"
     assert_output 2
-    run grep -cE "\] drill passed: from ${copy} in [0-9]+ s; the restored WAL ends [0-9]+ s before the drill began" "${PGB_LAST_LOG}"
+    run grep -cE "\] drill passed: from ${copy} in [0-9]+ s; recovered to [0-9-]+ [0-9:]+\+00, [0-9]+ s before the drill began" "${PGB_LAST_LOG}"
+    assert_output 2
+    run grep -cE '\] (the last transaction in the WAL: |no transaction in the WAL after the backup)' "${PGB_LAST_LOG}"
     assert_output 2
     assert_equal "$(tdocker ps -aq --filter name=pgb-verify-)" ''
+    assert_equal "$(tdocker ps -aq --filter name=pgb-waldump-)" ''
+    # The metrics: lint-clean, the duration and the lag of each service measured.
+    run promtool check metrics <"${PGB_T}/textfile/pgb_restore_drill.prom"
+    assert_success
+    assert_output ''
+    took="$(drill_series pgb_drill_last_duration_seconds svc_a)"
+    lag="$(drill_series pgb_drill_last_recovery_lag_seconds svc_a)"
+    printf '# drill from %s: svc_a restored in %s s, recovered %s s behind the drill start\n' "${copy}" "${took}" "${lag}" >&3
+    (( took >= 1 && took <= t1 - t0 ))
+    # Recovered to that commit (the raw WAL is streamed; the archive was made after it): no older.
+    (( lag <= t1 - commit + 1 ))
+    [[ -n "$(drill_series pgb_drill_last_recovery_lag_seconds svc_b)" ]]
+    assert_equal "$(drill_series pgb_drill_last_exit_status svc_a)" 0
   done
+  stop_receiver
 }
 
 @test "--into-container undoes a DROP TABLE in the container; the receiver resumes on the new timeline; a later PITR crosses the switch; --rollback" {

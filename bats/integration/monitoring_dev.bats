@@ -191,16 +191,23 @@ check_at() {
   fi
 }
 
-@test "a healthy dev machine: pulled, every check OK, its textfile lint-clean, the dead man's switch pinged" {
+@test "a healthy dev machine: pulled, drilled, every check OK, its textfiles lint-clean, the dead man's switch pinged" {
   pull
+  assert_success
+  # The weekly drill of the pulled copy (drill_dev.bats has it on a streamed WAL).
+  run bash "${PGB_SBIN}/pgb-restore.sh" drill
   assert_success
   run bash "${PGB_SBIN}/pgb-status.sh"
   assert_success
   assert_output --regexp "pull:${SRV} +OK"
   assert_output --regexp "pulled_basebackup:${SRV}/svc +OK"
-  run promtool check metrics <"${PGB_TEXTFILE}/pgb_pull.prom"
-  assert_success
-  assert_output ''
+  assert_output --regexp "drill:${SRV}/svc +OK"
+  local f
+  for f in pgb_pull.prom pgb_restore_drill.prom; do
+    run promtool check metrics <"${PGB_TEXTFILE}/${f}"
+    assert_success
+    assert_output ''
+  done
   assert_equal "$(stat -c %a "${PGB_TEXTFILE}/pgb_pull.prom")" 644
   run grep -E "^pgb_pull_newest_basebackup_timestamp_seconds\\{server=\"${SRV}\",service=\"svc\"\\} [1-9]" "${PGB_TEXTFILE}/pgb_pull.prom"
   assert_success

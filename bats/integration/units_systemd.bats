@@ -6,7 +6,8 @@
 # repositories, a tmpfs as the backup disk and, later, another tmpfs as the external drive.
 # Proves: the sandboxed units do their work; a missing external drive fails only the external
 # unit, loudly; install.sh's live path (user, visudo -c, daemon-reload, enable --now) works; the dev
-# machine's sandboxed pull unit pulls through the hardened ssh path (an sshd in the container).
+# machine's sandboxed pull unit pulls through the hardened ssh path (an sshd in the container), and
+# its drill unit restores and verifies that pulled copy.
 
 PG_PORT=55450
 SSH_PORT=55451
@@ -433,6 +434,33 @@ ct_rid_of() {
   assert_output --partial "[${SRV}] WAL pulled; newest here: none"
   score="$(in_ct systemd-analyze security --no-pager pull-server-wal.service | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
   printf '# pull-server-wal.service online exposure %s\n' "${score}" >&3
+  (( 10#${score/./} <= 15 ))
+}
+
+@test "the dev's drill unit restores the pulled copy inside its sandbox, verifies it and writes its metrics" {
+  local prom="${CT_ROOT}/var/lib/prometheus/node-exporter/pgb_restore_drill.prom" score
+  # install.sh enabled its timer with the pull timers once the pull key existed.
+  run in_ct systemctl is-enabled pgb-restore-drill.timer
+  assert_output enabled
+  run in_ct systemctl start pgb-restore-drill.service
+  in_ct journalctl -u pgb-restore-drill.service --no-pager -o cat | sed 's/^/# /' >&3 || true
+  assert_success
+  assert_equal "$(unit_result pgb-restore-drill.service)" 'success 0'
+  run in_ct journalctl -u pgb-restore-drill.service --no-pager -o cat
+  assert_output --partial "from /mnt/upload/${SRV}/postgres/basebackups into /var/tmp/pgb-drill."
+  assert_output --regexp '\[svc_a\] drill passed: from raw in [0-9]+ s; recovered to [0-9-]+ [0-9:]+\+00, [0-9]+ s before the drill began'
+  assert_output --partial 'restore drill: all 1 service(s) restored, recovered and answered'
+  # Nothing the sandbox denied (sed -i could not give a postgres-owned file its mode back).
+  refute_output --partial 'not permitted'
+  run grep -E "^pgb_drill_last_exit_status\{service=\"svc_a\",server=\"${SRV}\"\} 0$" "${prom}"
+  assert_success
+  run grep -E "^pgb_drill_last_recovery_lag_seconds\{service=\"svc_a\",server=\"${SRV}\"\} [0-9]+$" "${prom}"
+  assert_success
+  assert_equal "$(stat -c %a "${prom}")" 644
+  # The scratch copy lived in the unit's private /var/tmp, which went with the run.
+  assert_equal "$(find "${CT_ROOT}/var/tmp" "${CT_ROOT}/tmp" -maxdepth 1 -name 'systemd-private-*-pgb-restore-drill.service-*' | wc -l)" 0
+  score="$(in_ct systemd-analyze security --no-pager pgb-restore-drill.service | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
+  printf '# pgb-restore-drill.service (dev) online exposure %s\n' "${score}" >&3
   (( 10#${score/./} <= 15 ))
 }
 

@@ -32,20 +32,8 @@ setup_file() {
   export DEV_RESTORE="${PGB_T}/out/${DEV}/root/usr/local/sbin/pgb-restore.sh"
   export PORT_SVC=55851
 
-  # The pull key runs the generated daemon config as root (what sudo gives it on a server);
-  # its pre-transfer check is the generated script, from where the build put it.
-  local conf="${PGB_T}/sshd/rsyncd.conf"
-  sed "s|^pre-xfer exec = .*|pre-xfer exec = ${PGB_SBIN}/pgb_pull_links.sh|" \
-    "${PGB_T}/out/itest/root/etc/pgb-gen/rsyncd-itest.conf" >"${conf}"
-  grep -q "^use chroot = yes$" "${conf}"
-  printf 'restrict,command="/usr/bin/rsync --server --daemon --config=%s ." %s\n' "${conf}" "$(cat "${KEY}.pub")" \
-    >"${PGB_T}/sshd/authorized_keys"
-  pgb_sshd_start "${PGB_T}/sshd" "${PORT}" root "${PGB_T}/sshd/authorized_keys" "${KNOWN_HOSTS}"
-
-  # The receiver, as its unit runs it, streaming into the backup disk's WAL dir.
-  "${PGB_SBIN}/pgb_receivewal.sh" svc >"${PGB_T}/logs/receivewal.log" 2>&1 </dev/null 3>&- &
-  pgb_started_add pid "$!"
-  pgb_wait_for "pg_receivewal to stream" 120 receiver_state receiver_streaming
+  pgb_pull_sshd_start "${KEY}" "${PORT}" "${KNOWN_HOSTS}"
+  pgb_receiver_start svc
 }
 
 teardown_file() {
@@ -57,21 +45,6 @@ teardown_file() {
 
 setup() {
   load helpers/load
-}
-
-receiver_streaming() {
-  [[ "$(pg_psql "${PORT_SVC}" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal'")" == 1 ]]
-}
-
-receiver_state() {
-  pgb_tail_file "${PGB_T}/logs/receivewal.log"
-}
-
-# The receiver has flushed everything the cluster has inserted so far. The insert position, not
-# the write position: with synchronous_commit off (the test cluster) a commit returns while its
-# record may still be in the WAL buffers, behind pg_current_wal_lsn().
-wal_flushed() {
-  [[ "$(pg_psql "${PORT_SVC}" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND flush_lsn >= pg_current_wal_insert_lsn()")" == 1 ]]
 }
 
 now() { date +%s.%N; }
@@ -92,7 +65,7 @@ wal_pull() {
   assert_equal "${status}" 0
   assert_output --partial "verified and kept: svc_basebackup_"
   pg_psql "${PORT_SVC}" -c "CREATE TABLE marks (id serial PRIMARY KEY, tag text, at timestamptz DEFAULT clock_timestamp())"
-  pgb_wait_for "the receiver to flush" 60 receiver_state wal_flushed
+  pgb_wait_for "the receiver to flush" 60 pgb_receiver_log pgb_wal_flushed "${PORT_SVC}"
   wal_pull wal1
   assert_equal "${status}" 0
   assert_output --partial "[itest] WAL pulled; newest here: svc/"
@@ -107,7 +80,7 @@ wal_pull() {
   for i in 1 2 3; do
     pg_psql "${PORT_SVC}" -c "INSERT INTO marks (tag) VALUES ('rpo-${i}')"
     t0="$(now)"
-    pgb_wait_for "the receiver to flush" 60 receiver_state wal_flushed
+    pgb_wait_for "the receiver to flush" 60 pgb_receiver_log pgb_wal_flushed "${PORT_SVC}"
     wal_pull "rpo-${i}"
     t1="$(now)"
     assert_equal "${status}" 0
@@ -124,13 +97,13 @@ wal_pull() {
   idle=$(( idle / 3 ))
   # Busy: 60 s of pgbench at 50 transactions per second, then one pull.
   pgb_load_pgbench svc 1
-  pgb_wait_for "the receiver to flush" 60 receiver_state wal_flushed
+  pgb_wait_for "the receiver to flush" 60 pgb_receiver_log pgb_wal_flushed "${PORT_SVC}"
   wal_pull before-busy
   lsn0="$(pg_psql "${PORT_SVC}" -c "SELECT pg_current_wal_lsn()")"
   pg_as_postgres "${PGB_PG_BIN}/pgbench" -n -c 2 -R 50 -T 60 -h "$(pg_sock_dir)" -p "${PORT_SVC}" postgres >"${PGB_T}/logs/pgbench.log" 2>&1
   lsn1="$(pg_psql "${PORT_SVC}" -c "SELECT pg_current_wal_lsn()")"
   walbytes="$(pg_psql "${PORT_SVC}" -c "SELECT pg_wal_lsn_diff('${lsn1}', '${lsn0}')::bigint")"
-  pgb_wait_for "the receiver to flush" 60 receiver_state wal_flushed
+  pgb_wait_for "the receiver to flush" 60 pgb_receiver_log pgb_wal_flushed "${PORT_SVC}"
   wal_pull busy
   assert_equal "${status}" 0
   busy="${PULL_BYTES}"
@@ -149,13 +122,13 @@ wal_pull() {
 @test "a segment the server completes arrives as a delta against its .partial pulled before, not in full" {
   local seg
   pg_psql "${PORT_SVC}" -c "INSERT INTO marks (tag) SELECT 'fill-' || g FROM generate_series(1, 20000) g"
-  pgb_wait_for "the receiver to flush" 60 receiver_state wal_flushed
+  pgb_wait_for "the receiver to flush" 60 pgb_receiver_log pgb_wal_flushed "${PORT_SVC}"
   wal_pull before-switch
   seg="$(find "${STORE}/wal/svc" -name '*.partial' -printf '%f\n' | sort | tail -n 1)"
   [[ -n "${seg}" ]]
   pg_psql "${PORT_SVC}" -c "SELECT pg_switch_wal()" >/dev/null
   pg_psql "${PORT_SVC}" -c "INSERT INTO marks (tag) VALUES ('after-switch')"
-  pgb_wait_for "the receiver to complete ${seg%.partial}" 60 receiver_state test -f "${PGB_ARTIFACTS}/wal/svc/${seg%.partial}"
+  pgb_wait_for "the receiver to complete ${seg%.partial}" 60 pgb_receiver_log test -f "${PGB_ARTIFACTS}/wal/svc/${seg%.partial}"
   wal_pull after-switch
   assert_equal "${status}" 0
   assert [ -f "${STORE}/wal/svc/${seg%.partial}" ]
@@ -167,7 +140,7 @@ wal_pull() {
 
 @test "with the server gone, the dev copy restores alone: the last commit is there, and it says where recovery ended" {
   pg_psql "${PORT_SVC}" -c "INSERT INTO marks (tag) VALUES ('last-before-loss')"
-  pgb_wait_for "the receiver to flush" 60 receiver_state wal_flushed
+  pgb_wait_for "the receiver to flush" 60 pgb_receiver_log pgb_wal_flushed "${PORT_SVC}"
   wal_pull final
   assert_equal "${status}" 0
   local dest="${PGB_T}/restore-dev"

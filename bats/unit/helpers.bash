@@ -116,7 +116,8 @@ ut_teardown() {
 #   UT_SERVICES "name:port:pgVersion ..."   UT_RAW_DAYS   UT_PARALLEL   UT_CONFIG_PATHS ("p ...")
 #   UT_EXT_MAX_PRUNE   UT_EXT_RESERVE   UT_EXT_WARN_FREE   UT_RESTORE_JOBS (default: the schema's)
 #   UT_DEV_MAX_PULL   UT_DEV_RESERVE (default 0)   UT_DEV_KEEP ("keepBackups:keepDays") of the dev
-#   UT_NOTIFY (non-empty: alpha's monitoring.notify, see below)
+#   UT_TOOLS_IMAGE (an image: alpha's services are its containers, tools: image)
+#   UT_NOTIFY (non-empty: alpha's monitoring.notify, see below; both hosts' textfiles in the scratch root)
 ut_write_config() {
   local file="$1" spec name port version p
   {
@@ -153,7 +154,11 @@ ut_write_config() {
     printf '    services:\n'
     for spec in ${UT_SERVICES:-svc_a:5433:15 svc_b:5434:15}; do
       IFS=: read -r name port version <<<"${spec}"
-      printf '      - { name: %s, port: %s, pgVersion: %s }\n' "${name}" "${port}" "${version}"
+      if [[ -n "${UT_TOOLS_IMAGE:-}" ]]; then
+        printf '      - { name: %s, port: %s, pgVersion: %s, image: %s, tools: image }\n' "${name}" "${port}" "${version}" "${UT_TOOLS_IMAGE}"
+      else
+        printf '      - { name: %s, port: %s, pgVersion: %s }\n' "${name}" "${port}" "${version}"
+      fi
     done
     # UT_NOTIFY: alpha's monitoring with a webhook and a dead man's switch (URL files in secrets/).
     if [[ -n "${UT_NOTIFY:-}" ]]; then
@@ -182,6 +187,8 @@ ut_write_config() {
     if [[ -n "${UT_DEV_MAX_PULL:-}" ]]; then printf '    maxPullBytes: %s\n' "${UT_DEV_MAX_PULL}"; fi
     printf '    reserveBytes: %s\n' "${UT_DEV_RESERVE:-0}"
     if [[ -n "${UT_DEV_KEEP:-}" ]]; then printf '    retention: { keepBackups: %s, keepDays: %s }\n' "${UT_DEV_KEEP%:*}" "${UT_DEV_KEEP#*:}"; fi
+    # UT_NOTIFY: the dev's textfiles in the scratch root too.
+    if [[ -n "${UT_NOTIFY:-}" ]]; then printf '    monitoring: { textfileDir: %s/textfile-dev }\n' "${D}"; fi
   } >"${file}"
 }
 
@@ -193,7 +200,7 @@ ut_build() {
   key="s=${UT_SERVICES:-}_r=${UT_RAW_DAYS:-}_p=${UT_PARALLEL:-}_c=${UT_CONFIG_PATHS-default}"
   key+="_m=${UT_EXT_MAX_PRUNE:-}_v=${UT_EXT_RESERVE:-}_w=${UT_EXT_WARN_FREE:-}_j=${UT_RESTORE_JOBS:-}"
   key+="_dm=${UT_DEV_MAX_PULL:-}_dr=${UT_DEV_RESERVE:-}_dk=${UT_DEV_KEEP:-}"
-  key+="_n=${UT_NOTIFY:-}"
+  key+="_n=${UT_NOTIFY:-}_ti=${UT_TOOLS_IMAGE:-}"
   out="${UT_ROOT}/builds/${key//[^A-Za-z0-9._=-]/+}"
   if [[ ! -d "${out}" ]]; then
     cfg="${out}.yaml"

@@ -426,6 +426,38 @@ EOF
   assert_output "recovery_target_time = '2024-05-02 11:59:30.000000+00'"
 }
 
+@test "tools: image: pg_waldump runs in a throwaway container of the image (no network, the WAL read-only), none on the host" {
+  UT_TOOLS_IMAGE=postgres:15 ut_build
+  local restore="${BACKUP_SCRIPT%/*}/pgb-restore.sh"
+  rm -f "${PG_BIN_ROOT}/15/bin/pg_waldump"
+  # docker: the image is here; `run ... --entrypoint pg_waldump` answers as the host stub does.
+  # shellcheck disable=SC2016
+  make_stub "${STUB_BIN}/docker" 'case "$1 $2" in
+  "image inspect") exit 0 ;;
+  run\ *) [[ " $* " == *" --entrypoint pg_waldump "* ]] || exit 125
+    cat "${STUB_STATE}/waldump_${!#}" 2>/dev/null; exit 1 ;;
+esac
+exit 1'
+  run bash "${restore}" restore --service svc_a --dest "${DEST}" --target-time '2024-05-02 11:30:00+00'
+  assert_success
+  refute_output --partial 'pg_waldump missing'
+  run setting recovery_target_time
+  assert_output "recovery_target_time = '2024-05-02 11:30:00.000000+00'"
+  run stub_calls docker
+  assert_line --regexp "^run --rm --name pgb-waldump-svc_a-[0-9]+ --network none --user 0:0 -e TZ=UTC --entrypoint pg_waldump -v ${DEST}-wal:${DEST}-wal:ro postgres:15 -r Transaction -p ${DEST}-wal 000000010000000000000016 000000010000000000000016\$"
+  # Without a target: where recovery will end, from the same pg_waldump.
+  rm -rf -- "${DEST}" "${DEST}-wal"
+  run bash "${restore}" restore --service svc_a --dest "${DEST}"
+  assert_success
+  assert_output --partial "[svc_a] the last transaction in the WAL: 2024-05-02 11:59:00+00, 60 s before the newest WAL here"
+  # The image not on this host (and no host pg_waldump): the check is skipped with a warning naming it.
+  rm -rf -- "${DEST}" "${DEST}-wal"
+  stub_status docker 1
+  run bash "${restore}" restore --service svc_a --dest "${DEST}" --target-time '2024-05-02 11:30:00+00'
+  assert_success
+  assert_output --partial "pg_waldump missing: image postgres:15 is not on this host (tools: image; docker pull postgres:15), nor ${PG_BIN_ROOT}/15/bin/pg_waldump"
+}
+
 @test "a WAL gap ends what can be replayed: warning, and a target beyond it is refused" {
   rm -f "${WAL_DIR}/svc_a/000000010000000000000012"
   run bash "${RESTORE}" restore --service svc_a --dest "${DEST}" --target-time '2024-05-01 12:00:00+00'
@@ -901,5 +933,67 @@ archive_files() {
   assert_success
   assert_output "$(printf '%s\n' primary external raw primary primary external)"
   run bash "${RESTORE}" drill --from raw
-  assert_output --regexp '\[svc_a\] drill passed: from raw in [0-9]+ s; the restored WAL ends [0-9]+ s before the drill began'
+  assert_output --regexp '\[svc_a\] drill passed: from raw in [0-9]+ s; recovered to [0-9-]+ [0-9:]+\+00, [0-9]+ s before the drill began'
+}
+
+# lag_of PROM SERVICE: the drill's recovery lag of SERVICE in the textfile.
+lag_of() {
+  sed -n "s/^pgb_drill_last_recovery_lag_seconds{service=\"$2\"} \([0-9]*\)$/\1/p" "$1"
+}
+
+@test "drill metrics: the measured duration and recovery lag (from the last replayed transaction, else the backup's end); a failure keeps them" {
+  UT_NOTIFY=1 ut_build
+  local restore="${BACKUP_SCRIPT%/*}/pgb-restore.sh"
+  local prom="${D}/textfile/pgb_restore_drill.prom" expected lag
+  mkdir -p "${D}/textfile"
+  make_tree "${ARTIFACTS}" svc_b
+  # Recovery replayed a transaction committed 100 s before the drill.
+  date -u -d 'now - 100 seconds' +'%Y-%m-%d %H:%M:%S.000000' >"${STUB_STATE}/replay_ts"
+  run bash "${restore}" drill --from raw
+  assert_success
+  assert_output --regexp '\[svc_a\] drill passed: from raw in [0-9]+ s; recovered to [0-9-]+ [0-9:]+\+00, 10[0-9] s before the drill began'
+  lag="$(lag_of "${prom}" svc_a)"
+  (( lag >= 100 && lag < 110 ))
+  run grep -E '^pgb_drill_last_duration_seconds\{service="svc_a"\} [0-9]+$' "${prom}"
+  assert_success
+  run grep -c '^# TYPE pgb_drill_last_recovery_lag_seconds gauge$' "${prom}"
+  assert_output 1
+  # None replayed: the data is as of the newest backup's end (its manifest, 2024-05-02 02:00:10).
+  rm -f -- "${STUB_STATE}/replay_ts"
+  run bash "${restore}" drill --from raw
+  assert_success
+  assert_output --partial "the data is as of the backup (2024-05-02 02:00:10+00)"
+  expected=$(( $(date -u +%s) - $(date -u -d '2024-05-02 02:00:10 UTC' +%s) ))
+  lag="$(lag_of "${prom}" svc_b)"
+  (( lag <= expected && lag > expected - 30 ))
+  # svc_b fails: its last success values stay, its status says so.
+  rm -rf -- "${ARTIFACTS:?}/basebackups/svc_b_basebackup_"*
+  run bash "${restore}" drill --from raw
+  assert_failure 1
+  assert_equal "$(lag_of "${prom}" svc_b)" "${lag}"
+  run grep -E '^pgb_drill_last_exit_status\{service="svc_b"\} 1$' "${prom}"
+  assert_success
+}
+
+@test "dev drill: every pulled service from the pulled copy, its series named by server and service" {
+  UT_NOTIFY=1 ut_build
+  local dev_restore="${PULL_SCRIPT%/*}/pgb-restore.sh"
+  local prom="${D}/textfile-dev/pgb_restore_drill.prom"
+  mkdir -p "${D}/textfile-dev" "${LOCAL_BASE}/alpha"
+  cp -a "${ARTIFACTS}" "${LOCAL_BASE}/alpha/"
+  run bash "${dev_restore}" drill
+  # svc_b and beta's svc_z have no pulled backups; the one drilled is alpha's svc_a, from its pulled copy.
+  assert_failure 1
+  assert_output --partial "[svc_a] drill: restoring the newest backup from raw"
+  assert_output --partial "[svc_a] restoring ${BB2} (PostgreSQL 15, WAL from ${SEG2}) from ${LOCAL_BASE}/alpha/postgres/basebackups"
+  assert_output --regexp '\[svc_a\] drill passed: from raw in [0-9]+ s; recovered to '
+  assert_output --partial "[svc_z] drill FAILED (from raw)"
+  run grep -E '^pgb_drill_last_exit_status\{service="svc_a",server="alpha"\} 0$' "${prom}"
+  assert_success
+  run grep -E '^pgb_drill_last_exit_status\{service="svc_z",server="beta"\} 1$' "${prom}"
+  assert_success
+  run grep -E '^pgb_drill_last_recovery_lag_seconds\{service="svc_a",server="alpha"\} [0-9]+$' "${prom}"
+  assert_success
+  run grep -E '^pgb_job_last_exit_status\{job="restore-drill"\} 1$' "${prom}"
+  assert_success
 }

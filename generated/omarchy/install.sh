@@ -29,9 +29,9 @@ readonly SECRET_MODES=()
 readonly SECRET_HINTS=()
 readonly DIR_PATHS=('/mnt/upload' '/mnt/upload/main-server' '/var/lib/prometheus/node-exporter')
 readonly DIR_MODES=('0700' '0700' '0755')
-readonly ENABLE_UNITS=('pull-server-backups.timer' 'pull-server-wal.timer' 'pgb-check.timer')
+readonly ENABLE_UNITS=('pull-server-backups.timer' 'pull-server-wal.timer' 'pgb-restore-drill.timer' 'pgb-check.timer')
 # The secret each unit reads as soon as it starts ('' for none): not started while it is empty.
-readonly ENABLE_NEEDS=('/etc/backup/ssh/backup_servers_ed25519' '/etc/backup/ssh/backup_servers_ed25519' '')
+readonly ENABLE_NEEDS=('/etc/backup/ssh/backup_servers_ed25519' '/etc/backup/ssh/backup_servers_ed25519' '/etc/backup/ssh/backup_servers_ed25519' '')
 # A dev machine's next steps while its pull key is missing.
 readonly KEYGEN_SCRIPT='/usr/local/sbin/pgb_pull_keygen.sh'
 readonly PULL_SERVICE='pull-server-backups.service'

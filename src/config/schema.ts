@@ -141,6 +141,8 @@ const devThresholds = z.strictObject({
   pulledBasebackupCritHours: hours.optional().describe('... CRITICAL (default: twice the server period + pull period + 2 h)'),
   diskWarnFreeRatio: ratio.default(0.15).describe('Free share of localBase\'s disk below this: WARNING'),
   diskCritFreeRatio: ratio.default(0.05).describe('... CRITICAL'),
+  drillWarnHours: hours.default(192).describe('Last successful restore drill of a pulled service (the weekly drill of the pulled copy) older than this: WARNING'),
+  drillCritHours: hours.default(360).describe('... CRITICAL'),
 });
 
 const monitoringFields = {
@@ -277,7 +279,7 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', params: { described: true }, path: ['servers', si, 'monitoring', 'thresholds', 'diskWarnFreeRatio'], message: `a value above diskCritFreeRatio (${t.diskCritFreeRatio}), found ${t.diskWarnFreeRatio}` });
     });
     cfg.devs.forEach((d, di) => ordered(d.monitoring.thresholds, ['devs', di, 'monitoring', 'thresholds'], [
-      ['pullWarnHours', 'pullCritHours'], ['pulledBasebackupWarnHours', 'pulledBasebackupCritHours'],
+      ['pullWarnHours', 'pullCritHours'], ['pulledBasebackupWarnHours', 'pulledBasebackupCritHours'], ['drillWarnHours', 'drillCritHours'],
     ]));
     const hostNames = [...cfg.servers.map((s) => s.name), ...cfg.devs.map((d) => d.name)];
     dup(hostNames, (i) => (i < cfg.servers.length ? ['servers', i, 'name'] : ['devs', i - cfg.servers.length, 'name']), 'host name');

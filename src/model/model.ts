@@ -36,6 +36,7 @@ export interface ServerThresholds {
 
 export interface DevThresholds {
   pullWarnHours: number; pullCritHours: number; diskWarnFreeRatio: number; diskCritFreeRatio: number;
+  drillWarnHours: number; drillCritHours: number;
   checkerStaleHours: number;
   /** Per pulled server (its own schedule counts): the newest pulled base backup's age. */
   pulledBasebackup: { server: string; warnHours: number; critHours: number }[];
@@ -127,6 +128,8 @@ function devThresholds(d: DevConfig, servers: ServerConfig[]): DevThresholds {
     pullCritHours: t.pullCritHours ?? h(2 * p + 2),
     diskWarnFreeRatio: t.diskWarnFreeRatio,
     diskCritFreeRatio: t.diskCritFreeRatio,
+    drillWarnHours: t.drillWarnHours,
+    drillCritHours: t.drillCritHours,
     checkerStaleHours: h(Math.max(1, 2 * periodHours(d.monitoring.checkSchedule))),
     pulledBasebackup: servers.map((s) => {
       const ps = periodHours(s.schedule);

@@ -61,8 +61,12 @@ export const serverUnits = {
   borgCheck: 'pgb-borg-check.service',
   borgCheckTimer: 'pgb-borg-check.timer',
   receiveWal: 'pgb-receivewal@.service',
-  drillService: 'pgb-restore-drill.service',
-  drillTimer: 'pgb-restore-drill.timer',
+} as const;
+
+/** The weekly restore drill, on servers (their copies in turn) and dev machines (the pulled copy). */
+export const drillUnits = {
+  service: 'pgb-restore-drill.service',
+  timer: 'pgb-restore-drill.timer',
 } as const;
 
 /** The WAL receiver instance of one service. */

@@ -92,6 +92,66 @@ function monitorSecrets(n: { webhookUrlFile?: string; healthchecksUrlFile?: stri
   ];
 }
 
+/** Homes are hidden from the units unless a path they use lives under one. */
+const underHome = (...paths: string[]) => paths.some((p) => /^\/(home|root|run\/user)(\/|$)/.test(p));
+
+/** The drill unit's view: what it reads and writes, and what it runs after. */
+interface DrillView {
+  kind: 'server' | 'dev';
+  host: string;
+  scriptsDir: string;
+  copies: string;
+  reads: string;
+  readsWhy: string;
+  after: string[];
+  afterWhy: string;
+  /** Local Borg repositories it may restore from (their lock files are written). */
+  repos: string[];
+  usesDocker: boolean;
+  textfileDir: string;
+  underHome: boolean;
+}
+
+function serverDrillView(s: ServerModel): DrillView {
+  return {
+    kind: 'server',
+    host: s.name,
+    scriptsDir: s.paths.scriptsDir,
+    copies: 'each week from another copy: raw, primary Borg, external Borg',
+    reads: s.paths.artifacts,
+    readsWhy: 'Reads the raw artifacts: ordered after the backup disk\'s mount, never run on the bare mount point.',
+    after: [names.serverUnits.backupService, names.serverUnits.borgPrimary],
+    afterWhy: 'Not while the night\'s base backups are being taken or archived.',
+    repos: s.borgRepos.filter((r) => !r.startsWith('ssh://')),
+    usesDocker: s.usesDocker,
+    textfileDir: s.monitoring.textfileDir,
+    underHome: false,
+  };
+}
+
+function devDrillView(d: DevModel): DrillView {
+  return {
+    kind: 'dev',
+    host: d.name,
+    scriptsDir: d.scriptsDir,
+    copies: `the copy pulled from ${d.servers.map((s) => s.name).join(', ')}`,
+    reads: d.localBase,
+    readsWhy: 'Reads the pulled copy: ordered after the mount it lives on.',
+    after: [names.devUnits.pullService, names.devUnits.walService],
+    afterWhy: 'Not while a pull changes the copy.',
+    repos: [],
+    usesDocker: d.servers.some((s) => s.usesDocker),
+    textfileDir: d.monitoring.textfileDir,
+    underHome: underHome(d.localBase),
+  };
+}
+
+function drillArtifacts(host: string, drill: DrillView): Artifact[] {
+  const view = { drill, names };
+  return [names.drillUnits.service, names.drillUnits.timer]
+    .map((u) => installed(host, join(names.UNIT_DIR, u), '0644', `restore/units/${u}`, view));
+}
+
 function serverArtifacts(s: ServerModel): Artifact[] {
   const view = { s, names };
   const sbin = s.paths.scriptsDir;
@@ -108,8 +168,7 @@ function serverArtifacts(s: ServerModel): Artifact[] {
     unit(names.serverUnits.borgCheck, 'pgb-borg-check.service'),
     unit(names.serverUnits.borgCheckTimer, 'pgb-borg-check.timer'),
     unit(names.serverUnits.receiveWal, 'pgb-receivewal@.service'),
-    unit(names.serverUnits.drillService, 'pgb-restore-drill.service'),
-    unit(names.serverUnits.drillTimer, 'pgb-restore-drill.timer'),
+    ...drillArtifacts(s.name, serverDrillView(s)),
     { ...installed(s.name, names.sudoersFile(s.name), '0440', 'server/sudoers', view) },
     installed(s.name, names.rsyncdConfig(s.name), '0644', 'server/rsyncd.conf', view),
     installed(s.name, join(sbin, names.serverScripts.pullLinks), '0750', 'server/pgb_pull_links.sh', view),
@@ -153,7 +212,7 @@ export interface EnableUnit { unit: string; needs: string }
 function serverTimers(s: ServerModel): EnableUnit[] {
   const wal = s.services.filter((v) => v.wal).map((v) => ({ unit: names.receiveWalUnit(v.name), needs: s.replication.passwordFile }));
   return [
-    ...[names.serverUnits.backupTimer, names.serverUnits.borgCheckTimer, names.serverUnits.drillTimer, names.monitorUnits.checkTimer]
+    ...[names.serverUnits.backupTimer, names.serverUnits.borgCheckTimer, names.drillUnits.timer, names.monitorUnits.checkTimer]
       .map((unit) => ({ unit, needs: '' })),
     ...wal,
   ];
@@ -170,7 +229,7 @@ export interface RestoreSource {
   /** image: the service's container image ('' when not a known container): verification and the
    *  drill run in a throwaway container of it; container and dataVolume: where --into-container
    *  restores ('' on a dev machine, which has no such container). */
-  services: { name: string; pgVersion: number; image: string; container: string; dataVolume: string }[];
+  services: { name: string; pgVersion: number; image: string; tools: 'host' | 'image'; container: string; dataVolume: string }[];
 }
 
 function restoreServices(s: ServerModel, local: boolean): RestoreSource['services'] {
@@ -178,6 +237,7 @@ function restoreServices(s: ServerModel, local: boolean): RestoreSource['service
     name: v.name,
     pgVersion: v.pgVersion,
     image: v.image ?? '',
+    tools: v.tools,
     container: local && v.image !== undefined ? v.container : '',
     dataVolume: local ? v.dataVolume ?? '' : '',
   }));
@@ -229,13 +289,14 @@ function devArtifacts(d: DevModel): Artifact[] {
     unit(names.devUnits.pullTimer, 'pull-server-backups.timer'),
     unit(names.devUnits.walService, 'pull-server-wal.service'),
     unit(names.devUnits.walTimer, 'pull-server-wal.timer'),
+    ...drillArtifacts(d.name, devDrillView(d)),
     local(d.name, 'snippets/borg-allowlist.txt', '0644', 'dev/snippets/borg-allowlist.txt', view),
     local(d.name, 'install.sh', '0750', 'install/install.sh', {
       host: d.name, kind: 'dev', d, names, secrets: monitorSecrets(d.monitoring.notify),
       dirs: [{ path: d.localBase, mode: '0700' }, ...d.servers.map((s) => ({ path: `${d.localBase}/${s.name}`, mode: '0700' })),
         { path: d.monitoring.textfileDir, mode: '0755' }],
-      // The pulls need the pull key; the checker runs from the start (it reports the missing pulls).
-      timers: [...[names.devUnits.pullTimer, names.devUnits.walTimer].map((unit) => ({ unit, needs: d.sshKey })),
+      // The pulls and the drill of their copy need the pull key; the checker runs from the start (it reports the missing pulls).
+      timers: [...[names.devUnits.pullTimer, names.devUnits.walTimer, names.drillUnits.timer].map((unit) => ({ unit, needs: d.sshKey })),
         { unit: names.monitorUnits.checkTimer, needs: '' }],
     }),
     local(d.name, 'README.md', '0644', 'dev/README.md', { ...view, m: devMonitorView(d) }),

@@ -166,3 +166,43 @@ pgb_promoted() {
 pgb_temp_dirs() {
   find "${PGB_BASE_DIR}" -mindepth 1 -maxdepth 1 -name '.tmp_*' -printf '%f\n' | sort
 }
+
+# ---- the server side of a real dev pull, and its WAL receiver (wal_pull.bats, drill_dev.bats) --------
+
+# pgb_pull_sshd_start KEY PORT KNOWN_HOSTS: a real sshd on 127.0.0.1:PORT whose one key (KEY.pub)
+# runs the GENERATED rsync daemon config as root (what sudo gives the pull key on a server); its
+# pre-transfer check is the generated script, from where the build put it.
+pgb_pull_sshd_start() {
+  local key="$1" port="$2" known="$3" conf="${PGB_T}/sshd/rsyncd.conf"
+  mkdir -p "${PGB_T}/sshd"
+  sed "s|^pre-xfer exec = .*|pre-xfer exec = ${PGB_SBIN}/pgb_pull_links.sh|" \
+    "${PGB_T}/out/${PGB_SERVER_NAME}/root/etc/pgb-gen/rsyncd-${PGB_SERVER_NAME}.conf" >"${conf}"
+  grep -q "^use chroot = yes$" "${conf}"
+  printf 'restrict,command="/usr/bin/rsync --server --daemon --config=%s ." %s\n' "${conf}" "$(cat "${key}.pub")" \
+    >"${PGB_T}/sshd/authorized_keys"
+  pgb_sshd_start "${PGB_T}/sshd" "${port}" root "${PGB_T}/sshd/authorized_keys" "${known}"
+}
+
+# pgb_receiver_start SERVICE: the generated WAL receiver of SERVICE in the background, as its unit
+# runs it (logs/receivewal.log), registered for teardown; waits until it streams.
+pgb_receiver_start() {
+  "${PGB_SBIN}/pgb_receivewal.sh" "$1" >"${PGB_T}/logs/receivewal.log" 2>&1 </dev/null 3>&- &
+  pgb_started_add pid "$!"
+  pgb_wait_for "pg_receivewal of $1 to stream" 120 pgb_receiver_log pgb_receiver_streaming "$(pg_service_port "$1")"
+}
+
+pgb_receiver_log() {
+  pgb_tail_file "${PGB_T}/logs/receivewal.log"
+}
+
+# pgb_receiver_streaming PORT: pg_receivewal streams from the cluster on PORT.
+pgb_receiver_streaming() {
+  [[ "$(pg_psql "$1" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal'")" == 1 ]]
+}
+
+# pgb_wal_flushed PORT: the receiver has flushed everything the cluster on PORT has inserted so far.
+# The insert position, not the write position: with synchronous_commit off (the test cluster) a
+# commit returns while its record may still be in the WAL buffers, behind pg_current_wal_lsn().
+pgb_wal_flushed() {
+  [[ "$(pg_psql "$1" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND flush_lsn >= pg_current_wal_insert_lsn()")" == 1 ]]
+}

@@ -24,6 +24,8 @@ readonly SERVICE_NAMES=('service_a' 'service_b')
 readonly SERVICE_VERSIONS=('17' '17')
 # Its container image ("" when it is not a known container): verification runs in a container of it.
 readonly SERVICE_IMAGES=('' '')
+# Where its pg_waldump comes from (services[].tools): host (PG_BIN_ROOT) or image (a container of it).
+readonly SERVICE_TOOLS=('host' 'host')
 # Its container and data volume on this host, for --into-container ("" where there is none).
 readonly SERVICE_CONTAINERS=('' '')
 readonly SERVICE_DATA_VOLUMES=('' '')
@@ -51,6 +53,8 @@ readonly WAL_NAME_RE='^([0-9A-F]{24}(\.partial)?|[0-9A-F]{8}\.history)$'
 # The drill's node_exporter textfile (monitoring.textfileDir).
 readonly DRILL_METRICS_FILE='/var/lib/prometheus/node-exporter/pgb_restore_drill.prom'
 readonly DRILL_JOB='restore-drill'
+# Whether the drill's series name the server too (a dev machine holds the services of several).
+readonly DRILL_SERVER_LABEL=''
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -662,22 +666,52 @@ wal_chain() {
   printf '%s\t%s\t%s\n' "${names[${end_pos}]}" "${mtimes[${end_pos}]}" "${names[${gap_pos}]:--}"
 }
 
+# ---- pg_waldump: the host's, or the one of the service's image (tools: image) ---------------
+WALDUMP_IMAGE=""
+WALDUMP_BIN=""
+WALDUMP_MISSING=""
+
+# waldump_select I VERSION: where the restore of service I takes pg_waldump from: with tools:
+# image a throwaway container of its image (no PostgreSQL package on the host), else (or when
+# this host has no docker or not the image) the host's VERSION bin dir. Fails with
+# WALDUMP_MISSING set when there is none here.
+waldump_select() {
+  local i="$1" version="$2"
+  WALDUMP_IMAGE=""
+  WALDUMP_BIN="${PG_BIN_ROOT}/${version}/bin"
+  WALDUMP_MISSING="${WALDUMP_BIN}/pg_waldump missing (install postgresql-${version})"
+  if [[ "${SERVICE_TOOLS[i]}" == image ]]; then
+    if command -v docker >/dev/null 2>&1 && docker image inspect "${SERVICE_IMAGES[i]}" >/dev/null 2>&1; then
+      WALDUMP_IMAGE="${SERVICE_IMAGES[i]}"
+      return 0
+    fi
+    WALDUMP_MISSING="pg_waldump missing: image ${SERVICE_IMAGES[i]} is not on this host (tools: image; docker pull ${SERVICE_IMAGES[i]}), nor ${WALDUMP_BIN}/pg_waldump"
+  fi
+  [[ -x "${WALDUMP_BIN}/pg_waldump" ]]
+}
+
 # The transaction records of one segment. pg_waldump stops with an error at the end of the
-# WAL (the zero-padded tail of a .partial segment): that is expected, not a failure.
+# WAL (the zero-padded tail of a .partial segment): that is expected, not a failure. From the
+# image: no network, the directory bound read-only at its own path, nothing secret involved.
 waldump_transactions() {
-  local bin="$1" dir="$2" seg="$3"
+  local dir="$1" seg="$2"
+  if [[ -n "${WALDUMP_IMAGE}" ]]; then
+    docker run --rm --name "pgb-waldump-${SERVICE_NAMES[SVC_I]}-$$" --network none --user 0:0 -e TZ=UTC \
+      --entrypoint pg_waldump -v "${dir}:${dir}:ro" \
+      "${WALDUMP_IMAGE}" -r Transaction -p "${dir}" "${seg}" "${seg}" 2>/dev/null || true
+    return 0
+  fi
   (
     cd /
-    TZ=UTC "${bin}/pg_waldump" -r Transaction -p "${dir}" "${seg}" "${seg}" 2>/dev/null || true
+    TZ=UTC "${WALDUMP_BIN}/pg_waldump" -r Transaction -p "${dir}" "${seg}" "${seg}" 2>/dev/null || true
   )
 }
 
 # Time of the last commit or abort in the staged WAL from START to END (searching backwards),
-# or nothing when there is none or pg_waldump is missing.
+# or nothing when there is none (pg_waldump chosen by waldump_select).
 last_commit_ns() {
-  local stage="$1" start="$2" end="$3" bin="$4" name ts=""
+  local stage="$1" start="$2" end="$3" name ts=""
   local -a segs=()
-  [[ -x "${bin}/pg_waldump" ]] || return 0
   mapfile -t segs < <(find "${stage}" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' -printf '%f\n' | sort -r)
   for name in "${segs[@]}"; do
     if [[ "${name:8:16}" > "${end:8:16}" ]]; then
@@ -686,7 +720,7 @@ last_commit_ns() {
     if [[ "${name:8:16}" < "${start:8:16}" ]]; then
       break
     fi
-    ts="$(waldump_transactions "${bin}" "${stage}" "${name}" \
+    ts="$(waldump_transactions "${stage}" "${name}" \
       | sed -nE 's/.* desc: (COMMIT|ABORT)(_PREPARED)? ([0-9]+: )?([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+) UTC.*/\4/p' | tail -n 1)"
     if [[ -n "${ts}" ]]; then
       date -u -d "${ts}" +%s%N
@@ -916,9 +950,12 @@ write_recovery_settings() {
 # Once the copy has recovered and been promoted, its recovery settings only point at a staging
 # dir of this host that is about to go (and means nothing inside a container): disable them, so
 # the data directory can be started anywhere as it is.
+# Rewritten in place, not with sed -i: the file belongs to PostgreSQL's user now, and sed -i's
+# new file cannot be given its mode back without CAP_FOWNER, which the drill unit does not have.
 disable_recovery_settings() {
-  local auto="${DEST}/postgresql.auto.conf"
-  sed -i -E 's/^[[:space:]]*(restore_command|recovery_target[a-z_]*)[[:space:]]*=/# recovery finished, disabled by pgb-restore.sh: &/' "${auto}"
+  local auto="${DEST}/postgresql.auto.conf" text
+  text="$(sed -E 's/^[[:space:]]*(restore_command|recovery_target[a-z_]*)[[:space:]]*=/# recovery finished, disabled by pgb-restore.sh: &/' "${auto}")"
+  printf '%s\n' "${text}" >"${auto}"
 }
 
 cmd_restore() {
@@ -984,6 +1021,7 @@ cmd_restore() {
   fi
   backup_has_no_links "${meta_dir}" "${service}" || exit 1
   plain_file "${meta_dir}/backup_label" || die "[${service}] ${bb} has no backup_label"
+  BACKUP_END_NS="$(mtime_ns "${meta_dir}/backup_manifest")"
   start_seg="$(backup_start_segment "${meta_dir}")"
   version="$(head -n 1 "${meta_dir}/PG_VERSION" 2>/dev/null || printf '%s' "${SERVICE_VERSIONS[SVC_I]}")"
   [[ "${version}" =~ ^[0-9]+$ ]] || die "[${service}] unreadable PG_VERSION in ${bb}"
@@ -999,13 +1037,15 @@ cmd_restore() {
   if [[ "${gap}" != "-" ]]; then
     log_warn "[${service}] WAL gap after ${chain_end}: the WAL from ${gap} on cannot be replayed onto ${bb}"
   fi
+  local waldump=yes
+  waldump_select "${SVC_I}" "${version}" || waldump=""
   if [[ -n "${target_ns}" ]]; then
     if (( target_ns > chain_ns )); then
       die "[${service}] target time $(fmt_ns "${target_ns}") is after the newest WAL (received up to $(fmt_ns "${chain_ns}")); the newest point you can restore is that, restore without --target-time to get it"
     fi
-    last_ns="$(last_commit_ns "${WAL_STAGE}" "${start_seg}" "${chain_end}" "${bin}")"
-    if [[ ! -x "${bin}/pg_waldump" ]]; then
-      log_warn "[${service}] ${bin}/pg_waldump missing (install postgresql-${version}): cannot check that a transaction follows the target; PostgreSQL refuses a target after the last one"
+    [[ -z "${waldump}" ]] || last_ns="$(last_commit_ns "${WAL_STAGE}" "${start_seg}" "${chain_end}")"
+    if [[ -z "${waldump}" ]]; then
+      log_warn "[${service}] ${WALDUMP_MISSING}: cannot check that a transaction follows the target; PostgreSQL refuses a target after the last one"
       pg_target="$(pg_time_of_ns "${target_ns}")"
     elif [[ -n "${last_ns}" ]] && (( target_ns < last_ns )); then
       pg_target="$(pg_time_of_ns "${target_ns}")"
@@ -1021,8 +1061,8 @@ cmd_restore() {
   # Where a recovery to the end will stop: the last transaction in the WAL here, and how far that
   # is from the newest WAL this host holds (on a dev machine: as new as its last WAL pull).
   NEWEST_WAL_NS="${chain_ns}"
-  if [[ -z "${pg_target}" && -x "${bin}/pg_waldump" ]]; then
-    [[ -n "${last_ns}" ]] || last_ns="$(last_commit_ns "${WAL_STAGE}" "${start_seg}" "${chain_end}" "${bin}")"
+  if [[ -z "${pg_target}" && -n "${waldump}" ]]; then
+    [[ -n "${last_ns}" ]] || last_ns="$(last_commit_ns "${WAL_STAGE}" "${start_seg}" "${chain_end}")"
     if [[ -n "${last_ns}" ]]; then
       log_info "[${service}] the last transaction in the WAL: $(fmt_ns "${last_ns}"), $(( (chain_ns - last_ns + 500000000) / 1000000000 )) s before the newest WAL here (received $(fmt_ns "${chain_ns}"))"
     else
@@ -1038,10 +1078,6 @@ cmd_restore() {
   chmod 700 "${DEST}"
   write_recovery_settings "${pg_target}" "restore of ${server}/${bb} from ${where}${pg_target:+ to ${pg_target}}"
   RESTORE_DONE=yes
-  # For the drill: where the restored WAL ends (its newest segment's time).
-  if [[ -n "${PGB_RESTORE_REPORT:-}" ]]; then
-    printf 'wal_ns=%s\n' "${chain_ns}" >"${PGB_RESTORE_REPORT}"
-  fi
   local recovery_to="the end of the WAL"
   if [[ -n "${pg_target}" ]]; then
     recovery_to="${pg_target}"
@@ -1113,17 +1149,27 @@ verify_server_stop() {
 VERIFY_IMAGE=""
 VERIFY_BIN=""
 VERIFY_PORT=""
-# When the newest WAL file of the restore was received (set by cmd_restore), in ns.
+# When the newest WAL file of the restore was received, and when the base backup became
+# consistent (set by cmd_restore), in ns.
 NEWEST_WAL_NS=""
+BACKUP_END_NS=""
 
-# Says where recovery ended: the last transaction it replayed, and how far before the newest WAL.
+# restore_report KEY VALUE: a line for the drill, which runs the restore (PGB_RESTORE_REPORT).
+restore_report() {
+  [[ -z "${PGB_RESTORE_REPORT:-}" ]] || printf '%s=%s\n' "$1" "$2" >>"${PGB_RESTORE_REPORT}"
+}
+
+# Says where recovery ended: the last transaction it replayed, and how far before the newest WAL;
+# reports the time the recovered data is as of (that transaction, or the backup's end).
 report_recovery_end() {
   local service="$1" ts ns
   ts="$(verify_psql template1 "SELECT coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '')" 2>/dev/null || true)"
   if [[ -z "${ts}" ]] || ! ns="$(date -u -d "${ts} UTC" +%s%N 2>/dev/null)"; then
-    log_info "[${service}] recovery replayed no transaction after the backup: the data is as of the backup"
+    log_info "[${service}] recovery replayed no transaction after the backup: the data is as of the backup ($(fmt_ns "${BACKUP_END_NS:-0}"))"
+    restore_report data_ns "${BACKUP_END_NS}"
     return 0
   fi
+  restore_report data_ns "${ns}"
   if [[ -n "${NEWEST_WAL_NS}" ]] && (( NEWEST_WAL_NS > 0 )); then
     log_ok "[${service}] recovery ended at the last transaction replayed, $(fmt_ns "${ns}") (${ts} UTC); the newest WAL here was received $(fmt_ns "${NEWEST_WAL_NS}"), $(( (NEWEST_WAL_NS - ns + 500000000) / 1000000000 )) s later"
   else
@@ -1719,27 +1765,41 @@ cmd_list() {
 # ---- drill ----------------------------------------------------------------------
 # Restores the newest backup of every service into a scratch dir with --verify, then removes it.
 # Each week it restores from another copy in turn (raw, then the primary Borg repository, then the
-# external drive's, of those this host has), so every copy is proven; --from picks one. Each
-# restore runs as its own process: one failing service does not stop the others. It records for
-# each service how long the restore took and how far the restored WAL lags behind the drill's
-# start (the newest WAL's time: "how far behind the newest commit it got").
-# Its metrics: per service the last success and how long the restore took (the measured RTO);
-# a failed service keeps its last success time, so the drill's age shows.
+# external drive's, of those this host has; a dev machine has its pulled copy), so every copy is
+# proven; --from picks one. Each restore runs as its own process: one failing service does not
+# stop the others. It records for each service how long the restore took (the measured RTO) and
+# how far the recovered copy is behind the drill's start (the measured RPO): from its last
+# replayed transaction, or the backup's end when none followed it, to the moment the drill began.
+# A failed service keeps its last success time and values, so the drill's age shows.
 DRILL_START=""
-declare -A DRILL_RESULT=() DRILL_SECONDS=()
+declare -A DRILL_RESULT=() DRILL_SECONDS=() DRILL_LAG=()
+
+# The labels of service I's drill series: its name, and on a dev machine its server's too.
+drill_labels() {
+  local i="$1"
+  printf '%s\0%s\0' service "${SERVICE_NAMES[i]}"
+  if [[ -n "${DRILL_SERVER_LABEL}" ]]; then
+    printf '%s\0%s\0' server "${SOURCE_SERVERS[SERVICE_SOURCES[i]]}"
+  fi
+}
 
 write_drill_metrics() {
-  local rc="$1" name success duration
-  for name in "${SERVICE_NAMES[@]}"; do
-    success="$(metric_previous "${DRILL_METRICS_FILE}" pgb_drill_last_success_timestamp_seconds service "${name}")"
-    duration="$(metric_previous "${DRILL_METRICS_FILE}" pgb_drill_last_duration_seconds service "${name}")"
-    if [[ "${DRILL_RESULT[${name}]:-}" == 0 ]]; then
+  local rc="$1" i success duration lag
+  local -a labels
+  for i in "${!SERVICE_NAMES[@]}"; do
+    mapfile -t -d '' labels < <(drill_labels "${i}")
+    success="$(metric_previous "${DRILL_METRICS_FILE}" pgb_drill_last_success_timestamp_seconds "${labels[@]}")"
+    duration="$(metric_previous "${DRILL_METRICS_FILE}" pgb_drill_last_duration_seconds "${labels[@]}")"
+    lag="$(metric_previous "${DRILL_METRICS_FILE}" pgb_drill_last_recovery_lag_seconds "${labels[@]}")"
+    if [[ "${DRILL_RESULT[${i}]:-}" == 0 ]]; then
       success="$(date -u +%s)"
-      duration="${DRILL_SECONDS[${name}]}"
+      duration="${DRILL_SECONDS[${i}]}"
+      lag="${DRILL_LAG[${i}]}"
     fi
-    metric pgb_drill_last_success_timestamp_seconds gauge 'When the restore drill last restored, recovered and queried the service (Unix time; 0: never).' "${success:-0}" service "${name}"
-    metric pgb_drill_last_duration_seconds gauge 'How long the last successful drill restore of the service took (restore, recovery, checks).' "${duration:-0}" service "${name}"
-    metric pgb_drill_last_exit_status gauge 'Result of the last drill of the service (0: passed, 1: failed, 5: not run).' "${DRILL_RESULT[${name}]:-5}" service "${name}"
+    metric pgb_drill_last_success_timestamp_seconds gauge 'When the restore drill last restored, recovered and queried the service (Unix time; 0: never).' "${success:-0}" "${labels[@]}"
+    metric pgb_drill_last_duration_seconds gauge 'How long the last successful drill restore of the service took (restore, recovery, checks).' "${duration:-0}" "${labels[@]}"
+    metric pgb_drill_last_recovery_lag_seconds gauge 'How far the last successful drill'"'"'s recovered copy was behind the drill'"'"'s start: from its last replayed transaction (the backup'"'"'s end when none followed it) to the start; an upper bound of the data a restore then would lose, growing on an idle database.' "${lag:-0}" "${labels[@]}"
+    metric pgb_drill_last_exit_status gauge 'Result of the last drill of the service (0: passed, 1: failed, 5: not run).' "${DRILL_RESULT[${i}]:-5}" "${labels[@]}"
   done
   metrics_job "${DRILL_METRICS_FILE}" "${DRILL_JOB}" "${rc}" "${DRILL_START}"
   metrics_write "${DRILL_METRICS_FILE}"
@@ -1767,7 +1827,7 @@ drill_copy() {
 }
 
 cmd_drill() {
-  local i scratch failed=0 self from="" copy week started report lag_ns took wal_ns
+  local i scratch failed=0 self from="" copy week started report lag took data_ns
   while (( $# )); do
     case "$1" in
       --from)
@@ -1795,14 +1855,22 @@ cmd_drill() {
     if PGB_RESTORE_REPORT="${report}" bash "${self}" restore --server "${SOURCE_SERVERS[SERVICE_SOURCES[i]]}" \
         --service "${SERVICE_NAMES[i]}" --from "${copy}" --dest "${scratch}/data" --verify; then
       took=$(( ($(date -u +%s%N) - started) / 1000000000 ))
-      wal_ns="$(sed -n 's/^wal_ns=//p' "${report}" 2>/dev/null || true)"
-      lag_ns=$(( started - ${wal_ns:-0} ))
-      log_ok "[${SERVICE_NAMES[i]}] drill passed: from ${copy} in ${took} s; the restored WAL ends $(( lag_ns / 1000000000 )) s before the drill began ($(fmt_ns "${wal_ns:-0}"))"
-      DRILL_RESULT[${SERVICE_NAMES[i]}]=0
-      DRILL_SECONDS[${SERVICE_NAMES[i]}]="${took}"
+      data_ns="$(sed -n 's/^data_ns=//p' "${report}" 2>/dev/null || true)"
+      if [[ ! "${data_ns}" =~ ^[0-9]+$ ]]; then
+        log_err "[${SERVICE_NAMES[i]}] drill FAILED (from ${copy}): the restore did not say how far it recovered"
+        DRILL_RESULT[${i}]=1
+        failed=$((failed + 1))
+      else
+        lag=$(( (started - data_ns + 500000000) / 1000000000 ))
+        (( lag >= 0 )) || lag=0
+        log_ok "[${SERVICE_NAMES[i]}] drill passed: from ${copy} in ${took} s; recovered to $(fmt_ns "${data_ns}"), ${lag} s before the drill began"
+        DRILL_RESULT[${i}]=0
+        DRILL_SECONDS[${i}]="${took}"
+        DRILL_LAG[${i}]="${lag}"
+      fi
     else
       log_err "[${SERVICE_NAMES[i]}] drill FAILED (from ${copy})"
-      DRILL_RESULT[${SERVICE_NAMES[i]}]=1
+      DRILL_RESULT[${i}]=1
       failed=$((failed + 1))
     fi
     rm -rf -- "${scratch}"

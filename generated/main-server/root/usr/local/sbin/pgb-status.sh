@@ -30,7 +30,6 @@ readonly BACKUP_METRICS='/var/lib/prometheus/node-exporter/pgb_backup_all.prom'
 readonly PRIMARY_METRICS='/var/lib/prometheus/node-exporter/pgb_borg_primary.prom'
 readonly EXTERNAL_METRICS='/var/lib/prometheus/node-exporter/pgb_borg_external.prom'
 readonly CHECK_METRICS='/var/lib/prometheus/node-exporter/pgb_borg_check.prom'
-readonly DRILL_METRICS='/var/lib/prometheus/node-exporter/pgb_restore_drill.prom'
 # Thresholds (seconds, bytes, and free-space shares in per mille), derived from the schedules
 # unless monitoring.thresholds sets them: the same numbers as snippets/pgb-alerts.rules.yml.
 readonly BASEBACKUP_WARN_S='93600'
@@ -44,6 +43,7 @@ readonly EXTERNAL_WARN_S='691200'
 readonly EXTERNAL_CRIT_S='1296000'
 readonly CHECK_WARN_S='691200'
 readonly CHECK_CRIT_S='1296000'
+readonly DRILL_METRICS='/var/lib/prometheus/node-exporter/pgb_restore_drill.prom'
 readonly DRILL_WARN_S='691200'
 readonly DRILL_CRIT_S='1296000'
 readonly DISK_WARN_FREE_PERMILLE='150'
@@ -384,6 +384,17 @@ prom_value() {
   printf '%s' "${value%%.*}"
 }
 
+# check_drill_of NAME LABEL VALUE...: the age and last result of the restore drill of one service
+# (its series in the drill's textfile have those labels).
+check_drill_of() {
+  local name="$1" epoch rc extra=OK msg=""
+  shift
+  epoch="$(prom_value "${DRILL_METRICS}" pgb_drill_last_success_timestamp_seconds "$@")"
+  rc="$(prom_value "${DRILL_METRICS}" pgb_drill_last_exit_status "$@")"
+  if [[ -n "${rc}" && "${rc}" != 0 ]]; then extra=CRITICAL; msg="last restore drill FAILED (journalctl -u pgb-restore-drill.service)"; fi
+  check_age "drill:${name}" "${epoch}" "${DRILL_WARN_S}" "${DRILL_CRIT_S}" "last successful restore drill" "${extra}" "${msg}"
+}
+
 # ---- server checks -----------------------------------------------------------
 promoted_backups() {
   [[ -d "${BASE_DIR}" ]] || return 0
@@ -599,14 +610,9 @@ check_borg_checks() {
 }
 
 check_drill() {
-  local name epoch rc extra msg
+  local name
   for name in "${SERVICE_NAMES[@]}"; do
-    epoch="$(prom_value "${DRILL_METRICS}" pgb_drill_last_success_timestamp_seconds service "${name}")"
-    rc="$(prom_value "${DRILL_METRICS}" pgb_drill_last_exit_status service "${name}")"
-    extra=OK
-    msg=""
-    if [[ -n "${rc}" && "${rc}" != 0 ]]; then extra=CRITICAL; msg="last restore drill FAILED (journalctl -u pgb-restore-drill.service)"; fi
-    check_age "drill:${name}" "${epoch}" "${DRILL_WARN_S}" "${DRILL_CRIT_S}" "last successful restore drill" "${extra}" "${msg}"
+    check_drill_of "${name}" service "${name}"
   done
 }
 

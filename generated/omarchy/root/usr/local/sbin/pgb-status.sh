@@ -21,6 +21,9 @@ readonly PULL_WARN_S='93600'
 readonly PULL_CRIT_S='180000'
 readonly PULLED_WARN_S=('180000' '180000')
 readonly PULLED_CRIT_S=('266400' '266400')
+readonly DRILL_METRICS='/var/lib/prometheus/node-exporter/pgb_restore_drill.prom'
+readonly DRILL_WARN_S='691200'
+readonly DRILL_CRIT_S='1296000'
 readonly DISK_WARN_FREE_PERMILLE='150'
 readonly DISK_CRIT_FREE_PERMILLE='50'
 
@@ -339,6 +342,17 @@ prom_value() {
   printf '%s' "${value%%.*}"
 }
 
+# check_drill_of NAME LABEL VALUE...: the age and last result of the restore drill of one service
+# (its series in the drill's textfile have those labels).
+check_drill_of() {
+  local name="$1" epoch rc extra=OK msg=""
+  shift
+  epoch="$(prom_value "${DRILL_METRICS}" pgb_drill_last_success_timestamp_seconds "$@")"
+  rc="$(prom_value "${DRILL_METRICS}" pgb_drill_last_exit_status "$@")"
+  if [[ -n "${rc}" && "${rc}" != 0 ]]; then extra=CRITICAL; msg="last restore drill FAILED (journalctl -u pgb-restore-drill.service)"; fi
+  check_age "drill:${name}" "${epoch}" "${DRILL_WARN_S}" "${DRILL_CRIT_S}" "last successful restore drill" "${extra}" "${msg}"
+}
+
 # ---- dev machine checks -------------------------------------------------------
 # The UTC stamp of the newest base backup of SERVICE in DIR as Unix time, or 0.
 newest_basebackup_epoch() {
@@ -363,6 +377,10 @@ run_checks() {
   for i in "${!PULLED_SERVICES[@]}"; do
     epoch="$(newest_basebackup_epoch "${PULLED_DIRS[i]}" "${PULLED_SERVICES[i]}")"
     check_age "pulled_basebackup:${PULLED_SERVERS[i]}/${PULLED_SERVICES[i]}" "${epoch}" "${PULLED_WARN_S[i]}" "${PULLED_CRIT_S[i]}" "newest pulled base backup"
+  done
+  # The weekly drill of the pulled copy: it restores here.
+  for i in "${!PULLED_SERVICES[@]}"; do
+    check_drill_of "${PULLED_SERVERS[i]}/${PULLED_SERVICES[i]}" service "${PULLED_SERVICES[i]}" server "${PULLED_SERVERS[i]}"
   done
   if [[ -d "${LOCAL_BASE}" ]]; then
     check_disk local "${LOCAL_BASE}"
