@@ -104,7 +104,9 @@ dev_status() {
   took="$(drill_series pgb_drill_last_duration_seconds)"
   lag="$(drill_series pgb_drill_last_recovery_lag_seconds)"
   (( "$(drill_series pgb_drill_last_success_timestamp_seconds)" >= t0 ))
-  (( took >= 1 && took <= t1 - t0 ))
+  # Whole seconds: a drill inside one second took 0.
+  [[ "${took}" =~ ^[0-9]+$ ]]
+  (( took <= t1 - t0 ))
   # Recovered to the pulled commit, not later (the other one never reached the dev), not earlier.
   (( lag >= t0 - pulled_at - 1 && lag <= t1 - pulled_at + 1 ))
   printf '# dev drill of the pulled copy: restored and verified in %s s; recovered %s s behind the drill start (the last pulled commit was %s s before it)\n' \
