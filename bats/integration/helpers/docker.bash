@@ -73,6 +73,20 @@ docker_start() {
     printf 'dockerd made a bridge network: daemon config not applied\n' >&2
     return 1
   fi
+  docker_remove_stale
+}
+
+# docker_remove_stale: containers and volumes of a suite run that was killed before its teardown
+# (labelled with a scratch root that is gone) would hold the names the next run needs. The data
+# root serves one daemon at a time, so nothing else uses them.
+docker_remove_stale() {
+  local id root
+  while read -r id root; do
+    [[ -d "${root}" ]] || tdocker rm -f -v "${id}" >/dev/null
+  done < <(tdocker ps -a --filter label=pgb-test --format '{{.ID}} {{.Label "pgb-test"}}')
+  while read -r id root; do
+    [[ -d "${root}" ]] || tdocker volume rm -f "${id}" >/dev/null
+  done < <(tdocker volume ls --filter label=pgb-test --format '{{.Name}} {{.Label "pgb-test"}}')
 }
 
 # docker_stop: removes the suite's containers and volumes (by label), then stops the daemon by
@@ -212,13 +226,20 @@ docker_image_for_major() {
 
 # ---- service containers -----------------------------------------------------------------------
 
-# docker_service_run CONTAINER VOLUME IMAGE PORT: a service container as an operator runs the
-# official image (named volume at PGDATA, POSTGRES_PASSWORD from a file through --env-file, so
-# not on argv), on --network host listening on 127.0.0.1:PORT (PGPORT too, so a `docker exec
-# CONTAINER psql` finds the socket as it does at 5432 in a published container); waits until it
-# accepts connections. Fast test settings and 1 MiB WAL segments, as the test clusters have.
+# docker_service_run CONTAINER VOLUME IMAGE PORT [fast|durable]: a service container as an operator
+# runs the official image (named volume at PGDATA, POSTGRES_PASSWORD from a file through
+# --env-file, so not on argv), on --network host listening on 127.0.0.1:PORT (PGPORT too, so a
+# `docker exec CONTAINER psql` finds the socket as it does at 5432 in a published container); waits
+# until it accepts connections. The modes are pg_cluster_create's: fast (the default) is fsync and
+# synchronous_commit off with 1 MiB WAL segments; durable is a production server's fsync,
+# synchronous_commit and 16 MiB segments (for tests that measure when a commit reaches the WAL).
 docker_service_run() {
-  local container="$1" volume="$2" image="$3" port="$4" envf
+  local container="$1" volume="$2" image="$3" port="$4" mode="${5:-fast}" envf segsize=1 sync=off
+  case "${mode}" in
+    fast) ;;
+    durable) segsize=16 sync=on ;;
+    *) printf 'docker_service_run: mode fast or durable, not %s\n' "${mode}" >&2; return 1 ;;
+  esac
   envf="${PGB_T}/secrets/${container}.env"
   mkdir -p "${PGB_T}/secrets"
   if [[ ! -s "${envf}" ]]; then
@@ -227,10 +248,10 @@ docker_service_run() {
   tdocker volume create --label "pgb-test=${PGB_T}" "${volume}" >/dev/null
   tdocker run -d --name "${container}" --label "pgb-test=${PGB_T}" --network host \
     --stop-signal SIGINT --stop-timeout 30 \
-    --env-file "${envf}" -e POSTGRES_INITDB_ARGS='--wal-segsize=1 --locale=C --encoding=UTF8' \
+    --env-file "${envf}" -e POSTGRES_INITDB_ARGS="--wal-segsize=${segsize} --locale=C --encoding=UTF8" \
     -e PGPORT="${port}" \
     -v "${volume}:/var/lib/postgresql/data" "${image}" \
-    postgres -c port="${port}" -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+    postgres -c port="${port}" -c listen_addresses=127.0.0.1 -c fsync="${sync}" -c synchronous_commit="${sync}" \
     -c shared_buffers=16MB -c max_wal_senders=10 -c max_replication_slots=10 >/dev/null
   docker_service_wait_ready "${container}" "${port}"
 }
@@ -274,12 +295,9 @@ docker_service_start() {
   docker_service_wait_ready "$1" "$2"
 }
 
-# docker_table_digest CONTAINER TABLE ORDER_BY [DB]: "rows|md5 of every row in order" (as pg_table_digest).
+# docker_table_digest CONTAINER TABLE ORDER_BY: "rows|md5 of every row in order" (pg_table_digest).
 docker_table_digest() {
-  local container="$1" table="$2" order="$3" db="${4:-postgres}" port
-  port="$(docker_service_port "${container}")"
-  tdocker exec -u postgres "${container}" psql -X -q -At -v ON_ERROR_STOP=1 -p "${port}" -d "${db}" \
-    -c "SELECT count(*) || '|' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY ${order})), '-') FROM ${table} t"
+  pg_table_digest "$@"
 }
 
 # docker_out_of_recovery CONTAINER SOCKET_DIR: its server answers on that socket and is not in
@@ -288,15 +306,21 @@ docker_out_of_recovery() {
   [[ "$(tdocker exec -u 999:999 "$1" psql -X -At -h "$2" -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" == f ]]
 }
 
-# docker_query_datadir IMAGE DIR SQL: starts a (restored, recovered) data dir in a throwaway
-# container of IMAGE (--network none, socket only), waits until it is out of recovery, prints what
-# SQL returns, removes the container.
+# docker_query_datadir IMAGE DIR SQL: starts a (restored, recovered or not) data dir in a
+# throwaway container of IMAGE (--network none, socket only; DIR-wal, where pgb-restore.sh stages
+# the WAL of a copy left to recover, bound too), waits until it is out of recovery, prints what SQL
+# returns, removes the container.
 docker_query_datadir() {
   local image="$1" dir="$2" sql="$3" name out rc=0
+  local -a binds=(-v "${dir}:${dir}")
   name="pgb-test-query-$$-${RANDOM}"
   chown -R 999:999 "${dir}"
+  if [[ -d "${dir}-wal" ]]; then
+    chown -R 999:999 "${dir}-wal"
+    binds+=(-v "${dir}-wal:${dir}-wal")
+  fi
   tdocker run -d --name "${name}" --label "pgb-test=${PGB_T}" --network none --user 999:999 \
-    --entrypoint postgres -v "${dir}:${dir}" "${image}" -D "${dir}" -c listen_addresses= \
+    --entrypoint postgres "${binds[@]}" "${image}" -D "${dir}" -c listen_addresses= \
     -c unix_socket_directories=/tmp -c archive_mode=off >/dev/null
   PGB_DIAG_CONTAINER="${name}"
   pgb_wait_for "${dir} to be out of recovery in ${name}" 180 docker_container_diagnose \

@@ -112,6 +112,24 @@ pgb_service_stop() {
   fi
 }
 
+# pgb_service_running NAME: its container runs, or its cluster.
+pgb_service_running() {
+  if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
+    [[ "$(tdocker inspect -f '{{.State.Running}}' "$1_pg" 2>/dev/null)" == true ]]
+  else
+    pg_cluster_running "$(pg_service_dir "$1")"
+  fi
+}
+
+# pgb_service_target NAME: what pg_target_psql takes for the service (its container or its port).
+pgb_service_target() {
+  if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
+    printf '%s_pg' "$1"
+  else
+    pg_service_port "$1"
+  fi
+}
+
 # pgb_load_pgbench NAME [SCALE]: pgbench tables with their standard data.
 pgb_load_pgbench() {
   if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
