@@ -134,6 +134,7 @@ setup_file() {
   printf 'BORG_PASSPHRASE=pitr-test-passphrase\n' >"${PITR_TMP}/etc/borg.env"
   chmod 600 "${PITR_TMP}/etc/repl_password" "${PITR_TMP}/etc/borg.env"
 
+  pgb_mark setup: start
   docker_start
   export IMAGE_A IMAGE_B
   IMAGE_A="$(docker_image_for_major 17)"
@@ -186,7 +187,9 @@ EOF
   started_b=$!
   wait "${started_a}"
   wait "${started_b}"
+  pgb_mark setup: containers up
   docker_readme_prepare "${PITR_TMP}/gen/pitr-server"
+  pgb_mark setup: README section 5 done
   (umask 077 && printf '127.0.0.1:%s:*:postgres:%s\n' "${PITR_PORT_A}" \
     "$(sed -n 's/^POSTGRES_PASSWORD=//p' "${PGB_T}/secrets/svc_a_pg.env")" >"${PITR_TMP}/etc/superuser.pgpass")
   local name
@@ -197,10 +200,12 @@ EOF
   # The WAL receivers run all along, as their systemd units would.
   start_receiver svc_a
   start_receiver svc_b
+  pgb_mark setup: receivers streaming
 
   write_batch svc_a 1
   write_batch svc_b 1
   "${SERVER_SBIN}/pg_backup_all.sh" >"${PITR_TMP}/backup_all.log" 2>&1 || { cat "${PITR_TMP}/backup_all.log" >&2; return 1; }
+  pgb_mark setup: base backups
   write_batch svc_a 2
   # T lies strictly between the commits of batch 2 and batch 3 (second precision, as users type it).
   sleep 1.1
@@ -220,9 +225,15 @@ EOF
   # The dev machine's pull (rsync -a, as pull-server-backups.sh does over SSH).
   mkdir -p "${PULLED}"
   rsync -a --delete "${PITR_TMP}/backup/postgres/" "${PULLED}/"
+  pgb_mark setup: done
+}
+
+setup() {
+  pgb_mark "test: ${BATS_TEST_DESCRIPTION}"
 }
 
 teardown_file() {
+  [[ -z "${PGB_T:-}" ]] || pgb_mark teardown
   if [[ -n "${PITR_TMP:-}" ]]; then
     stop_receiver svc_a || true
     stop_receiver svc_b || true

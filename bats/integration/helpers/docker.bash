@@ -233,6 +233,7 @@ docker_image_for_major() {
 # until it accepts connections. The modes are pg_cluster_create's: fast (the default) is fsync and
 # synchronous_commit off with 1 MiB WAL segments; durable is a production server's fsync,
 # synchronous_commit and 16 MiB segments (for tests that measure when a commit reaches the WAL).
+# initdb does not sync either way: a new cluster's files need not survive a crash of the machine.
 docker_service_run() {
   local container="$1" volume="$2" image="$3" port="$4" mode="${5:-fast}" envf segsize=1 sync=off
   case "${mode}" in
@@ -248,7 +249,7 @@ docker_service_run() {
   tdocker volume create --label "pgb-test=${PGB_T}" "${volume}" >/dev/null
   tdocker run -d --name "${container}" --label "pgb-test=${PGB_T}" --network host \
     --stop-signal SIGINT --stop-timeout 30 \
-    --env-file "${envf}" -e POSTGRES_INITDB_ARGS="--wal-segsize=${segsize} --locale=C --encoding=UTF8" \
+    --env-file "${envf}" -e POSTGRES_INITDB_ARGS="--wal-segsize=${segsize} --locale=C --encoding=UTF8 --no-sync" \
     -e PGPORT="${port}" \
     -v "${volume}:/var/lib/postgresql/data" "${image}" \
     postgres -c port="${port}" -c listen_addresses=127.0.0.1 -c fsync="${sync}" -c synchronous_commit="${sync}" \
