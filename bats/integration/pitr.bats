@@ -189,7 +189,7 @@ EOF
   wait "${started_b}"
   pgb_mark setup: containers up
   docker_readme_prepare "${PITR_TMP}/gen/pitr-server"
-  pgb_mark setup: README section 5 done
+  pgb_mark setup: README section 5 applied
   (umask 077 && printf '127.0.0.1:%s:*:postgres:%s\n' "${PITR_PORT_A}" \
     "$(sed -n 's/^POSTGRES_PASSWORD=//p' "${PGB_T}/secrets/svc_a_pg.env")" >"${PITR_TMP}/etc/superuser.pgpass")
   local name
@@ -225,7 +225,7 @@ EOF
   # The dev machine's pull (rsync -a, as pull-server-backups.sh does over SSH).
   mkdir -p "${PULLED}"
   rsync -a --delete "${PITR_TMP}/backup/postgres/" "${PULLED}/"
-  pgb_mark setup: done
+  pgb_mark setup: finished
 }
 
 setup() {

@@ -230,9 +230,10 @@ docker_image_for_major() {
 # runs the official image (named volume at PGDATA, POSTGRES_PASSWORD from a file through
 # --env-file, so not on argv), on --network host listening on 127.0.0.1:PORT (PGPORT too, so a
 # `docker exec CONTAINER psql` finds the socket as it does at 5432 in a published container); waits
-# until it accepts connections. The modes are pg_cluster_create's: fast (the default) is fsync and
-# synchronous_commit off with 1 MiB WAL segments; durable is a production server's fsync,
-# synchronous_commit and 16 MiB segments (for tests that measure when a commit reaches the WAL).
+# until it accepts connections. fast (the default) is for a test machine, as pg_cluster_create's
+# clusters: fsync and synchronous_commit off, 1 MiB WAL segments; durable is a production server's
+# fsync, synchronous_commit and 16 MiB segments (for tests that measure when a commit reaches the
+# WAL: pitr.bats's RPO test).
 # initdb does not sync either way: a new cluster's files need not survive a crash of the machine.
 docker_service_run() {
   local container="$1" volume="$2" image="$3" port="$4" mode="${5:-fast}" envf segsize=1 sync=off

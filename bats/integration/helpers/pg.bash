@@ -23,19 +23,13 @@ pg_as_postgres() {
   (cd / && runuser -u postgres -- "$@")
 }
 
-# pg_cluster_create DATADIR PORT [fast|durable]: initdb, loopback only, enough WAL senders for
-# killed pg_basebackups (their walsenders linger). fast (the default) is for a test machine: fsync
-# and synchronous_commit off, WAL segments of PGB_WAL_SEGSIZE MiB (default 1, not 16: base backups
-# carry whole segments, small ones keep every copy, verify and archive fast). durable is what a
-# production server runs with, for tests that measure when a commit reaches the WAL (pitr.bats's
-# RPO test): fsync and synchronous_commit on, 16 MiB segments.
+# pg_cluster_create DATADIR PORT: initdb, loopback only, enough WAL senders for killed
+# pg_basebackups (their walsenders linger), for a test machine: fsync and synchronous_commit off,
+# WAL segments of PGB_WAL_SEGSIZE MiB (default 1, not 16: base backups carry whole segments, small
+# ones keep every copy, verify and archive fast). A production server's durable settings, for the
+# tests that measure when a commit reaches the WAL: docker_service_run ... durable.
 pg_cluster_create() {
-  local dir="$1" port="$2" mode="${3:-fast}" sock segsize="${PGB_WAL_SEGSIZE:-1}" sync=off
-  case "${mode}" in
-    fast) ;;
-    durable) segsize=16 sync=on ;;
-    *) printf 'pg_cluster_create: mode fast or durable, not %s\n' "${mode}" >&2; return 1 ;;
-  esac
+  local dir="$1" port="$2" sock segsize="${PGB_WAL_SEGSIZE:-1}"
   sock="$(pg_sock_dir)"
   pg_sock_dir_make
   mkdir -p "$(dirname "${dir}")"
@@ -43,7 +37,7 @@ pg_cluster_create() {
   pg_as_postgres "${PGB_PG_BIN}/initdb" -D "${dir}" -U postgres -E UTF8 --locale=C \
     --auth-local=trust --auth-host=scram-sha-256 --wal-segsize="${segsize}" >"${dir}.initdb.log" 2>&1
   cat >>"${dir}/postgresql.conf" <<EOF
-# pgb-gen integration test cluster (${mode})
+# pgb-gen integration test cluster
 port = ${port}
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '${sock}'
@@ -52,8 +46,8 @@ max_wal_senders = 10
 max_replication_slots = 10
 wal_level = replica
 shared_buffers = 16MB
-fsync = ${sync}
-synchronous_commit = ${sync}
+fsync = off
+synchronous_commit = off
 full_page_writes = on
 logging_collector = off
 EOF

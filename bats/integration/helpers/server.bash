@@ -121,15 +121,6 @@ pgb_service_running() {
   fi
 }
 
-# pgb_service_target NAME: what pg_target_psql takes for the service (its container or its port).
-pgb_service_target() {
-  if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
-    printf '%s_pg' "$1"
-  else
-    pg_service_port "$1"
-  fi
-}
-
 # pgb_load_pgbench NAME [SCALE]: pgbench tables with their standard data.
 pgb_load_pgbench() {
   if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
