@@ -2,13 +2,15 @@
 # Point-in-time recovery, end to end, with real parts: two service containers on --network host
 # at loopback ports, prepared with the server README's section 5 as it stands (the role through
 # docker exec, the pg_hba rules in each container's volume, the reload):
-# - svc_a: PostgreSQL 17 of the trixie test image with tools: image: on this PostgreSQL-15-only
-#   host every 17 tool (pg_basebackup, pg_receivewal, the restored copy's server) runs from it;
-# - svc_b: PostgreSQL 15 of the bookworm test image with tools: host: the host's own client.
-# One config with both, so every script also proves it picks each service's tools on its own.
+# - svc_a: PostgreSQL 17 of the trixie test image, configured with its image and tools: image: on
+#   this PostgreSQL-15-only host every 17 tool (pg_basebackup, pg_receivewal, pg_verifybackup) runs
+#   from it, and its restored copies are verified in throwaway containers of it;
+# - svc_b: PostgreSQL 15 of the bookworm test image, configured as every config before images
+#   was (a container name only, tools: host by default): the host's own client and server.
+# One config with both, so every script also proves it picks each service's way on its own.
 # A tmpfs is the backup disk, pgb_receivewal.sh streams their WAL, pg_backup_all.sh takes the base
 # backups, borg_pg_artifacts.sh archives them, rsync plays the dev machine's pull; pgb-restore.sh
-# (server and dev builds) restores them and verifies them in throwaway containers of the images.
+# (server and dev builds) restores and verifies them.
 #
 # Story (setup_file): batch 1, nightly base backup, batch 2, time T, batch 3, WAL streamed.
 # Then: restore to T has exactly batches 1 and 2; restore to the end has all three; the same from
@@ -158,7 +160,7 @@ servers:
     replication: { user: repl_backup, passwordFile: ${PITR_TMP}/etc/repl_password, allowedSubnet: 127.0.0.1/32 }
     services:
       - { name: svc_a, port: ${PITR_PORT_A}, pgVersion: 17, container: svc_a_pg, image: ${IMAGE_A}, dataVolume: svc_a_pgdata, tools: image }
-      - { name: svc_b, port: ${PITR_PORT_B}, pgVersion: 15, container: svc_b_pg, image: ${IMAGE_B}, dataVolume: svc_b_pgdata, tools: host }
+      - { name: svc_b, port: ${PITR_PORT_B}, pgVersion: 15, container: svc_b_pg }
 devs:
   - name: pitr-dev
     pullFrom: [pitr-server]
