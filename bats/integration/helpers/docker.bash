@@ -73,20 +73,25 @@ docker_start() {
     printf 'dockerd made a bridge network: daemon config not applied\n' >&2
     return 1
   fi
-  docker_remove_stale
+  # What a suite labelled and is still in the data root now is of a run killed before its
+  # teardown (the data root serves one daemon at a time): it would hold the names this run needs.
+  docker_remove_labelled pgb-test
 }
 
-# docker_remove_stale: containers and volumes of a suite run that was killed before its teardown
-# (labelled with a scratch root that is gone) would hold the names the next run needs. The data
-# root serves one daemon at a time, so nothing else uses them.
-docker_remove_stale() {
-  local id root
-  while read -r id root; do
-    [[ -d "${root}" ]] || tdocker rm -f -v "${id}" >/dev/null
-  done < <(tdocker ps -a --filter label=pgb-test --format '{{.ID}} {{.Label "pgb-test"}}')
-  while read -r id root; do
-    [[ -d "${root}" ]] || tdocker volume rm -f "${id}" >/dev/null
-  done < <(tdocker volume ls --filter label=pgb-test --format '{{.Name}} {{.Label "pgb-test"}}')
+# docker_remove_labelled FILTER: removes the containers (with their anonymous volumes) and the
+# volumes whose labels match FILTER (docker's label=FILTER).
+docker_remove_labelled() {
+  local ids
+  ids="$(tdocker ps -aq --filter "label=$1" 2>/dev/null || true)"
+  if [[ -n "${ids}" ]]; then
+    # shellcheck disable=SC2086 # one id a word
+    tdocker rm -f -v ${ids} >/dev/null 2>&1 || true
+  fi
+  ids="$(tdocker volume ls -q --filter "label=$1" 2>/dev/null || true)"
+  if [[ -n "${ids}" ]]; then
+    # shellcheck disable=SC2086 # one name a word
+    tdocker volume rm -f ${ids} >/dev/null 2>&1 || true
+  fi
 }
 
 # docker_stop: removes the suite's containers and volumes (by label), then stops the daemon by
@@ -94,17 +99,7 @@ docker_remove_stale() {
 docker_stop() {
   [[ -n "${PGB_DOCKERD_PID:-}" ]] || return 0
   if kill -0 "${PGB_DOCKERD_PID}" 2>/dev/null; then
-    local ids
-    ids="$(tdocker ps -aq --filter "label=pgb-test=${PGB_T}" 2>/dev/null || true)"
-    if [[ -n "${ids}" ]]; then
-      # shellcheck disable=SC2086 # one id a word
-      tdocker rm -f -v ${ids} >/dev/null 2>&1 || true
-    fi
-    ids="$(tdocker volume ls -q --filter "label=pgb-test=${PGB_T}" 2>/dev/null || true)"
-    if [[ -n "${ids}" ]]; then
-      # shellcheck disable=SC2086 # one name a word
-      tdocker volume rm -f ${ids} >/dev/null 2>&1 || true
-    fi
+    docker_remove_labelled "pgb-test=${PGB_T}"
     kill -TERM "${PGB_DOCKERD_PID}" 2>/dev/null || true
     pgb_wait_for "dockerd ${PGB_DOCKERD_PID} to exit" 60 docker_diagnose pgb_pid_gone "${PGB_DOCKERD_PID}" ||
       kill -KILL "${PGB_DOCKERD_PID}" 2>/dev/null || true
