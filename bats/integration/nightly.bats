@@ -1,8 +1,11 @@
 #!/usr/bin/env bats
 # The generated server scripts against the real programs they drive (issue 3): three PostgreSQL 15
-# clusters on 127.0.0.1 standing in for the containers, the backup disk and a small external drive
-# as tmpfs mounts, real Borg repositories. Runs as root. The tests share one set of clusters and
-# build on each other in file order (a night's archive is what the restore test extracts).
+# service containers (the bookworm test image, on --network host at 127.0.0.1 ports) prepared with
+# the server README's section 5 as it stands, with tools: host (the host's PostgreSQL 15 client
+# takes the base backups, as on a host whose distribution has the services' major); the backup
+# disk and a small external drive as tmpfs mounts, real Borg repositories. Runs as root, in the
+# suite's network namespace. The tests share one set of containers and build on each other in file
+# order (a night's archive is what the restore test extracts).
 #
 #   bats bats/integration/nightly.bats
 
@@ -17,6 +20,7 @@ setup_file() {
   pgb_ensure_pkg borg borgbackup
   pgb_require_stable_borg_host_id
   export PGB_SERVICES="service_a:55401 service_b:55402 service_c:55403"
+  export PGB_DOCKER=yes PGB_PG_VERSION=15 PGB_TOOLS=host
   export PGB_RAW_DAYS=1
   # The external drive keeps the config's default reserve; warn when it has less than 8 MiB beyond.
   export PGB_EXT_RESERVE=629145600
@@ -39,20 +43,20 @@ setup() {
 
 # Each service's data: pgbench's tables, 1 MiB of random bytes, a small table of text.
 load_data() {
-  local name="$1" port
-  port="$(pg_service_port "${name}")"
+  local name="$1"
   pgb_load_pgbench "${name}" 1
-  pg_fill_random "${port}" probe 1
-  pg_psql "${port}" -c "CREATE TABLE notes (id int PRIMARY KEY, body text)" \
+  pg_fill_random "${name}_pg" probe 1
+  docker_psql "${name}_pg" -c "CREATE TABLE notes (id int PRIMARY KEY, body text)" \
     -c "INSERT INTO notes SELECT g, '${name} note ' || g FROM generate_series(1, 500) g" >/dev/null
 }
 
 teardown_file() {
   [[ -z "${PGB_T:-}" ]] || pgb_mark teardown
+  docker_stop
   pgb_teardown_all
 }
 
-# Puts back what a failed test may have left: the backup disk attached, every cluster running,
+# Puts back what a failed test may have left: the backup disk attached, every container running,
 # helper processes gone.
 teardown() {
   if [[ -n "${PGB_T:-}" ]]; then
@@ -61,9 +65,14 @@ teardown() {
     fi
     local name kind arg
     while read -r name; do
-      pg_cluster_running "$(pg_service_dir "${name}")" || pgb_service_start "${name}"
+      pgb_service_running "${name}" || {
+        PGB_DIAG_CONTAINER="${name}_pg" docker_container_diagnose >&2
+        pgb_service_start "${name}"
+      }
     done < <(pgb_service_names)
     while read -r kind arg; do
+      # The suite's dockerd outlives every test (teardown_file stops it).
+      [[ "${arg}" != "${PGB_DOCKERD_PID:-}" ]] || continue
       case "${kind}" in
         pid) kill -KILL "${arg}" 2>/dev/null || true ;;
         pgid) kill -KILL -- "-${arg}" 2>/dev/null || true ;;
@@ -75,13 +84,14 @@ teardown() {
 
 # ---- helpers of this file ---------------------------------------------------------------------
 
-# digest PORT: what the restore must find again (row counts and content checksums).
+# digest TARGET: what the restore must find again (row counts and content checksums) in a service
+# container (its name) or a restored cluster (its port).
 digest() {
-  local port="$1"
-  printf 'accounts=%s\n' "$(pg_table_digest "${port}" pgbench_accounts aid)"
-  printf 'branches=%s\n' "$(pg_table_digest "${port}" pgbench_branches bid)"
-  printf 'probe=%s\n' "$(pg_table_digest "${port}" probe id)"
-  printf 'notes=%s\n' "$(pg_table_digest "${port}" notes id)"
+  local target="$1"
+  printf 'accounts=%s\n' "$(pg_table_digest "${target}" pgbench_accounts aid)"
+  printf 'branches=%s\n' "$(pg_table_digest "${target}" pgbench_branches bid)"
+  printf 'probe=%s\n' "$(pg_table_digest "${target}" probe id)"
+  printf 'notes=%s\n' "$(pg_table_digest "${target}" notes id)"
 }
 
 # fails CMD...: asserts that CMD fails (a bare "! CMD" does not fail a bats test).
@@ -151,7 +161,7 @@ group_gone() {
 @test "setup: replication only for the generated role, with its SCRAM password, by the generated pg_hba rules" {
   local port dest
   port="$(pg_service_port service_a)"
-  run pg_psql "${port}" -c "SELECT rolreplication, rolcanlogin, rolpassword LIKE 'SCRAM-SHA-256\$%' FROM pg_authid WHERE rolname = '${PGB_REPL_USER}'"
+  run docker_psql service_a_pg -c "SELECT rolreplication, rolcanlogin, rolpassword LIKE 'SCRAM-SHA-256\$%' FROM pg_authid WHERE rolname = '${PGB_REPL_USER}'"
   assert_success
   assert_output 't|t|t'
   dest="${PGB_T}/tmp/refused"
@@ -169,7 +179,7 @@ group_gone() {
 @test "[1] nightly run: every base backup verified and promoted, one archive in each repo, one stamped log line per step" {
   local name
   while read -r name; do
-    digest "$(pg_service_port "${name}")" >"${PGB_T}/digest.${name}"
+    digest "${name}_pg" >"${PGB_T}/digest.${name}"
   done < <(pgb_service_names)
 
   pgb_nightly n1
@@ -242,6 +252,7 @@ group_gone() {
   [[ -n "${archive}" ]]
   mkdir -p "${PGB_T}/restore"
   chown postgres:postgres "${PGB_T}/restore"
+  pg_sock_dir_make
   for spec in "service_a ${PGB_PRIMARY_REPO} ${RESTORE_PORT_A}" "service_b ${PGB_EXT_REPO} ${RESTORE_PORT_B}"; do
     read -r name repo port <<<"${spec}"
     path="$(archive_paths "${repo}" "${archive}" | grep -E "/basebackups/${name}_basebackup_[^/]+$")"
@@ -255,6 +266,7 @@ group_gone() {
     chown -R postgres:postgres "${dest}"
     chmod 0700 "${datadir}"
     pg_cluster_start "${datadir}" "-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=$(pg_sock_dir)"
+    # Started with the host's PostgreSQL 15 (tools: host: the host has the services' major).
     run digest "${port}"
     assert_success
     assert_output "$(cat "${PGB_T}/digest.${name}")"
@@ -318,7 +330,7 @@ group_gone() {
   flock -n "${PGB_LOCK_FILE}" true
 }
 
-@test "[3] one cluster stopped: the others are backed up, nothing partial is promoted, exit non-zero" {
+@test "[3] one service's container stopped: the others are backed up, nothing partial is promoted, exit non-zero" {
   local name new
   local -A before
   while read -r name; do
@@ -328,7 +340,7 @@ group_gone() {
 
   pgb_run_script stopped pg_backup_all.sh
   assert_equal "${status}" 1
-  assert_output --partial '[service_c] pg_basebackup failed; nothing promoted'
+  assert_output --partial '[service_c] container service_c_pg is not running (docker start service_c_pg)'
   assert_output --regexp 'finished with failures: 1 service\(s\) failed'
   assert_log_lines_stamped "${PGB_LAST_LOG}"
 
@@ -344,10 +356,9 @@ group_gone() {
 }
 
 @test "[6] SIGKILL mid-backup: nothing partial promoted; the next run removes the temp dir and succeeds" {
-  local port before_b pgid_file pgid tmp_b
-  port="$(pg_service_port service_b)"
+  local before_b pgid_file pgid tmp_b
   # A table big enough that service_b's base backup is still running when it is killed.
-  pg_fill_compressible "${port}" bulk 300
+  pg_fill_compressible service_b_pg bulk 300
   before_b="$(pgb_promoted service_b)"
   pgid_file="${PGB_T}/tmp/killed.pgid"
   pgb_script_cmd pg_backup_all.sh
@@ -357,8 +368,8 @@ group_gone() {
   pgb_wait_for "the killed run to write its process group id" 120 - test -s "${pgid_file}"
   pgid="$(cat "${pgid_file}")"
   pgb_started_add pgid "${pgid}"
-  # Kill the whole run (script, its jobs, pg_basebackup and its WAL streamer) once service_b's
-  # temp dir holds part of the backup.
+  # Kill the whole run (script, its jobs, the host's pg_basebackup and its WAL streamer) once
+  # service_b's temp dir holds part of the backup.
   tmp_b=""
   pgb_wait_for "service_b's temp dir to hold 20 MiB of its base backup" 300 \
     killed_run_state partial_backup_of service_b 20
@@ -374,7 +385,7 @@ group_gone() {
     verify_backup "${PGB_BASE_DIR}/${b}"
   done
 
-  pg_psql "${port}" -c 'DROP TABLE bulk' -c 'CHECKPOINT' >/dev/null
+  docker_psql service_b_pg -c 'DROP TABLE bulk' -c 'CHECKPOINT' >/dev/null
   pgb_run_script after-kill pg_backup_all.sh
   assert_success
   assert_output --partial "removing stale temp dir of an interrupted run: ${tmp_b}"
@@ -467,10 +478,9 @@ group_gone() {
 # gone): base backups, then Borg (TARGET, default all), at that night's date.
 night_date() { date -u -d "+$((2 * $1)) days" +%F; }
 night() {
-  local n="$1" mib="$2" target="${3:-all}" port_a
-  port_a="$(pg_service_port service_a)"
-  pg_psql "${port_a}" -c 'TRUNCATE probe' >/dev/null
-  pg_fill_random "${port_a}" probe "${mib}"
+  local n="$1" mib="$2" target="${3:-all}"
+  docker_psql service_a_pg -c 'TRUNCATE probe' >/dev/null
+  pg_fill_random service_a_pg probe "${mib}"
   pgb_nightly "night${n}" "$(night_date "${n}") 02:00:00" "${target}"
 }
 

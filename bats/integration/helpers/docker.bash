@@ -73,6 +73,25 @@ docker_start() {
     printf 'dockerd made a bridge network: daemon config not applied\n' >&2
     return 1
   fi
+  # What a suite labelled and is still in the data root now is of a run killed before its
+  # teardown (the data root serves one daemon at a time): it would hold the names this run needs.
+  docker_remove_labelled pgb-test
+}
+
+# docker_remove_labelled FILTER: removes the containers (with their anonymous volumes) and the
+# volumes whose labels match FILTER (docker's label=FILTER).
+docker_remove_labelled() {
+  local ids
+  ids="$(tdocker ps -aq --filter "label=$1" 2>/dev/null || true)"
+  if [[ -n "${ids}" ]]; then
+    # shellcheck disable=SC2086 # one id a word
+    tdocker rm -f -v ${ids} >/dev/null 2>&1 || true
+  fi
+  ids="$(tdocker volume ls -q --filter "label=$1" 2>/dev/null || true)"
+  if [[ -n "${ids}" ]]; then
+    # shellcheck disable=SC2086 # one name a word
+    tdocker volume rm -f ${ids} >/dev/null 2>&1 || true
+  fi
 }
 
 # docker_stop: removes the suite's containers and volumes (by label), then stops the daemon by
@@ -80,17 +99,7 @@ docker_start() {
 docker_stop() {
   [[ -n "${PGB_DOCKERD_PID:-}" ]] || return 0
   if kill -0 "${PGB_DOCKERD_PID}" 2>/dev/null; then
-    local ids
-    ids="$(tdocker ps -aq --filter "label=pgb-test=${PGB_T}" 2>/dev/null || true)"
-    if [[ -n "${ids}" ]]; then
-      # shellcheck disable=SC2086 # one id a word
-      tdocker rm -f -v ${ids} >/dev/null 2>&1 || true
-    fi
-    ids="$(tdocker volume ls -q --filter "label=pgb-test=${PGB_T}" 2>/dev/null || true)"
-    if [[ -n "${ids}" ]]; then
-      # shellcheck disable=SC2086 # one name a word
-      tdocker volume rm -f ${ids} >/dev/null 2>&1 || true
-    fi
+    docker_remove_labelled "pgb-test=${PGB_T}"
     kill -TERM "${PGB_DOCKERD_PID}" 2>/dev/null || true
     pgb_wait_for "dockerd ${PGB_DOCKERD_PID} to exit" 60 docker_diagnose pgb_pid_gone "${PGB_DOCKERD_PID}" ||
       kill -KILL "${PGB_DOCKERD_PID}" 2>/dev/null || true
@@ -212,13 +221,22 @@ docker_image_for_major() {
 
 # ---- service containers -----------------------------------------------------------------------
 
-# docker_service_run CONTAINER VOLUME IMAGE PORT: a service container as an operator runs the
-# official image (named volume at PGDATA, POSTGRES_PASSWORD from a file through --env-file, so
-# not on argv), on --network host listening on 127.0.0.1:PORT (PGPORT too, so a `docker exec
-# CONTAINER psql` finds the socket as it does at 5432 in a published container); waits until it
-# accepts connections. Fast test settings and 1 MiB WAL segments, as the test clusters have.
+# docker_service_run CONTAINER VOLUME IMAGE PORT [fast|durable]: a service container as an operator
+# runs the official image (named volume at PGDATA, POSTGRES_PASSWORD from a file through
+# --env-file, so not on argv), on --network host listening on 127.0.0.1:PORT (PGPORT too, so a
+# `docker exec CONTAINER psql` finds the socket as it does at 5432 in a published container); waits
+# until it accepts connections. fast (the default) is for a test machine, as pg_cluster_create's
+# clusters: fsync and synchronous_commit off, 1 MiB WAL segments; durable is a production server's
+# fsync, synchronous_commit and 16 MiB segments (for tests that measure when a commit reaches the
+# WAL: pitr.bats's RPO test).
+# initdb does not sync either way: a new cluster's files need not survive a crash of the machine.
 docker_service_run() {
-  local container="$1" volume="$2" image="$3" port="$4" envf
+  local container="$1" volume="$2" image="$3" port="$4" mode="${5:-fast}" envf segsize=1 sync=off
+  case "${mode}" in
+    fast) ;;
+    durable) segsize=16 sync=on ;;
+    *) printf 'docker_service_run: mode fast or durable, not %s\n' "${mode}" >&2; return 1 ;;
+  esac
   envf="${PGB_T}/secrets/${container}.env"
   mkdir -p "${PGB_T}/secrets"
   if [[ ! -s "${envf}" ]]; then
@@ -227,10 +245,10 @@ docker_service_run() {
   tdocker volume create --label "pgb-test=${PGB_T}" "${volume}" >/dev/null
   tdocker run -d --name "${container}" --label "pgb-test=${PGB_T}" --network host \
     --stop-signal SIGINT --stop-timeout 30 \
-    --env-file "${envf}" -e POSTGRES_INITDB_ARGS='--wal-segsize=1 --locale=C --encoding=UTF8' \
+    --env-file "${envf}" -e POSTGRES_INITDB_ARGS="--wal-segsize=${segsize} --locale=C --encoding=UTF8 --no-sync" \
     -e PGPORT="${port}" \
     -v "${volume}:/var/lib/postgresql/data" "${image}" \
-    postgres -c port="${port}" -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+    postgres -c port="${port}" -c listen_addresses=127.0.0.1 -c fsync="${sync}" -c synchronous_commit="${sync}" \
     -c shared_buffers=16MB -c max_wal_senders=10 -c max_replication_slots=10 >/dev/null
   docker_service_wait_ready "${container}" "${port}"
 }
@@ -274,12 +292,9 @@ docker_service_start() {
   docker_service_wait_ready "$1" "$2"
 }
 
-# docker_table_digest CONTAINER TABLE ORDER_BY [DB]: "rows|md5 of every row in order" (as pg_table_digest).
+# docker_table_digest CONTAINER TABLE ORDER_BY: "rows|md5 of every row in order" (pg_table_digest).
 docker_table_digest() {
-  local container="$1" table="$2" order="$3" db="${4:-postgres}" port
-  port="$(docker_service_port "${container}")"
-  tdocker exec -u postgres "${container}" psql -X -q -At -v ON_ERROR_STOP=1 -p "${port}" -d "${db}" \
-    -c "SELECT count(*) || '|' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY ${order})), '-') FROM ${table} t"
+  pg_table_digest "$@"
 }
 
 # docker_out_of_recovery CONTAINER SOCKET_DIR: its server answers on that socket and is not in
@@ -288,15 +303,21 @@ docker_out_of_recovery() {
   [[ "$(tdocker exec -u 999:999 "$1" psql -X -At -h "$2" -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" == f ]]
 }
 
-# docker_query_datadir IMAGE DIR SQL: starts a (restored, recovered) data dir in a throwaway
-# container of IMAGE (--network none, socket only), waits until it is out of recovery, prints what
-# SQL returns, removes the container.
+# docker_query_datadir IMAGE DIR SQL: starts a (restored, recovered or not) data dir in a
+# throwaway container of IMAGE (--network none, socket only; DIR-wal, where pgb-restore.sh stages
+# the WAL of a copy left to recover, bound too), waits until it is out of recovery, prints what SQL
+# returns, removes the container.
 docker_query_datadir() {
   local image="$1" dir="$2" sql="$3" name out rc=0
+  local -a binds=(-v "${dir}:${dir}")
   name="pgb-test-query-$$-${RANDOM}"
   chown -R 999:999 "${dir}"
+  if [[ -d "${dir}-wal" ]]; then
+    chown -R 999:999 "${dir}-wal"
+    binds+=(-v "${dir}-wal:${dir}-wal")
+  fi
   tdocker run -d --name "${name}" --label "pgb-test=${PGB_T}" --network none --user 999:999 \
-    --entrypoint postgres -v "${dir}:${dir}" "${image}" -D "${dir}" -c listen_addresses= \
+    --entrypoint postgres "${binds[@]}" "${image}" -D "${dir}" -c listen_addresses= \
     -c unix_socket_directories=/tmp -c archive_mode=off >/dev/null
   PGB_DIAG_CONTAINER="${name}"
   pgb_wait_for "${dir} to be out of recovery in ${name}" 180 docker_container_diagnose \

@@ -9,15 +9,29 @@ readonly PGB_README_PREPARE='## 5. Prepare each PostgreSQL container'
 pgb_host_out() { printf '%s/out/%s' "${PGB_T}" "${PGB_SERVER_NAME}"; }
 
 docker_services_up() {
-  local name step
+  local name pids=() pid
+  # In parallel: each container's initdb and start is most of the wait.
   for name in $(pgb_service_names); do
-    docker_service_run "${name}_pg" "${name}_pgdata" "${PGB_DOCKER_IMAGE}" "$(pg_service_port "${name}")"
+    docker_service_run "${name}_pg" "${name}_pgdata" "${PGB_DOCKER_IMAGE}" "$(pg_service_port "${name}")" &
+    pids+=("$!")
+  done
+  for pid in "${pids[@]}"; do
+    wait "${pid}" || return 1
   done
   pgb_mark setup: containers up
-  # Block 1: the role, its password fed on stdin; block 2: pg_hba.conf and the reload.
+  docker_readme_prepare "$(pgb_host_out)"
+}
+
+# docker_readme_prepare HOST_DIR: the README's section 5 of the host's generated tree HOST_DIR, run
+# as it stands on the running containers NAME_pg: block 1, the role (its password fed on stdin);
+# block 2, pg_hba.conf and the reload. Then no rule PostgreSQL could not read. Needs PGB_SBIN (the
+# tree's scripts) and BORG_BASE_DIR (readme_run_installed binds them where the README names them).
+docker_readme_prepare() {
+  local dir="$1" name step log
   for step in 1 2; do
-    readme_run_installed "$(pgb_host_out)" "$(pgb_host_out)/README.md" "${PGB_README_PREPARE}" "${step}" \
-      >"${PGB_T}/logs/readme-prepare-${step}.log" 2>&1 || { cat "${PGB_T}/logs/readme-prepare-${step}.log" >&2; return 1; }
+    log="${PGB_T}/logs/readme-prepare-${step}.log"
+    readme_run_installed "${dir}" "${dir}/README.md" "${PGB_README_PREPARE}" "${step}" >"${log}" 2>&1 ||
+      { cat "${log}" >&2; return 1; }
   done
   for name in $(pgb_service_names); do
     [[ "$(docker_psql "${name}_pg" -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')" == 0 ]] || {

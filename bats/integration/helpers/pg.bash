@@ -7,33 +7,37 @@ export PGB_PG_VERSION PGB_PG_BIN
 
 pg_sock_dir() { printf '%s/pg/sock' "${PGB_T}"; }
 
+# pg_sock_dir_make: the private socket directory, made for postgres when missing.
+pg_sock_dir_make() {
+  local sock
+  sock="$(pg_sock_dir)"
+  [[ -d "${sock}" ]] && return 0
+  mkdir -p "${sock}"
+  chown postgres:postgres "$(dirname "${sock}")" "${sock}"
+  chmod 0700 "${sock}"
+}
+
 # Runs from / : the checkout may sit where postgres cannot enter (a 0700 temp dir, /root),
 # and psql would then print "could not change directory" into the output under test.
 pg_as_postgres() {
   (cd / && runuser -u postgres -- "$@")
 }
 
-# pg_cluster_create DATADIR PORT [fast|durable]: initdb, loopback only, enough WAL senders for
-# killed pg_basebackups (their walsenders linger). fast (the default) is for a test machine: fsync
-# and synchronous_commit off, WAL segments of PGB_WAL_SEGSIZE MiB (default 1, not 16: base backups
-# carry whole segments, small ones keep every copy, verify and archive fast). durable is what a
-# production server runs with, for tests that measure when a commit reaches the WAL (pitr.bats's
-# RPO test): fsync and synchronous_commit on, 16 MiB segments.
+# pg_cluster_create DATADIR PORT: initdb, loopback only, enough WAL senders for killed
+# pg_basebackups (their walsenders linger), for a test machine: fsync and synchronous_commit off,
+# WAL segments of PGB_WAL_SEGSIZE MiB (default 1, not 16: base backups carry whole segments, small
+# ones keep every copy, verify and archive fast). A production server's durable settings, for the
+# tests that measure when a commit reaches the WAL: docker_service_run ... durable.
 pg_cluster_create() {
-  local dir="$1" port="$2" mode="${3:-fast}" sock segsize="${PGB_WAL_SEGSIZE:-1}" sync=off
-  case "${mode}" in
-    fast) ;;
-    durable) segsize=16 sync=on ;;
-    *) printf 'pg_cluster_create: mode fast or durable, not %s\n' "${mode}" >&2; return 1 ;;
-  esac
+  local dir="$1" port="$2" sock segsize="${PGB_WAL_SEGSIZE:-1}"
   sock="$(pg_sock_dir)"
-  mkdir -p "$(dirname "${dir}")" "${sock}"
-  chown postgres:postgres "$(dirname "${dir}")" "${sock}"
-  chmod 0700 "${sock}"
+  pg_sock_dir_make
+  mkdir -p "$(dirname "${dir}")"
+  chown postgres:postgres "$(dirname "${dir}")"
   pg_as_postgres "${PGB_PG_BIN}/initdb" -D "${dir}" -U postgres -E UTF8 --locale=C \
     --auth-local=trust --auth-host=scram-sha-256 --wal-segsize="${segsize}" >"${dir}.initdb.log" 2>&1
   cat >>"${dir}/postgresql.conf" <<EOF
-# pgb-gen integration test cluster (${mode})
+# pgb-gen integration test cluster
 port = ${port}
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '${sock}'
@@ -42,8 +46,8 @@ max_wal_senders = 10
 max_replication_slots = 10
 wal_level = replica
 shared_buffers = 16MB
-fsync = ${sync}
-synchronous_commit = ${sync}
+fsync = off
+synchronous_commit = off
 full_page_writes = on
 logging_collector = off
 EOF
@@ -86,6 +90,7 @@ pg_query_diagnose() {
 # on the private socket only, waits until it is out of recovery, prints what SQL returns, stops it.
 pg_query_datadir() {
   local dir="$1" port="$2" sql="$3" out rc=0
+  pg_sock_dir_make
   chown -R postgres: "${dir}"
   [[ ! -d "${dir}-wal" ]] || chown -R postgres: "${dir}-wal"
   # The server log lies beside the data dir, in a directory postgres may not write to.
@@ -147,17 +152,29 @@ pg_apply_role() {
   } | pg_psql "${port}" -f - >/dev/null
 }
 
-# pg_table_digest PORT TABLE ORDER_BY [DB]: "rows|md5 of every row in order" of a table.
+# pg_target_psql TARGET [psql args...]: superuser psql into a host cluster (TARGET its port: pg_psql)
+# or a service container (TARGET its name: docker_psql), unaligned, tuples only.
+pg_target_psql() {
+  if [[ "$1" =~ ^[0-9]+$ ]]; then
+    pg_psql "$@"
+  else
+    docker_psql "$@"
+  fi
+}
+
+# pg_table_digest TARGET TABLE ORDER_BY: "rows|md5 of every row in order" of a table of database
+# postgres (TARGET as pg_target_psql's).
 pg_table_digest() {
-  local port="$1" table="$2" order="$3" db="${4:-postgres}"
-  pg_as_postgres "${PGB_PG_BIN}/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$(pg_sock_dir)" -p "${port}" -d "${db}" \
+  local target="$1" table="$2" order="$3"
+  pg_target_psql "${target}" \
     -c "SELECT count(*) || '|' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY ${order})), '-') FROM ${table} t"
 }
 
-# pg_fill_random PORT TABLE MIB: appends MIB MiB of incompressible rows (fresh random bytes).
+# pg_fill_random TARGET TABLE MIB: appends MIB MiB of incompressible rows (fresh random bytes)
+# (TARGET as pg_target_psql's).
 pg_fill_random() {
-  local port="$1" table="$2" mib="$3"
-  pg_psql "${port}" -c 'SET client_min_messages = warning' \
+  local target="$1" table="$2" mib="$3"
+  pg_target_psql "${target}" -c 'SET client_min_messages = warning' \
     -c "CREATE TABLE IF NOT EXISTS ${table} (id bigserial PRIMARY KEY, payload bytea)" \
     -c "ALTER TABLE ${table} ALTER COLUMN payload SET STORAGE EXTERNAL" \
     -c "INSERT INTO ${table} (payload)
@@ -166,10 +183,11 @@ pg_fill_random() {
     -c 'CHECKPOINT' >/dev/null
 }
 
-# pg_fill_compressible PORT TABLE MIB: a big table that compresses well (slow backups, small archives).
+# pg_fill_compressible TARGET TABLE MIB: a big table that compresses well (slow backups, small
+# archives) (TARGET as pg_target_psql's).
 pg_fill_compressible() {
-  local port="$1" table="$2" mib="$3"
-  pg_psql "${port}" -c 'SET client_min_messages = warning' \
+  local target="$1" table="$2" mib="$3"
+  pg_target_psql "${target}" -c 'SET client_min_messages = warning' \
     -c "CREATE TABLE IF NOT EXISTS ${table} (id bigint, filler text)" \
     -c "ALTER TABLE ${table} SET (autovacuum_enabled = off)" \
     -c "INSERT INTO ${table} SELECT g, repeat('pgb', 300) FROM generate_series(1, ${mib} * 1024) g" \

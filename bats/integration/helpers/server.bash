@@ -112,6 +112,15 @@ pgb_service_stop() {
   fi
 }
 
+# pgb_service_running NAME: its container runs, or its cluster.
+pgb_service_running() {
+  if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
+    [[ "$(tdocker inspect -f '{{.State.Running}}' "$1_pg" 2>/dev/null)" == true ]]
+  else
+    pg_cluster_running "$(pg_service_dir "$1")"
+  fi
+}
+
 # pgb_load_pgbench NAME [SCALE]: pgbench tables with their standard data.
 pgb_load_pgbench() {
   if [[ -n "${PGB_DOCKER_IMAGE:-}" ]]; then
