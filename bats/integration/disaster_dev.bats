@@ -99,11 +99,12 @@ receiver_log() {
   done
 }
 
-# Every receiver has flushed all its service has written.
+# Every receiver has flushed all its service has inserted (the test containers commit with
+# synchronous_commit off: a commit's record may still be in the WAL buffers when it returns).
 receivers_flushed() {
   local name
   for name in $(pgb_service_names); do
-    [[ "$(docker_psql "${name}_pg" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND flush_lsn >= pg_current_wal_lsn()")" == 1 ]] || return 1
+    [[ "$(docker_psql "${name}_pg" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND flush_lsn >= pg_current_wal_insert_lsn()")" == 1 ]] || return 1
   done
 }
 
