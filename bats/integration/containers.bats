@@ -36,7 +36,11 @@ teardown() {
   local name kind arg
   while read -r kind arg; do
     case "${kind}" in
-      pgid) kill -TERM -- "-${arg}" 2>/dev/null || true; pgb_wait_for "process group ${arg} to end" 60 - pgb_pid_gone "${arg}" || kill -KILL -- "-${arg}" 2>/dev/null || true ;;
+      pgid)
+        if pgb_started_kill pgid "${arg}" TERM; then
+          pgb_wait_for "process group ${arg} to end" 60 - pgb_pid_gone "${arg}" || pgb_started_kill pgid "${arg}" KILL || true
+        fi
+        ;;
     esac
     pgb_started_remove "${kind}" "${arg}"
   done < <(grep -E '^pgid ' "${PGB_T}/.started" || true)

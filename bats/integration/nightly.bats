@@ -73,10 +73,7 @@ teardown() {
     while read -r kind arg; do
       # The suite's dockerd outlives every test (teardown_file stops it).
       [[ "${arg}" != "${PGB_DOCKERD_PID:-}" ]] || continue
-      case "${kind}" in
-        pid) kill -KILL "${arg}" 2>/dev/null || true ;;
-        pgid) kill -KILL -- "-${arg}" 2>/dev/null || true ;;
-      esac
+      pgb_started_kill "${kind}" "${arg}" KILL || true
       pgb_started_remove "${kind}" "${arg}"
     done < <(grep -E '^(pid|pgid) ' "${PGB_T}/.started" || true)
   fi

@@ -62,9 +62,39 @@ pgb_mark() {
   printf '%s %s\n' "$(date +%s.%N)" "$*" >>"${PGB_T}/logs/timing.log"
 }
 
-# The registry of started things: one "KIND ARG" line each, undone in reverse order.
+# The registry of started things: one "KIND ARG" line each, undone in reverse order. A pid (or a
+# process group's leader) also has its start time noted: pids wrap within minutes on a busy
+# machine (pid_max 32768), and a kill by a stale pid hit another suite's process once (a
+# container's postmaster, so its container stopped). pgb_started_kill kills only the same process.
 pgb_started_add() {
   printf '%s %s\n' "$1" "$2" >>"${PGB_T}/.started"
+  case "$1" in
+    pid | pgid) printf '%s %s\n' "$2" "$(pgb_proc_start "$2")" >>"${PGB_T}/.started.stime" ;;
+  esac
+}
+
+# pgb_proc_start PID: its start time (clock ticks after boot, /proc/PID/stat field 22), or nothing.
+pgb_proc_start() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+  # Field 2 (the command) may hold spaces: count from the last ")".
+  awk '{ print $20 }' <<<"${stat##*) }"
+}
+
+# pgb_started_kill KIND PID SIGNAL: sends SIGNAL to the registered pid or process group, unless
+# that pid now belongs to a process started after it was registered (a wrapped pid: not ours;
+# returns 1). A group whose leader is gone keeps its id until its last member ends: still ours.
+pgb_started_kill() {
+  local kind="$1" pid="$2" sig="$3" now noted
+  now="$(pgb_proc_start "${pid}")"
+  if [[ -n "${now}" ]]; then
+    noted="$(awk -v p="${pid}" '$1 == p { t = $2 } END { print t }' "${PGB_T}/.started.stime" 2>/dev/null)"
+    [[ "${now}" == "${noted}" ]] || return 1
+  fi
+  case "${kind}" in
+    pid) kill "-${sig}" "${pid}" 2>/dev/null || true ;;
+    pgid) kill "-${sig}" -- "-${pid}" 2>/dev/null || true ;;
+  esac
 }
 
 pgb_started_remove() {
@@ -99,8 +129,7 @@ pgb_teardown_all() {
   while read -r kind arg; do
     case "${kind}" in
       pg) pg_cluster_stop "${arg}" || true ;;
-      pid) kill -KILL "${arg}" 2>/dev/null || true ;;
-      pgid) kill -KILL -- "-${arg}" 2>/dev/null || true ;;
+      pid | pgid) pgb_started_kill "${kind}" "${arg}" KILL || true ;;
       mount) pgb_umount "${arg}" || true ;;
     esac
   done < <(tac "${PGB_T}/.started")

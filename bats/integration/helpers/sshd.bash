@@ -41,8 +41,7 @@ pgb_sshd_state() {
 pgb_sshd_stop() {
   local kind arg
   while read -r kind arg; do
-    if [[ "${kind}" == pid ]]; then
-      kill -TERM "${arg}" 2>/dev/null || true
+    if [[ "${kind}" == pid ]] && pgb_started_kill pid "${arg}" TERM; then
       pgb_wait_for "pid ${arg} to exit" 60 - pgb_pid_gone "${arg}" || true
     fi
   done < <(tac "${PGB_T}/.started")
