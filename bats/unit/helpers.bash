@@ -143,6 +143,7 @@ ut_write_config() {
     printf '    retention: { rawDays: %s, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 }\n' "${UT_RAW_DAYS:-3}"
     printf '    parallelJobs: %s\n' "${UT_PARALLEL:-2}"
     if [[ -n "${UT_RESTORE_JOBS:-}" ]]; then printf '    restoreJobs: %s\n' "${UT_RESTORE_JOBS}"; fi
+    if [[ -n "${UT_RAW_REUSE:-}" ]]; then printf '    rawReuse: %s\n' "${UT_RAW_REUSE}"; fi
     printf '    configPaths: ['
     local sep=''
     for p in ${UT_CONFIG_PATHS-${HOST_CONFIG}}; do
@@ -191,7 +192,7 @@ ut_write_config() {
 ut_build() {
   local key out cfg
   key="s=${UT_SERVICES:-}_r=${UT_RAW_DAYS:-}_p=${UT_PARALLEL:-}_c=${UT_CONFIG_PATHS-default}"
-  key+="_m=${UT_EXT_MAX_PRUNE:-}_v=${UT_EXT_RESERVE:-}_w=${UT_EXT_WARN_FREE:-}_j=${UT_RESTORE_JOBS:-}"
+  key+="_m=${UT_EXT_MAX_PRUNE:-}_v=${UT_EXT_RESERVE:-}_w=${UT_EXT_WARN_FREE:-}_j=${UT_RESTORE_JOBS:-}_u=${UT_RAW_REUSE:-}"
   key+="_dm=${UT_DEV_MAX_PULL:-}_dr=${UT_DEV_RESERVE:-}_dk=${UT_DEV_KEEP:-}"
   key+="_n=${UT_NOTIFY:-}"
   out="${UT_ROOT}/builds/${key//[^A-Za-z0-9._=-]/+}"
