@@ -115,7 +115,7 @@ ut_teardown() {
 # ut_write_config FILE: the test config. Knobs (environment, with defaults):
 #   UT_SERVICES "name:port:pgVersion ..."   UT_RAW_DAYS   UT_PARALLEL   UT_CONFIG_PATHS ("p ...")
 #   UT_EXT_MAX_PRUNE   UT_EXT_RESERVE   UT_EXT_WARN_FREE   UT_RESTORE_JOBS (default: the schema's)
-#   UT_DEV_MAX_PULL   UT_DEV_RESERVE (default 0)   UT_DEV_KEEP ("keepBackups:keepDays") of the dev
+#   UT_DEV_MAX_PULL   UT_DEV_RESERVE (default 0)   UT_DEV_KEEP ("keepBackups:keepDays")   UT_DEV_PULL_BASIS of the dev
 #   UT_NOTIFY (non-empty: alpha's monitoring.notify, see below)
 ut_write_config() {
   local file="$1" spec name port version p
@@ -181,6 +181,7 @@ ut_write_config() {
     printf '    lockFile: %s\n' "${PULL_LOCK_FILE}"
     printf '    pgBinRoot: %s\n' "${PG_BIN_ROOT}"
     if [[ -n "${UT_DEV_MAX_PULL:-}" ]]; then printf '    maxPullBytes: %s\n' "${UT_DEV_MAX_PULL}"; fi
+    if [[ -n "${UT_DEV_PULL_BASIS:-}" ]]; then printf '    pullBasis: %s\n' "${UT_DEV_PULL_BASIS}"; fi
     printf '    reserveBytes: %s\n' "${UT_DEV_RESERVE:-0}"
     if [[ -n "${UT_DEV_KEEP:-}" ]]; then printf '    retention: { keepBackups: %s, keepDays: %s }\n' "${UT_DEV_KEEP%:*}" "${UT_DEV_KEEP#*:}"; fi
   } >"${file}"
@@ -193,7 +194,7 @@ ut_build() {
   local key out cfg
   key="s=${UT_SERVICES:-}_r=${UT_RAW_DAYS:-}_p=${UT_PARALLEL:-}_c=${UT_CONFIG_PATHS-default}"
   key+="_m=${UT_EXT_MAX_PRUNE:-}_v=${UT_EXT_RESERVE:-}_w=${UT_EXT_WARN_FREE:-}_j=${UT_RESTORE_JOBS:-}_u=${UT_RAW_REUSE:-}"
-  key+="_dm=${UT_DEV_MAX_PULL:-}_dr=${UT_DEV_RESERVE:-}_dk=${UT_DEV_KEEP:-}"
+  key+="_dm=${UT_DEV_MAX_PULL:-}_dr=${UT_DEV_RESERVE:-}_dk=${UT_DEV_KEEP:-}_db=${UT_DEV_PULL_BASIS:-}"
   key+="_n=${UT_NOTIFY:-}"
   out="${UT_ROOT}/builds/${key//[^A-Za-z0-9._=-]/+}"
   if [[ ! -d "${out}" ]]; then
