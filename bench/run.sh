@@ -753,8 +753,8 @@ phase_growth() {
 # Raw disk and the pull, per rawReuse mode: three nights of raw base backups with the churn before
 # nights 2 and 3; bytes on the backup disk after night 1 and after night 3 (du counts a hard-linked
 # file once). A pull mirrors the artifacts tree after each night, as the dev pull does (rsync -a
-# --delete; --no-whole-file as over ssh), and with -H (hard links kept): the bytes rsync sends for
-# night 2.
+# --delete; --no-whole-file as over ssh), with -H (hard links kept), and as the dev pull's default
+# pullBasis previous does it (basis): the bytes rsync sends for night 2.
 phase_raw() {
   local cand night flags pull
   log "raw disk and pull: three nights per rawReuse mode"
@@ -769,7 +769,7 @@ phase_raw() {
       measure "raw${night}" "${cand}" 1 backup -- bash "${STEP_SCRIPT}" __call do_gen_backup "${cand}"
       record "raw${night}" "${cand}" 1 bytes:raw "$(bytes_of "${ART}/basebackups")"
       (( night <= 2 )) || continue
-      for flags in -a -aH; do
+      for flags in -a -aH basis; do
         pull="${WORK}/pull${flags}"
         record "raw${night}" "${cand}" 1 "bytes:pull${flags}" "$(pull_sent "${flags}" "${pull}")"
       done
@@ -778,9 +778,21 @@ phase_raw() {
   rm -rf "${WORK}"/pull-*
 }
 # pull_sent FLAGS DEST: mirrors the artifacts tree into DEST with rsync FLAGS; prints the bytes sent.
+# FLAGS "basis" is the dev pull's pullBasis previous: each new backup first made in DEST as hard
+# links of the newest older backup of its service there, then rsync -a.
 pull_sent() {
-  mkdir -p "$2"
-  rsync "$1" --delete --no-whole-file --stats "${ART}/" "$2/" | sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' | tr -d ,
+  local flags="$1" name prev
+  mkdir -p "$2/basebackups"
+  if [[ "${flags}" == basis ]]; then
+    flags=-a
+    while IFS= read -r name; do
+      [[ ! -e "$2/basebackups/${name}" ]] || continue
+      prev="$(find "$2/basebackups" -mindepth 1 -maxdepth 1 -type d -name "${name%%_basebackup_*}_basebackup_*" -printf '%f\n' \
+        | sort | awk -v n="${name}" '$0 < n' | tail -n 1)"
+      [[ -z "${prev}" ]] || cp -al -- "$2/basebackups/${prev}" "$2/basebackups/${name}"
+    done < <(find "${ART}/basebackups" -mindepth 1 -maxdepth 1 -type d -name '*_basebackup_*' -printf '%f\n' | sort)
+  fi
+  rsync "${flags}" --delete --no-whole-file --stats "${ART}/" "$2/" | sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' | tr -d ,
 }
 
 phase_restore() {
