@@ -779,12 +779,13 @@ phase_raw() {
 }
 # pull_sent FLAGS DEST: mirrors the artifacts tree into DEST with rsync FLAGS; prints the bytes sent.
 # FLAGS "basis" is the dev pull's pullBasis previous: each new backup first made in DEST as hard
-# links of the newest older backup of its service there, then rsync -a.
+# links of the newest older backup of its service there, then rsync -a --fuzzy --delete-delay.
 pull_sent() {
-  local flags="$1" name prev
+  local name prev
+  local -a flags=("$1")
   mkdir -p "$2/basebackups"
-  if [[ "${flags}" == basis ]]; then
-    flags=-a
+  if [[ "$1" == basis ]]; then
+    flags=(-a --fuzzy --delete-delay)
     while IFS= read -r name; do
       [[ ! -e "$2/basebackups/${name}" ]] || continue
       prev="$(find "$2/basebackups" -mindepth 1 -maxdepth 1 -type d -name "${name%%_basebackup_*}_basebackup_*" -printf '%f\n' \
@@ -792,7 +793,7 @@ pull_sent() {
       [[ -z "${prev}" ]] || cp -al -- "$2/basebackups/${prev}" "$2/basebackups/${name}"
     done < <(find "${ART}/basebackups" -mindepth 1 -maxdepth 1 -type d -name '*_basebackup_*' -printf '%f\n' | sort)
   fi
-  rsync "${flags}" --delete --no-whole-file --stats "${ART}/" "$2/" | sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' | tr -d ,
+  rsync "${flags[@]}" --delete --no-whole-file --stats "${ART}/" "$2/" | sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' | tr -d ,
 }
 
 phase_restore() {

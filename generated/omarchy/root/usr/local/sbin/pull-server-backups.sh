@@ -38,6 +38,9 @@ readonly PG_BIN_ROOT='/usr/lib/postgresql'
 # on LOCAL_BASE, is refused before it writes.
 readonly MAX_PULL_BYTES='214748364800'
 readonly PULL_BASIS='previous'
+# With a basis, a file new in its directory (the WAL segment inside a new base backup) takes the
+# most similar file there as its basis (--fuzzy), which --delete-delay keeps until the end.
+readonly PULL_BASIS_OPTS=('--fuzzy' '--delete-delay')
 readonly RESERVE_BYTES='1073741824'
 # Our own retention: the newest KEEP_BACKUPS backups of each service, and every one pulled in the
 # last KEEP_DAYS days, stay whatever the server deleted; WAL from the oldest kept one on.
@@ -695,7 +698,7 @@ pull_server() {
   fi
   seed_new_backups "${i}" "${port}" "${source}" "${mirror}"
   # --delete only ever applies to the mirror: the store keeps its own hard links.
-  if ! pull_tree "${name}" "${port}" "${source}${ARTIFACTS_MODULE}/" "${mirror}" --delete "${ARTIFACTS_LINK_OPTS[@]}"; then
+  if ! pull_tree "${name}" "${port}" "${source}${ARTIFACTS_MODULE}/" "${mirror}" "${PULL_BASIS_OPTS[@]}" --delete "${ARTIFACTS_LINK_OPTS[@]}"; then
     log_err "[${name}] pulling ${ARTIFACTS_MODULE} failed; the backups kept here are untouched"
     return 1
   fi
