@@ -14,28 +14,13 @@ setup_file() {
   pgb_require_root
   export PGB_SERVICES="svc:56011" PGB_SSH_PORT="${PORT}" PGB_SSH_USER=root
   export DEV=devbox
-  export PGB_DEVS_YAML="devs:
-  - name: ${DEV}
-    pullFrom: [itest]
-    address: 127.0.0.1
-    localBase: @PGB_T@/dev/upload
-    sshKey: @PGB_T@/dev/key
-    knownHosts: @PGB_T@/dev/known_hosts
-    lockFile: @PGB_T@/dev/pull.lock"
+  PGB_DEVS_YAML="$(pgb_dev_devs_yaml "${DEV}" itest)"
+  export PGB_DEVS_YAML
   pgb_server_setup
-  export KEY="${PGB_T}/dev/key" KNOWN_HOSTS="${PGB_T}/dev/known_hosts" DEV_BASE="${PGB_T}/dev/upload"
-  mkdir -p "${PGB_T}/dev" "${PGB_T}/sshd"
-  ssh-keygen -q -t ed25519 -N '' -C "${DEV}" -f "${KEY}"
+  pgb_pull_daemon_start "${PORT}"
   export STORE="${DEV_BASE}/itest/postgres"
   export PULL="${PGB_T}/out/${DEV}/root/usr/local/sbin/pull-server-backups.sh"
   export PORT_SVC=56011
-
-  local conf="${PGB_T}/sshd/rsyncd.conf"
-  sed "s|^pre-xfer exec = .*|pre-xfer exec = ${PGB_SBIN}/pgb_pull_links.sh|" \
-    "${PGB_T}/out/itest/root/etc/pgb-gen/rsyncd-itest.conf" >"${conf}"
-  printf 'restrict,command="/usr/bin/rsync --server --daemon --config=%s ." %s\n' "${conf}" "$(cat "${KEY}.pub")" \
-    >"${PGB_T}/sshd/authorized_keys"
-  pgb_sshd_start "${PGB_T}/sshd" "${PORT}" root "${PGB_T}/sshd/authorized_keys" "${KNOWN_HOSTS}"
 
   pgb_load_pgbench svc 2
   pg_fill_random "${PORT_SVC}" cold 24

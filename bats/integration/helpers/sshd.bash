@@ -47,3 +47,33 @@ pgb_sshd_stop() {
     fi
   done < <(tac "${PGB_T}/.started")
 }
+
+# pgb_dev_devs_yaml DEV SERVER: the devs: section (PGB_DEVS_YAML) of a dev machine DEV pulling
+# from SERVER, its files under the scratch root's dev/.
+pgb_dev_devs_yaml() {
+  printf '%s\n' "devs:
+  - name: $1
+    pullFrom: [$2]
+    address: 127.0.0.1
+    localBase: @PGB_T@/dev/upload
+    sshKey: @PGB_T@/dev/key
+    knownHosts: @PGB_T@/dev/known_hosts
+    lockFile: @PGB_T@/dev/pull.lock"
+}
+
+# pgb_pull_daemon_start PORT: after pgb_server_setup with pgb_dev_devs_yaml's dev: the dev's pull
+# key, and a real sshd on PORT whose forced command runs the GENERATED rsync daemon config as root
+# (what sudo gives it on a server), its pre-transfer check the generated script from the build.
+# Exports KEY, KNOWN_HOSTS and DEV_BASE.
+pgb_pull_daemon_start() {
+  local port="$1" conf="${PGB_T}/sshd/rsyncd.conf"
+  export KEY="${PGB_T}/dev/key" KNOWN_HOSTS="${PGB_T}/dev/known_hosts" DEV_BASE="${PGB_T}/dev/upload"
+  mkdir -p "${PGB_T}/dev" "${PGB_T}/sshd"
+  ssh-keygen -q -t ed25519 -N '' -C dev -f "${KEY}"
+  sed "s|^pre-xfer exec = .*|pre-xfer exec = ${PGB_SBIN}/pgb_pull_links.sh|" \
+    "${PGB_T}/out/${PGB_SERVER_NAME}/root/etc/pgb-gen/rsyncd-${PGB_SERVER_NAME}.conf" >"${conf}"
+  grep -q "^use chroot = yes$" "${conf}"
+  printf 'restrict,command="/usr/bin/rsync --server --daemon --config=%s ." %s\n' "${conf}" "$(cat "${KEY}.pub")" \
+    >"${PGB_T}/sshd/authorized_keys"
+  pgb_sshd_start "${PGB_T}/sshd" "${port}" root "${PGB_T}/sshd/authorized_keys" "${KNOWN_HOSTS}"
+}
