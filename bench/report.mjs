@@ -73,13 +73,24 @@ const labels = {
   'gen-enc-repokey': 'generated, encryption repokey (HMAC-SHA256)',
   'gen-enc-blake2': 'generated, encryption repokey-blake2',
   'gen-nofc': 'generated, defaults, files cache disabled',
+  'gen-copy': 'generated, before issue 14: rawReuse copy, files cache ctime, no stablePath',
+  'gen-ctime': 'generated, rawReuse link, files cache ctime, no stablePath',
+  'gen-nostage': 'generated, rawReuse link, files cache mtime, no stablePath',
+  'gen-r0': 'generated, defaults, rawDays 0 (retention deletes a backup every night)',
+  'gen-r0-nostage': 'generated, rawDays 0, no stablePath',
+  // the prototypes of the run of 2026-12-01 (bench/README.md), before the fields landed
+  'gen-mtime': 'prototype: rawReuse link + files cache mtime (= gen-nostage)',
+  'gen-stage': 'prototype: rawReuse link + mtime + stable stage (= the defaults now)',
   raw: 'raw artifacts still on disk (cp -a)',
 };
 const label = (c) => labels[c] ?? c;
 
 const out = [];
 const dataBytes = Number(meta.data_bytes);
-out.push(`pgb-gen bench (${meta.mode}): ${meta.clusters} clusters x pgbench -i -s ${meta.scale} = ${mb(dataBytes)} of data dirs ` +
+const profileText = meta.profile === 'cold'
+  ? `profile cold (a table written once + index, ~pgbench scale ${meta.scale}; hot set pgbench -s 1)`
+  : `profile uniform (pgbench -i -s ${meta.scale})`;
+out.push(`pgb-gen bench (${meta.mode}), ${profileText}: ${meta.clusters} clusters = ${mb(dataBytes)} of data dirs ` +
   `without pg_wal (${mb(Number(meta.data_bytes_with_wal))} with it); ` +
   `medians of ${meta.runs} run(s) [min-max]; work dir on ${meta.fs}, ${meta.cpus} CPUs; took ${meta.elapsed} s`);
 out.push(`${meta.versions}`);
@@ -89,7 +100,7 @@ out.push('Peak RSS is that of the largest single process of the step. Warm page 
 // 1. nightly
 const limit = time('nightly', 'tar');
 const runbook = time('nightly', 'runbook');
-const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'proto-repos', 'proto-repos-after', 'proto-repos-create', 'gen-default', 'gen-p1', 'gen-zstd', 'gen-buzhash', 'gen-enc-repokey', 'gen-enc-blake2']
+const nightlyCands = ['tar', 'runbook', 'pgbackrest', 'proto-overlap', 'proto-repos', 'proto-repos-after', 'proto-repos-create', 'gen-default', 'gen-copy', 'gen-ctime', 'gen-nostage', 'gen-r0', 'gen-r0-nostage', 'gen-mtime', 'gen-stage', 'gen-p1', 'gen-zstd', 'gen-buzhash', 'gen-enc-repokey', 'gen-enc-blake2']
   .filter((c) => of('nightly', c).length);
 // CPU floor: the CPU seconds of the night spread over every core, against the copy limit: no
 // schedule of the same work on this machine can be faster.
@@ -115,7 +126,7 @@ out.push(nightlyTable('nightly2', time('nightly2', 'runbook')));
 
 // 2. day 2
 const incr = bytes('day2', 'pgbackrest', 'growth');
-const growthCands = ['gen-default', 'gen-buzhash', 'gen-nofc', 'gen-enc-repokey', 'gen-enc-blake2', 'runbook', 'pgbackrest'].filter((c) => of('day2', c).length);
+const growthCands = ['gen-default', 'gen-ctime', 'gen-nostage', 'gen-mtime', 'gen-stage', 'gen-buzhash', 'gen-nofc', 'gen-enc-repokey', 'gen-enc-blake2', 'runbook', 'pgbackrest'].filter((c) => of('day2', c).length);
 out.push('', `2. Day 2 after pgbench -t ${meta.churn} per database (same raw base backups for every Borg candidate; Borg archives all raw backups kept on disk)`);
 out.push(`  base backups (generated, defaults): day 1 ${fmtT(time('day1', 'raw'))}, day 2 ${fmtT(time('day2', 'raw'))}; churn ${fmtT(time('churn', 'pgbench'))}`);
 out.push(table(['candidate', 'day-2 growth', 'min-max', 'x pgBR incr', 'day-2 time', 'min-max', 'day-1 time', 'day-1 repo', 'peak RSS'],
@@ -135,6 +146,7 @@ if (ver.length && (ver[0] < 2 || (ver[0] === 2 && ver[1] < 46)))
 const pgbrRestore = time('restore', 'pgbackrest');
 // script:CAND[:N]: the generated pgb-restore.sh of CAND (restoreJobs N, else the config's) from Borg.
 const restoreLabel = (c) => {
+  if (c.startsWith('stage:')) return `bare borg extract of the stage path (no listing): ${label(c.slice(6))}`;
   if (!c.startsWith('script:')) return (c.startsWith('gen-') ? 'bare borg extract: ' : '') + label(c);
   const [, cand, jobs] = c.split(':');
   return `pgb-restore.sh --from primary: ${label(cand)}${jobs ? `, restoreJobs ${jobs}` : ''}`;
@@ -151,11 +163,27 @@ out.push(table(['candidate', 'median', 'min-max', 'x pgBackRest', 'peak RSS'],
 // 4. build
 const node0 = time('build', 'node-e-0');
 const build = time('build', 'pgb-gen-build');
-out.push('', '4. pgb-gen build of a 100-service config');
-out.push(table(['candidate', 'median', 'min-max', 'x node -e 0', 'peak RSS'], [
-  ['node -e 0', fmtT(node0), fmtR(node0), fx(1), mem(rss('build', 'node-e-0'))],
-  ['pgb-gen build (100 services)', fmtT(build), fmtR(build), fx(ratio(build, node0)), mem(rss('build', 'pgb-gen-build'))],
-]));
+if (node0) {
+  out.push('', '4. pgb-gen build of a 100-service config');
+  out.push(table(['candidate', 'median', 'min-max', 'x node -e 0', 'peak RSS'], [
+    ['node -e 0', fmtT(node0), fmtR(node0), fx(1), mem(rss('build', 'node-e-0'))],
+    ['pgb-gen build (100 services)', fmtT(build), fmtR(build), fx(ratio(build, node0)), mem(rss('build', 'pgb-gen-build'))],
+  ]));
+}
+
+// 5. raw disk and pull
+const rawCands = ['gen-copy', 'gen-default'].filter((c) => of('raw1', c).length);
+const raw1 = (c) => bytes('raw1', c, 'raw');
+const raw3 = (c) => bytes('raw3', c, 'raw');
+const pull2 = (c, f) => bytes('raw2', c, `pull${f}`);
+if (rawCands.length) {
+  out.push('', `5. Raw base backups on the backup disk over three nights (pgbench -t ${meta.churn} per database before nights 2 and 3), and the bytes rsync sends to pull night 2 (after night 1 was pulled)`);
+  out.push(table(['candidate', 'night 1', '3 nights', 'x night 1', 'night-2 pull, rsync -a', 'x pgBR incr', 'with -H', 'x pgBR incr', 'pullBasis previous', 'x pgBR incr', 'backup night 1', 'night 2', 'night 3'],
+    rawCands.map((c) => [label(c), fmtB(raw1(c)), fmtB(raw3(c)), fx(ratio(raw3(c), raw1(c))),
+      fmtB(pull2(c, '-a')), fx(ratio(pull2(c, '-a'), incr)), fmtB(pull2(c, '-aH')), fx(ratio(pull2(c, '-aH'), incr)),
+      fmtB(pull2(c, 'basis')), fx(ratio(pull2(c, 'basis'), incr)),
+      fmtT(time('raw1', c)), fmtT(time('raw2', c)), fmtT(time('raw3', c))])));
+}
 
 // targets
 const bestGrowth = ['gen-default', 'gen-buzhash', 'gen-enc-repokey', 'gen-enc-blake2']
@@ -190,8 +218,36 @@ const r3b = ratio(time('restore', 'raw'), pgbrRestore);
 tgt.push(['  restore from raw artifacts / pgBackRest restore', fx(r3b), '<= 1.0x', mark(r3b, 1.0)]);
 // Issue 15 retired the ratio to a bare node start: the build is a record, under 1 s.
 const buildSeconds = build ? build.med : NaN;
-tgt.push(['pgb-gen build (100 services), seconds', fmtT(build), '< 1 s', mark(buildSeconds, 1.0)]);
+if (build) tgt.push(['pgb-gen build (100 services), seconds', fmtT(build), '< 1 s', mark(buildSeconds, 1.0)]);
 out.push('', 'Targets of issue 6 (printed, not asserted)');
 out.push(table(['ratio', 'measured', 'target', ''], tgt));
+
+// issue 14
+const t14 = [];
+const pgbrIncrTime = time('nightly2', 'pgbackrest');
+for (const c of ['gen-default', 'gen-copy', 'gen-ctime', 'gen-nostage', 'gen-r0', 'gen-r0-nostage', 'gen-mtime', 'gen-stage'].filter((x) => time('nightly2', x))) {
+  const r = ratio(time('nightly2', c), pgbrIncrTime);
+  t14.push([`night after, base backups + Borg (${c}) / pgBackRest incr`, fx(r), '<= 1.0x', mark(r, 1.0)]);
+}
+for (const c of ['gen-default', 'gen-ctime', 'gen-nostage', 'gen-mtime', 'gen-stage'].filter((x) => bytes('day2', x, 'growth'))) {
+  const r = ratio(bytes('day2', c, 'growth'), incr);
+  t14.push([`day-2 growth (${c}) / pgBackRest incr`, fx(r), '<= 0.3x', mark(r, 0.3)]);
+}
+for (const c of rawCands) {
+  const r = ratio(raw3(c), raw1(c));
+  t14.push([`raw disk, 3 nights / 1 night (${c})`, fx(r), '<= 1.5x', mark(r, 1.5)]);
+}
+for (const c of rawCands) {
+  for (const f of ['-a', '-aH', 'basis']) {
+    const r = ratio(pull2(c, f), incr);
+    t14.push([`pull of night 2, ${f === 'basis' ? 'pullBasis previous' : `rsync ${f}`} (${c}) / pgBackRest incr`, fx(r), '<= 1.5x', mark(r, 1.5)]);
+  }
+}
+for (const c of restoreCands.filter((x) => x.startsWith('script:') || x.startsWith('stage:'))) {
+  const r = ratio(time('restore', c), pgbrRestore);
+  t14.push([`restore from Borg (${c}) / pgBackRest restore`, fx(r), '<= 1.0x', mark(r, 1.0)]);
+}
+out.push('', 'Targets of issue 14 (printed, not asserted)');
+out.push(table(['ratio', 'measured', 'target', ''], t14));
 if (meta.mode === 'smoke') out.push('', 'Smoke run: tiny scale, one run; the numbers only prove that every step works.');
 console.log(out.join('\n'));

@@ -10,11 +10,20 @@
 #      the files cache disabled) against pgBackRest's incremental;
 #   3. restore of one service until it accepts read-write connections: from Borg, from the raw
 #      artifacts still on disk, and with pgBackRest;
-#   4. `pgb-gen build` of a 100-service config against a bare `node -e 0`.
+#   4. `pgb-gen build` of a 100-service config against a bare `node -e 0`;
+#   5. raw disk: what three nights of raw base backups (with churn) take, rawReuse link against
+#      copy, and the bytes a pull of night 2 sends (rsync -a as the dev pull, and with -H).
+# Every measure runs for each data profile (--profile): `uniform` is pgbench's tables, churned
+# uniformly; `cold` is mostly a large table written once with an index on it, and pgbench's
+# tables at scale 1 as the hot set the churn writes to (what most services look like).
 # Prints medians, min-max, ratios and peak memory (RSS of the largest process of each step).
 #
-# usage: bench/run.sh [--smoke] [--runs N] [--scale N] [--clusters N] [--churn N] [--keep]
+# usage: bench/run.sh [--smoke] [--runs N] [--scale N] [--clusters N] [--churn N] [--profile P] [--all] [--keep]
 #   --smoke     tiny scale, one run: proves the bench still works (CI)
+#   --profile   uniform, cold or both (default both: one after the other, each with its report)
+#   --only P    only these phases (comma-separated: nightly, growth, raw, build)
+#   --all       also the levers measured before and not taken (prototypes, parallelJobs 1, zstd,
+#               buzhash, encryption modes, files cache disabled)
 #   --keep      keep the work directory (clusters are stopped all the same)
 # Environment: BENCH_TMPDIR (default /var/tmp): where the work directory is made (use a disk, not tmpfs).
 # Needs root (the generated scripts refuse to run otherwise), Node >= 20, and installs postgresql,
@@ -30,7 +39,7 @@ readonly ROOT
 PORT_BASE="${BENCH_PORT_BASE:-55460}"
 RESTORE_PORT="${BENCH_RESTORE_PORT:-55480}"
 readonly REPL_USER=pgb_bench_repl
-readonly DEBIAN_PACKAGES=(postgresql postgresql-contrib borgbackup pgbackrest time)
+readonly DEBIAN_PACKAGES=(postgresql postgresql-contrib borgbackup pgbackrest time rsync)
 CLK_TCK="$(getconf CLK_TCK)"
 readonly CLK_TCK
 
@@ -68,12 +77,22 @@ BUILD_SERVICES=100
 BUILD_RUNS=5
 BURN_STEP=1000
 KEEP=""
+PROFILE=both
+ALL=""
+ONLY=nightly,growth,raw,build
 # Candidates of each phase (full run; --smoke runs each kind of step once).
-NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos proto-repos-after proto-repos-create gen-default gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
-GROWTH=(gen-default gen-buzhash gen-nofc gen-enc-repokey gen-enc-blake2 runbook pgbackrest)
+NIGHTLY=(tar runbook pgbackrest gen-default gen-copy gen-ctime gen-nostage gen-r0 gen-r0-nostage)
+GROWTH=(gen-default gen-ctime gen-nostage pgbackrest)
 # Restore from Borg: `gen-*` is a bare `borg extract` of the candidate's repository; `script:CAND[:N]`
-# is the generated pgb-restore.sh of CAND (restoreJobs N, default the config's) from its repository.
-RESTORE=(gen-default gen-buzhash gen-enc-repokey gen-enc-blake2 script:gen-default script:gen-default:1 raw pgbackrest)
+# is the generated pgb-restore.sh of CAND (restoreJobs N, default the config's) from its repository;
+# `stage:CAND` a bare `borg extract` of the stable stage path (no listing of the archive first).
+RESTORE=(gen-default script:gen-default stage:gen-default raw pgbackrest)
+# Raw disk and pull: the rawReuse modes.
+RAW=(gen-copy gen-default)
+# --all: the levers measured before (bench/README.md) and not taken.
+readonly NIGHTLY_ALL=(proto-overlap proto-repos proto-repos-after proto-repos-create gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
+readonly GROWTH_ALL=(gen-buzhash gen-nofc gen-enc-repokey gen-enc-blake2 runbook)
+readonly RESTORE_ALL=(gen-buzhash gen-enc-repokey gen-enc-blake2 script:gen-default:1)
 
 parse_args() {
   local explicit=()
@@ -84,6 +103,9 @@ parse_args() {
       --scale) SCALE="$2"; explicit+=(SCALE); shift ;;
       --clusters) CLUSTERS="$2"; explicit+=(CLUSTERS); shift ;;
       --churn) CHURN_TX="$2"; explicit+=(CHURN_TX); shift ;;
+      --profile) PROFILE="$2"; shift ;;
+      --all) ALL=1 ;;
+      --only) ONLY="$2"; shift ;;
       --keep) KEEP=1 ;;
       -h | --help) sed -n '2,/^set -euo/p' "${SELF}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
       *) die "unknown option: $1 (try --help)" ;;
@@ -99,10 +121,19 @@ parse_args() {
     BURN_STEP=100
     PORT_BASE=55470
     RESTORE_PORT=55481
-    NIGHTLY=(tar runbook pgbackrest proto-overlap proto-repos proto-repos-after proto-repos-create gen-default)
-    GROWTH=(gen-nofc pgbackrest)
-    RESTORE=(gen-nofc script:gen-nofc raw pgbackrest)
+    NIGHTLY=(tar runbook pgbackrest gen-default gen-copy)
+    GROWTH=(gen-default pgbackrest)
+    RESTORE=(gen-default script:gen-default stage:gen-default raw pgbackrest)
   fi
+  if [[ -n "${ALL}" ]]; then
+    NIGHTLY+=("${NIGHTLY_ALL[@]}")
+    GROWTH+=("${GROWTH_ALL[@]}")
+    RESTORE+=("${RESTORE_ALL[@]}")
+  fi
+  case "${PROFILE}" in
+    uniform | cold | both) ;;
+    *) die "--profile is uniform, cold or both" ;;
+  esac
   local v
   for v in RUNS SCALE CLUSTERS CHURN_TX; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "${v} must be a positive integer"
@@ -247,13 +278,24 @@ EOF
   pgbr --stanza="svc${i}" stanza-create >>"${LOGFILE}" 2>&1
   # Different transaction ids in every cluster's tuples: Borg cannot deduplicate across services.
   psql_c "${i}" -c "DO \$\$ BEGIN FOR k IN 1..${burn} LOOP PERFORM txid_current(); COMMIT; END LOOP; END \$\$" >/dev/null
-  as_pg "${PG_BIN}/pgbench" -h "${SOCK}" -p "${port}" -i -s "${SCALE}" -q postgres >>"${LOGFILE}" 2>&1
+  if [[ "${PROFILE}" == cold ]]; then
+    # The hot set: pgbench's tables at scale 1 (what the churn writes to); the rest of the data,
+    # about as much as pgbench's scale SCALE, a table written once (distinct in every cluster)
+    # and an index on it.
+    as_pg "${PG_BIN}/pgbench" -h "${SOCK}" -p "${port}" -i -s 1 -q postgres >>"${LOGFILE}" 2>&1
+    psql_c "${i}" -c "CREATE TABLE cold AS SELECT g AS id, g % 1000 AS kind, md5(g::text || '-${i}') AS payload,
+        now() - g * interval '1 second' AS created FROM generate_series(1, ${SCALE} * 150000) g" \
+      -c 'CREATE INDEX cold_created ON cold (created)' -c 'VACUUM ANALYZE cold' >/dev/null
+  else
+    as_pg "${PG_BIN}/pgbench" -h "${SOCK}" -p "${port}" -i -s "${SCALE}" -q postgres >>"${LOGFILE}" 2>&1
+  fi
   psql_c "${i}" -c 'CHECKPOINT' >/dev/null
 }
 
 setup() {
   mkdir -p "${PGDIR}" "${SOCK}" "${MNT}" "${SECRETS}" "${PGBR}"/{repo,log,lock,spool} "${GEN}" "${BORGBASE}" \
-    "${RESTORE_DIR}" "${WORK}/log" "${WORK}/cfg" "${WORK}/lock"
+    "${RESTORE_DIR}" "${WORK}/log" "${WORK}/cfg" "${WORK}/lock" "${WORK}/tmp"
+  chmod 1777 "${WORK}/tmp"
   chmod 755 "${WORK}"
   chmod 700 "${SECRETS}"
   chown postgres: "${PGDIR}" "${SOCK}" "${RESTORE_DIR}" "${WORK}/log"
@@ -312,20 +354,28 @@ data_bytes() {
 # ---- generated scripts ---------------------------------------------------------------------------
 # One pgb-gen build for every candidate: each candidate is a server of one config, with its own
 # Borg repository and the one lever it measures against the defaults. GEN_SPECS:
-# name|parallelJobs|compression|chunkerParams|encryption|edits ("-" keeps the schema default). Edits,
-# for levers the config has no field for:
+# name|parallelJobs|compression|chunkerParams|encryption|rawReuse|filesCache|stablePath|edits ("-" keeps
+# the schema default). Edits, for levers the config has no field for:
 #   nofc     `borg create --files-cache disabled`
-readonly GEN_SPECS=("gen-default|-|-|-|-|-" "gen-p1|1|-|-|-|-" "gen-zstd|-|zstd,3|-|-|-" "gen-buzhash|-|-|default|-|-"
-  "gen-enc-repokey|-|-|-|repokey|-" "gen-enc-blake2|-|-|-|repokey-blake2|-" "gen-nofc|-|-|-|-|nofc")
+#   raw0     `retention.rawDays: 0`: only the newest raw backup is kept, so the night after is what
+#            every night costs once retention deletes one backup a night
+# gen-copy is the night before issue 14 (full raw copies, Borg's ctime files cache, no stage).
+readonly GEN_SPECS=("gen-default|-|-|-|-|-|-|-|-" "gen-p1|1|-|-|-|-|-|-|-" "gen-zstd|-|zstd,3|-|-|-|-|-|-"
+  "gen-buzhash|-|-|default|-|-|-|-|-" "gen-enc-repokey|-|-|-|repokey|-|-|-|-" "gen-enc-blake2|-|-|-|repokey-blake2|-|-|-|-"
+  "gen-nofc|-|-|-|-|-|-|-|nofc" "gen-copy|-|-|-|-|copy|ctime,size,inode|false|-"
+  "gen-ctime|-|-|-|-|-|ctime,size,inode|false|-" "gen-nostage|-|-|-|-|-|-|false|-"
+  "gen-r0|-|-|-|-|-|-|-|raw0" "gen-r0-nostage|-|-|-|-|-|-|false|raw0")
 gen_all() {
-  local cfg="${WORK}/cfg/candidates.yaml" spec name parallel compression chunker encryption edits bin_root borg_extra i
+  local cfg="${WORK}/cfg/candidates.yaml" spec name parallel compression chunker encryption reuse files_cache stable edits bin_root borg_extra i
   log "generating the scripts of every candidate with one pgb-gen build"
   bin_root="$(dirname "$(dirname "${PG_BIN}")")"
   {
     printf 'version: 1\nservers:\n'
     for spec in "${GEN_SPECS[@]}"; do
-      IFS='|' read -r name parallel compression chunker encryption edits <<<"${spec}"
+      IFS='|' read -r name parallel compression chunker encryption reuse files_cache stable edits <<<"${spec}"
       borg_extra=""
+      [[ "${files_cache}" == - ]] || borg_extra+=", filesCache: \"${files_cache}\""
+      [[ "${stable}" == - ]] || borg_extra+=", stablePath: ${stable}"
       [[ "${compression}" == - ]] || borg_extra+=", compression: \"${compression}\""
       [[ "${chunker}" == - ]] || borg_extra+=", chunkerParams: \"${chunker}\""
       [[ "${encryption}" == - ]] || borg_extra+=", encryption: ${encryption}"
@@ -335,8 +385,9 @@ gen_all() {
       printf '    repos: { primary: %s, external: null }\n' "$(repo_of "${name}")"
       printf '    borg: { passphraseFile: %s%s }\n' "${SECRETS}/borg.env" "${borg_extra}"
       printf '    replication: { user: %s, passwordFile: %s, allowedSubnet: 127.0.0.1/32 }\n' "${REPL_USER}" "${SECRETS}/repl_pw"
-      printf '    retention: { rawDays: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 }\n'
+      printf '    retention: { rawDays: %s, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 }\n' "$([[ ",${edits}," == *,raw0,* ]] && echo 0 || echo 3)"
       [[ "${parallel}" == - ]] || printf '    parallelJobs: %s\n' "${parallel}"
+      [[ "${reuse}" == - ]] || printf '    rawReuse: %s\n' "${reuse}"
       printf '    services:\n'
       for ((i = 0; i < CLUSTERS; i++)); do
         printf '      - { name: svc%s, port: %s, pgVersion: %s, wal: false }\n' "${i}" "$((PORT_BASE + i))" "${PG_VERSION}"
@@ -345,7 +396,7 @@ gen_all() {
   } >"${cfg}"
   node "${ROOT}/dist/cli/main.js" build -c "${cfg}" -o "${GEN}" >>"${LOGFILE}" 2>&1 || die "pgb-gen build failed (config ${cfg})"
   for spec in "${GEN_SPECS[@]}"; do
-    IFS='|' read -r name parallel compression chunker encryption edits <<<"${spec}"
+    IFS='|' read -r name parallel compression chunker encryption reuse files_cache stable edits <<<"${spec}"
     [[ -f "$(sbin_of "${name}")/pg_backup_all.sh" ]] || die "no pg_backup_all.sh generated for ${name}"
     if [[ ",${edits}," == *,nofc,* ]]; then edit_nofc "$(sbin_of "${name}")/borg_pg_artifacts.sh"; fi
   done
@@ -353,7 +404,7 @@ gen_all() {
 
 # The files-cache lever: `borg create --files-cache disabled` (day 2 re-reads the older raw backups).
 edit_nofc() {
-  sed -i 's/ create --stats / create --stats --files-cache disabled /' "$1"
+  sed -i 's/ --files-cache [^ ]* / --files-cache disabled /' "$1"
   grep -q -- '--files-cache disabled' "$1" || die "could not add --files-cache disabled to $1 (its borg create line changed?)"
 }
 
@@ -375,7 +426,7 @@ fresh_repo() {
 }
 
 fresh_artifacts() {
-  rm -rf "${ART}" "${CFGART}" "${MNT}/runbook" "${MNT}/proto" "${MNT}/proto-repos"
+  rm -rf "${ART}" "${CFGART}" "${MNT}/runbook" "${MNT}/proto" "${MNT}/proto-repos" "${MNT}/.pgb-borg-stage"
 }
 
 # ---- candidates (entry points for `measure`) -----------------------------------------------------
@@ -516,10 +567,12 @@ start_restored() {
 
 newest_raw() { find "${ART}/basebackups" -mindepth 1 -maxdepth 1 -type d -name "$1_basebackup_*" | sort | tail -n 1; }
 
-do_restore_borg() {
-  local cand="$1" dest="$2" port="$3" src archive rel
-  src="$(newest_raw svc0)"
-  rel="${src#/}"
+# A bare `borg extract` of svc0's newest base backup (do_restore_borg: under basebackups/, its name
+# read from the disk; do_restore_stage: the stable stage path, known without listing the archive).
+do_restore_borg() { restore_borg_path "$1" "$(newest_raw svc0)" "$2" "$3"; }
+do_restore_stage() { restore_borg_path "$1" "${MNT}/.pgb-borg-stage/svc0" "$2" "$3"; }
+restore_borg_path() {
+  local cand="$1" rel="${2#/}" dest="$3" port="$4" archive
   archive="$(bborg "${cand}" list --last 1 --short "$(repo_of "${cand}")")"
   mkdir -p "${dest}"
   (cd "${dest}" && bborg "${cand}" extract --strip-components "$(awk -F/ '{print NF}' <<<"${rel}")" \
@@ -697,6 +750,52 @@ phase_growth() {
   done
 }
 
+# Raw disk and the pull, per rawReuse mode: three nights of raw base backups with the churn before
+# nights 2 and 3; bytes on the backup disk after night 1 and after night 3 (du counts a hard-linked
+# file once). A pull mirrors the artifacts tree after each night, as the dev pull does (rsync -a
+# --delete; --no-whole-file as over ssh), with -H (hard links kept), and as the dev pull's default
+# pullBasis previous does it (basis): the bytes rsync sends for night 2.
+phase_raw() {
+  local cand night flags pull
+  log "raw disk and pull: three nights per rawReuse mode"
+  for cand in "${RAW[@]}"; do
+    fresh_artifacts
+    rm -rf "${WORK}"/pull-*
+    for night in 1 2 3; do
+      if (( night > 1 )); then
+        measure "raw${night}" churn 1 total -- bash "${STEP_SCRIPT}" __call do_churn
+        sleep 1
+      fi
+      measure "raw${night}" "${cand}" 1 backup -- bash "${STEP_SCRIPT}" __call do_gen_backup "${cand}"
+      record "raw${night}" "${cand}" 1 bytes:raw "$(bytes_of "${ART}/basebackups")"
+      (( night <= 2 )) || continue
+      for flags in -a -aH basis; do
+        pull="${WORK}/pull${flags}"
+        record "raw${night}" "${cand}" 1 "bytes:pull${flags}" "$(pull_sent "${flags}" "${pull}")"
+      done
+    done
+  done
+  rm -rf "${WORK}"/pull-*
+}
+# pull_sent FLAGS DEST: mirrors the artifacts tree into DEST with rsync FLAGS; prints the bytes sent.
+# FLAGS "basis" is the dev pull's pullBasis previous: each new backup first made in DEST as hard
+# links of the newest older backup of its service there, then rsync -a --fuzzy --delete-delay.
+pull_sent() {
+  local name prev
+  local -a flags=("$1")
+  mkdir -p "$2/basebackups"
+  if [[ "$1" == basis ]]; then
+    flags=(-a --fuzzy --delete-delay)
+    while IFS= read -r name; do
+      [[ ! -e "$2/basebackups/${name}" ]] || continue
+      prev="$(find "$2/basebackups" -mindepth 1 -maxdepth 1 -type d -name "${name%%_basebackup_*}_basebackup_*" -printf '%f\n' \
+        | sort | awk -v n="${name}" '$0 < n' | tail -n 1)"
+      [[ -z "${prev}" ]] || cp -al -- "$2/basebackups/${prev}" "$2/basebackups/${name}"
+    done < <(find "${ART}/basebackups" -mindepth 1 -maxdepth 1 -type d -name '*_basebackup_*' -printf '%f\n' | sort)
+  fi
+  rsync "${flags[@]}" --delete --no-whole-file --stats "${ART}/" "$2/" | sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' | tr -d ,
+}
+
 phase_restore() {
   local run="$1" cand dest="${RESTORE_DIR}/data" cands spec jobs
   cands=("${RESTORE[@]}")
@@ -705,6 +804,7 @@ phase_restore() {
     case "${cand}" in
       raw) measure restore raw "${run}" total -- bash "${STEP_SCRIPT}" __call do_restore_raw "${dest}" "${RESTORE_PORT}" ;;
       pgbackrest) measure restore pgbackrest "${run}" total -- bash "${STEP_SCRIPT}" __call do_restore_pgbr "${dest}" "${RESTORE_PORT}" ;;
+      stage:*) measure restore "${cand}" "${run}" total -- bash "${STEP_SCRIPT}" __call do_restore_stage "${cand#stage:}" "${dest}" "${RESTORE_PORT}" ;;
       script:*)
         IFS=: read -r _ spec jobs <<<"${cand}"
         measure restore "${cand}" "${run}" total -- \
@@ -766,6 +866,13 @@ cleanup() {
 main() {
   parse_args "$@"
   cd "${ROOT}"
+  if [[ "${PROFILE}" == both ]]; then
+    # One profile after the other, each a whole run of its own (clusters, work dir, report).
+    local rc=0
+    bash "${SELF}" "$@" --profile uniform || rc=$?
+    bash "${SELF}" "$@" --profile cold || rc=$?
+    return "${rc}"
+  fi
   if [[ "${EUID}" -ne 0 ]]; then
     die "run as root (the generated scripts, pg_ctl as postgres and mount --bind need it)"
   fi
@@ -779,7 +886,8 @@ main() {
   BENCH_PORT_BASE="${PORT_BASE}"
   BENCH_RESTORE_PORT="${RESTORE_PORT}"
   BENCH_ROOT="${ROOT}"
-  export WORK PG_BIN PG_VERSION BENCH_CLUSTERS BENCH_CHURN_TX BENCH_PORT_BASE BENCH_RESTORE_PORT BENCH_ROOT
+  BENCH_PROFILE="${PROFILE}"
+  export WORK PG_BIN PG_VERSION BENCH_CLUSTERS BENCH_CHURN_TX BENCH_PORT_BASE BENCH_RESTORE_PORT BENCH_ROOT BENCH_PROFILE
   set_paths
   # Steps run from a copy: editing the checkout during a run changes nothing in it.
   STEP_SCRIPT="${WORK}/run.sh"
@@ -789,12 +897,13 @@ main() {
   trap 'exit 130' INT TERM
   : >"${RESULTS}"
   : >"${META}"
-  log "mode ${MODE}: ${CLUSTERS} clusters x pgbench -i -s ${SCALE}, ${RUNS} run(s), work dir ${WORK}"
+  log "mode ${MODE}, profile ${PROFILE}: ${CLUSTERS} clusters at scale ${SCALE}, ${RUNS} run(s), work dir ${WORK}"
   setup
   write_pgpass
   gen_all
 
   meta mode "${MODE}"
+  meta profile "${PROFILE}"
   meta clusters "${CLUSTERS}"
   meta scale "${SCALE}"
   meta runs "${RUNS}"
@@ -806,9 +915,11 @@ main() {
   meta versions "PostgreSQL ${PG_VERSION}, $(borg --version), pgBackRest $(pgbackrest version | awk '{print $2}'), node $(node --version)"
   meta defaults "parallelJobs $(script_const gen-default PARALLEL_JOBS pg_backup_all.sh), compression $(script_const gen-default COMPRESSION borg_pg_artifacts.sh), chunkerParams $(script_const gen-default CHUNKER_PARAMS borg_pg_artifacts.sh)"
 
-  phase_nightly
-  phase_growth
-  phase_build
+  if [[ ",${ONLY}," == *,nightly,* ]]; then phase_nightly; fi
+  if [[ ",${ONLY}," == *,growth,* ]]; then phase_growth; fi
+  if [[ ",${ONLY}," == *,raw,* ]]; then phase_raw; fi
+  # The build does not depend on the data: measured with the first profile only.
+  if [[ ",${ONLY}," == *,build,* && "${PROFILE}" == uniform ]]; then phase_build; fi
   meta elapsed "$((SECONDS - started))"
   node "${WORK}/report.mjs" "${RESULTS}" "${META}"
 }
@@ -821,7 +932,11 @@ write_pgpass() {
 if [[ "${1:-}" == __call ]]; then
   CLUSTERS="${BENCH_CLUSTERS}"
   CHURN_TX="${BENCH_CHURN_TX}"
+  PROFILE="${BENCH_PROFILE}"
   set_paths
+  # A private TMPDIR: pg_backup_all.sh removes the run dirs of its server name it finds there (a
+  # killed run's), and another bench on the same machine uses the same server names.
+  export TMPDIR="${WORK}/tmp"
   fn="$2"
   shift 2
   "${fn}" "$@"

@@ -33,6 +33,17 @@ describe('defaults are the runbook values', () => {
     expect(s.borg).toMatchObject({ encryption: 'repokey', compression: 'lz4', chunkerParams: 'fixed,8192', passphraseFile: '/etc/borg/pg-borg.env' });
     expect(s.replication).toEqual({ user: 'repl_backup', passwordFile: '/etc/pg_backup/repl_password', allowedSubnet: '172.19.0.0/16' });
     expect(s.retention).toEqual({ rawDays: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 });
+    expect(s.rawReuse).toBe('link');
+    expect(s.borg).toMatchObject({ filesCache: 'mtime,size,inode', stablePath: true });
+  });
+
+  it('accepts rawReuse copy, the ctime files cache and no stable path', () => {
+    const cfg = minimalConfig();
+    cfg.servers[0].rawReuse = 'copy';
+    cfg.servers[0].borg = { filesCache: 'ctime,size,inode', stablePath: false };
+    expect(problems(cfg)).toEqual([]);
+    const s = parse(cfg).servers[0];
+    expect([s.rawReuse, s.borg.filesCache, s.borg.stablePath]).toEqual(['copy', 'ctime,size,inode', false]);
   });
 
   it('keeps services host-tooled and unknown to docker unless told (image, dataVolume, tools)', () => {
@@ -63,6 +74,14 @@ describe('defaults are the runbook values', () => {
     expect(d.pgBinRoot).toBe('/usr/lib/postgresql');
     expect(d.walSchedule).toBe('*:0/5');
     expect(d.packageManager).toBe('apt');
+    expect(d.pullBasis).toBe('previous');
+  });
+
+  it('accepts a pull without a basis (pullBasis none)', () => {
+    const cfg = minimalConfig();
+    cfg.devs[0].pullBasis = 'none';
+    expect(problems(cfg)).toEqual([]);
+    expect(parse(cfg).devs[0].pullBasis).toBe('none');
   });
 
   it('accepts a remote Borg repository and no external drive', () => {
@@ -120,6 +139,9 @@ export const cases: [string, (c: any) => void, string[]][] = [
   ['a dev retention that keeps no backup', (c) => { c.devs[0].retention = { keepBackups: 0 }; }, [
     'test.yaml:13:20 devs[0].retention.keepBackups: expected a value >= 1, found number 0',
   ]],
+  ['a pull basis that is neither previous nor none', (c) => { c.devs[0].pullBasis = 'fuzzy'; }, [
+    'test.yaml:12:16 devs[0].pullBasis: expected one of "previous", "none", found "fuzzy"',
+  ]],
   ['a negative pull cap', (c) => { c.devs[0].maxPullBytes = -1; }, [
     'test.yaml:12:19 devs[0].maxPullBytes: expected a value >= 0, found number -1',
   ]],
@@ -131,6 +153,15 @@ export const cases: [string, (c: any) => void, string[]][] = [
   ]],
   ['a WAL schedule that is no OnCalendar expression', (c) => { c.devs[0].walSchedule = 'every 5 min; reboot'; }, [
     'test.yaml:12:18 devs[0].walSchedule: expected a systemd OnCalendar expression like "02:00" or "daily", found "every 5 min; reboot"',
+  ]],
+  ['a rawReuse that is neither link nor copy', (c) => { c.servers[0].rawReuse = 'reflink'; }, [
+    'test.yaml:8:15 servers[0].rawReuse: expected one of "link", "copy", found "reflink"',
+  ]],
+  ['a files cache mode Borg has but that would read every shared file again', (c) => { c.servers[0].borg = { filesCache: 'disabled' }; }, [
+    'test.yaml:9:19 servers[0].borg.filesCache: expected one of "mtime,size,inode", "ctime,size,inode", found "disabled"',
+  ]],
+  ['a stablePath that is not a boolean', (c) => { c.servers[0].borg = { stablePath: 'yes' }; }, [
+    'test.yaml:9:19 servers[0].borg.stablePath: expected boolean, found "yes"',
   ]],
   ['a secret value in the config', (c) => { c.servers[0].replication = { password: 'hunter2' }; }, [
     "test.yaml:9:7 servers[0].replication.password: expected a known key, found unknown key \"password\"",

@@ -49,16 +49,9 @@ setup_file() {
   [[ "${DEVCOPY}" == "${PGB_T}/dev/upload/${PGB_SERVER_NAME}/"?*/ ]] || { printf 'DEVCOPY in the README: %s\n' "${DEVCOPY}" >&2; return 1; }
   export DEVCOPY
 
-  # The dev machine's key, served the generated daemon config as root (what sudo gives it on a
-  # server); its pre-transfer check is the generated script, from where the build put it.
-  mkdir -p "${PGB_T}/dev" "${PGB_T}/sshd"
+  mkdir -p "${PGB_T}/dev"
   ssh-keygen -q -t ed25519 -N '' -C "${DEV}" -f "${PGB_T}/dev/key"
-  local conf="${PGB_T}/sshd/rsyncd.conf"
-  sed "s|^pre-xfer exec = .*|pre-xfer exec = ${PGB_SBIN}/pgb_pull_links.sh|" \
-    "${PGB_T}/out/${PGB_SERVER_NAME}/root/etc/pgb-gen/rsyncd-${PGB_SERVER_NAME}.conf" >"${conf}"
-  printf 'restrict,command="/usr/bin/rsync --server --daemon --config=%s ." %s\n' "${conf}" "$(cat "${PGB_T}/dev/key.pub")" \
-    >"${PGB_T}/sshd/authorized_keys"
-  pgb_sshd_start "${PGB_T}/sshd" "${SSH_PORT}" root "${PGB_T}/sshd/authorized_keys" "${PGB_T}/dev/known_hosts"
+  pgb_pull_sshd_start "${PGB_T}/dev/key" "${SSH_PORT}" "${PGB_T}/dev/known_hosts"
 
   pgb_nightly night "" all
   [[ "${PGB_BACKUP_RC}" == 0 && "${PGB_BORG_RC}" == 0 ]] || {

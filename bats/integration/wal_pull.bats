@@ -15,24 +15,15 @@ setup_file() {
   pgb_require_root
   export PGB_SERVICES="svc:55851" PGB_WAL=true PGB_WAL_SEGSIZE=16 PGB_SSH_PORT="${PORT}" PGB_SSH_USER=root
   export DEV=devbox
-  export PGB_DEVS_YAML="devs:
-  - name: ${DEV}
-    pullFrom: [itest]
-    address: 127.0.0.1
-    localBase: @PGB_T@/dev/upload
-    sshKey: @PGB_T@/dev/key
-    knownHosts: @PGB_T@/dev/known_hosts
-    lockFile: @PGB_T@/dev/pull.lock"
+  PGB_DEVS_YAML="$(pgb_dev_devs_yaml "${DEV}" itest)"
+  export PGB_DEVS_YAML
   pgb_server_setup
-  export KEY="${PGB_T}/dev/key" KNOWN_HOSTS="${PGB_T}/dev/known_hosts" DEV_BASE="${PGB_T}/dev/upload"
-  mkdir -p "${PGB_T}/dev" "${PGB_T}/sshd"
-  ssh-keygen -q -t ed25519 -N '' -C "${DEV}" -f "${KEY}"
+  pgb_pull_daemon_start "${PORT}"
   export STORE="${DEV_BASE}/itest/postgres"
   export PULL="${PGB_T}/out/${DEV}/root/usr/local/sbin/pull-server-backups.sh"
   export DEV_RESTORE="${PGB_T}/out/${DEV}/root/usr/local/sbin/pgb-restore.sh"
   export PORT_SVC=55851
 
-  pgb_pull_sshd_start "${KEY}" "${PORT}" "${KNOWN_HOSTS}"
   pgb_receiver_start svc
 }
 

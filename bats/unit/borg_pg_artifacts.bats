@@ -121,7 +121,8 @@ ext_calls() {
     run bash -c 'grep -E -- " ${1}(::| *$)" "$2" | cut -d" " -f1' _ "${repo}" "${STUB_LOG}/borg.log"
     assert_equal "$(printf '%s ' "${lines[@]}")" "create prune compact "
   done
-  run stub_count borg "^create --stats --lock-wait 30 --compression zstd,3 --chunker-params fixed,8192 --exclude ${ARTIFACTS}/basebackups/\.tmp_\* ${PRIMARY_REPO}::${ARCHIVE_PREFIX}[0-9T:-]+Z ${ARTIFACTS} ${CONFIG_ARTIFACTS}$"
+  # No stage yet (pg_backup_all.sh makes it): the artifacts and settings only.
+  run stub_count borg "^create --stats --lock-wait 30 --compression zstd,3 --chunker-params fixed,8192 --files-cache mtime,size,inode --exclude ${ARTIFACTS}/basebackups/\.tmp_\* ${PRIMARY_REPO}::${ARCHIVE_PREFIX}[0-9T:-]+Z ${ARTIFACTS} ${CONFIG_ARTIFACTS}$"
   assert_output 1
   run stub_count borg "^prune --list --lock-wait 30 --glob-archives ${ARCHIVE_PREFIX}\* --keep-daily 7 --keep-weekly 4 --keep-monthly 6 ${EXT_REPO}$"
   assert_output 1
@@ -438,4 +439,12 @@ ext_calls() {
   assert_failure 1
   assert_output --partial "no BORG_PASSPHRASE= line in ${PASS_FILE}"
   assert_equal "$(stub_count borg)" 0
+}
+
+@test "borg.stablePath: the stage pg_backup_all.sh made is archived first, before the artifacts" {
+  mkdir -p "${BACKUP_MOUNT}/.pgb-borg-stage/svc_a"
+  run bash "${BORG_SCRIPT}" primary
+  assert_success
+  run stub_count borg "^create .* --files-cache mtime,size,inode .*${PRIMARY_REPO}::${ARCHIVE_PREFIX}[0-9T:-]+Z ${BACKUP_MOUNT}/\.pgb-borg-stage ${ARTIFACTS} ${CONFIG_ARTIFACTS}$"
+  assert_output 1
 }

@@ -25,11 +25,12 @@ make_pg_stubs() {
   for v in "$@"; do
     # shellcheck disable=SC2016
     make_stub "${PG_BIN_ROOT}/${v}/bin/pg_basebackup" '
-dest="" port=""
+dest="" port="" algorithm=CRC32C
 while (( $# )); do
   case "$1" in
     -D) dest="$2"; shift ;;
     -p) port="$2"; shift ;;
+    --manifest-checksums=*) algorithm="${1#*=}" ;;
   esac
   shift
 done
@@ -46,7 +47,20 @@ fi
 mkdir -p "${dest}"
 printf "START WAL LOCATION: 0/10000028 (file %s)\nCHECKPOINT LOCATION: 0/10000060\n" "${STUB_START_SEG:-000000010000000000000010}" >"${dest}/backup_label"
 printf "%s\n" "'"${v}"'" >"${dest}/PG_VERSION"
-printf "{}\n" >"${dest}/backup_manifest"' "pg_basebackup-${v}"
+if [[ -n "${STUB_DATA:-}" ]]; then
+  # The files of STUB_DATA (FILE<TAB>CHECKSUM<TAB>CONTENT lines) and a manifest in PostgreSQL'"'"'s
+  # layout, its checksums of the length of the algorithm asked for (the given hex, 0-padded).
+  printf "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n" >"${dest}/backup_manifest"
+  while IFS=$'"'"'\t'"'"' read -r file sum content; do
+    mkdir -p "$(dirname "${dest}/${file}")"
+    printf "%s" "${content}" >"${dest}/${file}"
+    printf "{ \"Path\": \"%s\", \"Size\": %s, \"Last-Modified\": \"2026-12-01 02:00:00 GMT\", \"Checksum-Algorithm\": \"%s\", \"Checksum\": \"%s\" },\n" \
+      "${file}" "$(stat -c %s "${dest}/${file}")" "${algorithm}" "$(printf "%0$([[ ${algorithm} == SHA256 ]] && echo 64 || echo 8)s" "${sum}" | tr " " 0)" >>"${dest}/backup_manifest"
+  done <"${STUB_DATA}"
+  printf "],\n\"Manifest-Checksum\": \"%s\"}\n" "$(date +%s%N)" >>"${dest}/backup_manifest"
+else
+  printf "{}\n" >"${dest}/backup_manifest"
+fi' "pg_basebackup-${v}"
     # shellcheck disable=SC2016
     make_stub "${PG_BIN_ROOT}/${v}/bin/pg_verifybackup" 'exit "${STUB_VERIFY_RC:-0}"' "pg_verifybackup-${v}"
   done
@@ -102,7 +116,7 @@ old_backup() {
   # Version-matched binaries, plain format with streamed WAL, into a temp dir first.
   assert_equal "$(stub_count pg_basebackup-15)" 2
   for port in 5433 5434; do
-    run stub_count pg_basebackup-15 "^-h 127\.0\.0\.1 -p ${port} -U ${REPL_USER} -w -D ${BASE_DIR}/\.tmp_svc_[ab]_[0-9T_-]+Z -Fp -X stream -c fast --no-sync$"
+    run stub_count pg_basebackup-15 "^-h 127\.0\.0\.1 -p ${port} -U ${REPL_USER} -w -D ${BASE_DIR}/\.tmp_svc_[ab]_[0-9T_-]+Z -Fp -X stream -c fast --no-sync --manifest-checksums=SHA256$"
     assert_output 1
   done
   # Each temp dir was verified before it was promoted.
@@ -414,4 +428,103 @@ old_backup() {
   run ut_call "${BACKUP_SCRIPT}" backup_start_segment "${BASE_DIR}/${lines[0]}"
   assert_output 0000000100000000000000AB
   assert_equal "$(stub_count pg_basebackup-15)" 0
+}
+
+# raw_night SPEC: one night's pg_backup_all.sh run with the data files of SPEC (FILE:CHECKSUM:CONTENT
+# words), a second later than the night before (backup names carry the UTC second).
+raw_night() {
+  local spec file sum content
+  for spec in "$@"; do
+    IFS=: read -r file sum content <<<"${spec}"
+    printf '%s\t%s\t%s\n' "${file}" "${sum}" "${content}"
+  done >"${UT_ROOT}/stub-data"
+  sleep 1
+  STUB_DATA="${UT_ROOT}/stub-data" run bash "${BACKUP_SCRIPT}"
+  assert_success
+}
+inode_of() { stat -c %i "$1"; }
+
+@test "rawReuse link (default): unchanged files (same path, size and SHA-256 in both manifests) are hard links to the previous backup; changed or new files are copies" {
+  UT_SERVICES="svc_a:5433:15" ut_build
+  raw_night base/1/100:aaaa:cold base/1/200:bbbb:hot base/1/300:cccc:same-sum global/1262:dddd:catalog
+  raw_night base/1/100:aaaa:cold base/1/200:bbb2:HOT base/1/300:cccc:same-sum-longer global/1262:dddd:catalog base/1/400:eeee:new
+  assert_output --partial "[svc_a] 2 unchanged file(s) (0 MiB) hard-linked to svc_a_basebackup_"
+  # The manifests carry SHA-256 checksums: an equal one is what lets a file be shared unread.
+  assert_equal "$(stub_count pg_basebackup-15 -- '--manifest-checksums=SHA256')" 2
+  run promoted svc_a
+  assert_equal "${#lines[@]}" 2
+  local old="${BASE_DIR}/${lines[0]}" new="${BASE_DIR}/${lines[1]}"
+  # Same path, size and checksum: one file under both names.
+  assert_equal "$(inode_of "${new}/base/1/100")" "$(inode_of "${old}/base/1/100")"
+  assert_equal "$(inode_of "${new}/global/1262")" "$(inode_of "${old}/global/1262")"
+  # Changed checksum; the same checksum at another size; new: own copies.
+  assert_not_equal "$(inode_of "${new}/base/1/200")" "$(inode_of "${old}/base/1/200")"
+  assert_not_equal "$(inode_of "${new}/base/1/300")" "$(inode_of "${old}/base/1/300")"
+  assert_equal "$(cat "${new}/base/1/300")" same-sum-longer
+  assert_equal "$(cat "${old}/base/1/300")" same-sum
+  assert_equal "$(cat "${new}/base/1/200")" HOT
+  assert_equal "$(cat "${old}/base/1/200")" hot
+  # The manifests and labels always differ and stay apart.
+  assert_not_equal "$(inode_of "${new}/backup_manifest")" "$(inode_of "${old}/backup_manifest")"
+  assert_not_equal "$(inode_of "${new}/backup_label")" "$(inode_of "${old}/backup_label")"
+  # Verified before the links (pg_verifybackup ran once per night), nothing left in temp dirs.
+  assert_equal "$(stub_count pg_verifybackup-15)" 2
+  run find "${BASE_DIR}" -mindepth 1 -maxdepth 1 -name '.tmp_*'
+  assert_output ''
+
+  # A third night links to the second (whose unchanged files are the first's): one inode, three
+  # names, and a fourth in the Borg stage of the newest backup.
+  raw_night base/1/100:aaaa:cold base/1/200:bbb3:HOT3 base/1/300:cccc:same-sum-longer global/1262:dddd:catalog base/1/400:eeee:new
+  run promoted svc_a
+  assert_equal "$(stat -c %h "${BASE_DIR}/${lines[2]}/base/1/100")" 4
+  assert_equal "$(inode_of "${BASE_DIR}/${lines[2]}/base/1/300")" "$(inode_of "${new}/base/1/300")"
+  # Deleting the oldest (retention) leaves the others whole.
+  rm -rf -- "${old}"
+  assert_equal "$(cat "${new}/base/1/100")" cold
+  assert_equal "$(cat "${BASE_DIR}/${lines[2]}/base/1/100")" cold
+  assert_equal "$(stat -c %h "${new}/base/1/100")" 3
+}
+
+@test "rawReuse copy: CRC32C manifests, every backup keeps its own copies" {
+  UT_SERVICES="svc_a:5433:15" UT_RAW_REUSE=copy ut_build
+  raw_night base/1/100:aaaa:cold
+  raw_night base/1/100:aaaa:cold
+  refute_output --partial 'hard-linked'
+  assert_equal "$(stub_count pg_basebackup-15 -- '--manifest-checksums=CRC32C')" 2
+  run promoted svc_a
+  assert_not_equal "$(inode_of "${BASE_DIR}/${lines[1]}/base/1/100")" "$(inode_of "${BASE_DIR}/${lines[0]}/base/1/100")"
+  assert_equal "$(stat -c %h "${BASE_DIR}/${lines[0]}/base/1/100")" 1
+}
+
+@test "rawReuse link after copy: a previous backup with CRC32C checksums shares nothing (a CRC is no identity)" {
+  UT_SERVICES="svc_a:5433:15" UT_RAW_REUSE=copy ut_build
+  raw_night base/1/100:aaaa:cold
+  UT_SERVICES="svc_a:5433:15" ut_build
+  raw_night base/1/100:aaaa:cold
+  assert_output --partial "[svc_a] 0 unchanged file(s) (0 MiB) hard-linked to svc_a_basebackup_"
+  assert_output --partial "all 1 base backup(s) verified and promoted"
+  run promoted svc_a
+  assert_equal "${#lines[@]}" 2
+  assert_not_equal "$(inode_of "${BASE_DIR}/${lines[1]}/base/1/100")" "$(inode_of "${BASE_DIR}/${lines[0]}/base/1/100")"
+  # The next night shares with the SHA-256 backup.
+  raw_night base/1/100:aaaa:cold
+  run promoted svc_a
+  assert_equal "$(inode_of "${BASE_DIR}/${lines[2]}/base/1/100")" "$(inode_of "${BASE_DIR}/${lines[1]}/base/1/100")"
+}
+
+@test "borg.stablePath: the stage holds hard links of each service's newest backup, rebuilt whole every night" {
+  local stage="${BACKUP_MOUNT}/.pgb-borg-stage"
+  mkdir -p "${stage}/gone_service"
+  raw_night base/1/100:aaaa:cold
+  raw_night base/1/100:aaaa:cold2
+  local name newest
+  for name in svc_a svc_b; do
+    newest="$(promoted "${name}" | tail -n 1)"
+    assert_equal "$(stat -c %i "${stage}/${name}/base/1/100")" "$(stat -c %i "${BASE_DIR}/${newest}/base/1/100")"
+    assert_equal "$(stat -c %i "${stage}/${name}/backup_manifest")" "$(stat -c %i "${BASE_DIR}/${newest}/backup_manifest")"
+    assert_equal "$(cat "${stage}/${name}/base/1/100")" cold2
+  done
+  assert [ ! -e "${stage}/gone_service" ]
+  assert [ ! -e "${stage}.next" ]
+  assert_equal "$(stat -c %a "${stage}")" 700
 }

@@ -44,7 +44,7 @@ fi'
 
 # rsync stub: USER@HOST::MODULE/PATH is served from REMOTE/HOST/MODULE/PATH after the -e ssh
 # command succeeded; any other form of source is an error (the server has only the daemon).
-# --list-only of a missing path fails as rsync does (rc 23); hosts in RSYNC_FAIL_HOSTS fail the
+# --list-only lists with the real rsync, of a missing path it fails as rsync does (rc 23); hosts in RSYNC_FAIL_HOSTS fail the
 # copy itself (rc 23) after the listing worked.
 make_rsync_stub() {
   local real
@@ -82,8 +82,7 @@ if (( list )); then
     printf "rsync: [sender] link_stat \"%s\" failed: No such file or directory (2)\n" "${rel}" >&2
     exit 23
   fi
-  printf "%s\n" "${rel}"
-  exit 0
+  exec '"$(printf '%q' "${real}")"' --list-only "${opts[@]}" "${remote}"
 fi
 if [[ " ${RSYNC_FAIL_HOSTS:-} " == *" ${host} "* && " ${opts[*]} " != *" --dry-run "* ]]; then
   # What a transfer killed by a full disk leaves: a partial file and a temp file.
@@ -541,4 +540,75 @@ BB_A=svc_a_basebackup_2024-01-01T02_00_00Z
   assert_failure 1
   assert_output --partial "known_hosts missing or empty: ${KNOWN_HOSTS}"
   assert_equal "$(stub_count rsync)" 0
+}
+
+# next_night_backup: the server's svc_a backup of the night after BB_A, as rawReuse link writes it:
+# the cold file is BB_A's (one inode, its mtime), base/1/16384 and backup_label are new.
+BB_A2=svc_a_basebackup_2024-01-02T02_00_00Z
+next_night_backup() {
+  local art="${REMOTE}/alpha.example/artifacts/basebackups"
+  mkdir -p "${art}/${BB_A2}/base/1"
+  ln -- "${art}/${BB_A}/base/1/20000" "${art}/${BB_A2}/base/1/20000"
+  printf 'svc_a night 2, changed\n' >"${art}/${BB_A2}/base/1/16384"
+  printf 'START WAL LOCATION: 0/4000028 (file 000000010000000000000004)\n' >"${art}/${BB_A2}/backup_label"
+  (cd "${art}/${BB_A2}" && sha256sum base/1/16384 base/1/20000 backup_label >backup_manifest)
+}
+# cold_file: a file of BB_A that stays unchanged the night after.
+cold_file() {
+  local dir="${REMOTE}/alpha.example/artifacts/basebackups/${BB_A}"
+  head -c 65536 /dev/urandom >"${dir}/base/1/20000"
+  (cd "${dir}" && sha256sum base/1/16384 base/1/20000 backup_label >backup_manifest)
+}
+
+@test "pullBasis previous (default): a new backup starts in the mirror as links of the service's previous one; only what changed arrives, the older copies untouched" {
+  cold_file
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  local before
+  before="$(ut_tree "$(STORE_A)/basebackups/${BB_A}")"
+  next_night_backup
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  assert_output --partial "[alpha] verified and kept: ${BB_A2}"
+  local pulled="${output}" received
+  # The basis was asked for by one listing of the server's basebackups/ (after the sentinel).
+  assert_equal "$(stub_count rsync "^--list-only --no-human-readable .* jared@alpha\.example::artifacts/basebackups/$")" 1
+  # The kept copy is the server's backup; its unchanged file is the previous one's (one inode),
+  # the changed file a new one; the previous backup is as it was.
+  run diff -r "${REMOTE}/alpha.example/artifacts/basebackups/${BB_A2}" "$(STORE_A)/basebackups/${BB_A2}"
+  assert_success
+  assert [ "$(STORE_A)/basebackups/${BB_A2}/base/1/20000" -ef "$(STORE_A)/basebackups/${BB_A}/base/1/20000" ]
+  assert [ ! "$(STORE_A)/basebackups/${BB_A2}/base/1/16384" -ef "$(STORE_A)/basebackups/${BB_A}/base/1/16384" ]
+  assert_equal "$(ut_tree "$(STORE_A)/basebackups/${BB_A}")" "${before}"
+  # Only the changed files were counted for the cap (the cold file's 64 KiB were not).
+  received="$(sed -n 's/.*\[alpha\] receiving \([0-9]*\) bytes from jared@alpha\.example::artifacts\/$/\1/p' <<<"${pulled}")"
+  assert_regex "${received}" '^[0-9]+$'
+  (( received < 65536 ))
+}
+
+@test "pullBasis previous: a server listing backups of unknown services or odd names seeds nothing for them; a seed the server does not have is deleted from the mirror" {
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  local art="${REMOTE}/alpha.example/artifacts/basebackups"
+  mkdir -p "${art}/svc_x_basebackup_2024-01-02T02_00_00Z" "${art}/${BB_A}.odd"
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  assert [ ! -e "$(MIRROR_A)/basebackups/svc_x_basebackup_2024-01-02T02_00_00Z/base" ]
+  assert [ ! -e "$(MIRROR_A)/basebackups/${BB_A}.odd/base" ]
+  assert_output --partial "ignoring basebackups/svc_x_basebackup_2024-01-02T02_00_00Z"
+}
+
+@test "pullBasis none: a new backup arrives whole, sharing nothing with the previous one" {
+  UT_DEV_PULL_BASIS=none ut_build
+  cold_file
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  next_night_backup
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  assert_output --partial "[alpha] verified and kept: ${BB_A2}"
+  assert_equal "$(stub_count rsync "^--list-only --no-human-readable")" 0
+  assert [ ! "$(STORE_A)/basebackups/${BB_A2}/base/1/20000" -ef "$(STORE_A)/basebackups/${BB_A}/base/1/20000" ]
+  run diff -r "${REMOTE}/alpha.example/artifacts/basebackups/${BB_A2}" "$(STORE_A)/basebackups/${BB_A2}"
+  assert_success
 }

@@ -184,6 +184,10 @@ const server = z.strictObject({
       .describe('lz4 (Borg\'s own default, the runbook\'s): with fixed,8192 it keeps day-1 time at the runbook\'s (npm run bench)'),
     chunkerParams: z.string().regex(CHUNKER_RE, 'Borg chunker params like "fixed,8192" or "default"').default('fixed,8192')
       .describe('fixed,8192 matches PostgreSQL pages: day-2 growth 0.26x pgBackRest incremental vs 0.99x for default (npm run bench)'),
+    filesCache: z.enum(['mtime,size,inode', 'ctime,size,inode']).default('mtime,size,inode')
+      .describe('borg create --files-cache: what tells Borg a file is unchanged. A hard link (rawReuse link, stablePath) changes a file\'s ctime, never its mtime, and no backup file is modified after it is written, so mtime is safe here and skips the files the nights share (npm run bench)'),
+    stablePath: z.boolean().default(true)
+      .describe('pg_backup_all.sh hard-links the newest base backup of each service into <backupMount>/.pgb-borg-stage/<service>, archived first: Borg\'s files cache is keyed by path and a new backup has a new name each night; with rawReuse link its unchanged files are then not read again (npm run bench)'),
     passphraseFile: absPath.default('/etc/borg/pg-borg.env').describe('Root-only file with BORG_PASSPHRASE=...'),
     lockWait: z.number().int().min(0).max(86400).default(600),
     checkSchedule: onCalendar.default('Sun 04:30')
@@ -203,6 +207,8 @@ const server = z.strictObject({
     keepMonthly: z.number().int().min(0).default(6),
   }).prefault({}),
   parallelJobs: z.number().int().min(1).max(64).default(3).describe('Base backups run at once (they wait on the network and disk: 3 beat 1 and 2 on 2 cores, npm run bench)'),
+  rawReuse: z.enum(['link', 'copy']).default('link')
+    .describe('link: a new raw base backup hard-links the files it shares with the previous one (same path, size and SHA-256 in both backup manifests: nothing is read again; the manifests then carry SHA-256 instead of CRC32C), so the rawDays nights kept cost little more than one (npm run bench); copy: every backup holds its own copies'),
   restoreJobs: restoreJobs,
   fstab: z.array(fstabEntry).default([])
     .describe('One line per disk: the backup disk and the external drive (validate warns when one is missing, --strict refuses)'),
@@ -228,6 +234,8 @@ const dev = z.strictObject({
   packageManager: z.enum(['apt', 'pacman']).default('apt')
     .describe('How the dev README installs rsync, ssh and PostgreSQL: apt (Debian/Ubuntu, binaries in /usr/lib/postgresql/<version>/bin) or pacman (Arch, binaries in /usr/bin: pgBinRoot then holds a <version>/bin link to it)'),
   restoreJobs: restoreJobs,
+  pullBasis: z.enum(['previous', 'none']).default('previous')
+    .describe('previous: each new base backup starts in the pull\'s mirror as hard links of the same service\'s previous one, so rsync sends only the files that changed, each as a delta (npm run bench); none: a new backup crosses the wire whole'),
   maxPullBytes: z.number().int().min(0).default(214748364800)
     .describe('Refuse to pull more than this from one server in one run (bytes to receive, counted by a dry run first; default 200 GiB)'),
   reserveBytes: z.number().int().min(0).default(1073741824)

@@ -2,7 +2,7 @@
 // Pure: no clock, environment, locale or hostname.
 import { posix } from 'node:path';
 import type { Config, DevConfig, ServerConfig } from '../config/schema.js';
-import { archivePrefix, borgHandPrefix, defaultLockFile, DRILL_SCHEDULE, receiverLock, slotName } from './names.js';
+import { archivePrefix, borgHandPrefix, borgStageDir, defaultLockFile, DRILL_SCHEDULE, receiverLock, slotName } from './names.js';
 import { periodHours } from './schedule.js';
 
 export interface ServiceModel {
@@ -58,6 +58,8 @@ export interface ServerModel extends Omit<ServerConfig, 'services' | 'monitoring
   artifactsRel: string;
   configArtifactsRel: string;
   archivePrefix: string;
+  /** The stable stage of the newest base backups for Borg (borg.stablePath); empty when off. */
+  borgStageDir: string;
   /** Every Borg repository of the server: the primary, then the external drive's if any. */
   borgRepos: string[];
   /** PostgreSQL major versions of the services with tools: host, ascending, once each (client packages to install). */
@@ -173,6 +175,7 @@ export function buildModel(cfg: Config): Model {
       artifactsRel: posix.relative(localRoot, s.paths.artifacts),
       configArtifactsRel: posix.relative(localRoot, s.paths.configArtifacts),
       archivePrefix: archivePrefix(s.name),
+      borgStageDir: s.borg.stablePath ? borgStageDir(s.paths.backupMount) : '',
       borgRepos: [s.repos.primary, ...(s.repos.external ? [s.repos.external.path] : [])],
       pgVersions: [...new Set(s.services.filter((v) => v.tools === 'host').map((v) => v.pgVersion))].sort((a, b) => a - b),
       usesDocker: s.services.some((v) => v.image !== undefined),

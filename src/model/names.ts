@@ -101,6 +101,8 @@ export const slotName = (service: string) => `pgb_${service.replace(/-/g, '_')}`
 /** The file that proves the artifacts tree is the mounted disk and not the bare mount point. */
 export const SENTINEL = '.pgb-sentinel';
 export const basebackupDir = 'basebackups';
+/** Where pg_backup_all.sh hard-links each service's newest base backup for Borg (borg.stablePath). */
+export const borgStageDir = (backupMount: string) => `${backupMount === '/' ? '' : backupMount}/.pgb-borg-stage`;
 export const walDir = 'wal';
 /** Below a dev machine's localBase: the pull's mirror of each server's artifacts module (the
  * server may change or empty it at will); verified backups and WAL are hard-linked out of it. */

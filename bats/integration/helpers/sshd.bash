@@ -46,3 +46,28 @@ pgb_sshd_stop() {
     fi
   done < <(tac "${PGB_T}/.started")
 }
+
+# pgb_dev_devs_yaml DEV SERVER: the devs: section (PGB_DEVS_YAML) of a dev machine DEV pulling
+# from SERVER, its files under the scratch root's dev/.
+pgb_dev_devs_yaml() {
+  printf '%s\n' "devs:
+  - name: $1
+    pullFrom: [$2]
+    address: 127.0.0.1
+    localBase: @PGB_T@/dev/upload
+    sshKey: @PGB_T@/dev/key
+    knownHosts: @PGB_T@/dev/known_hosts
+    lockFile: @PGB_T@/dev/pull.lock"
+}
+
+# pgb_pull_daemon_start PORT: after pgb_server_setup with pgb_dev_devs_yaml's dev: the dev's pull
+# key, and a real sshd on PORT whose forced command runs the GENERATED rsync daemon config as root
+# (what sudo gives it on a server), its pre-transfer check the generated script from the build.
+# Exports KEY, KNOWN_HOSTS and DEV_BASE.
+pgb_pull_daemon_start() {
+  local port="$1"
+  export KEY="${PGB_T}/dev/key" KNOWN_HOSTS="${PGB_T}/dev/known_hosts" DEV_BASE="${PGB_T}/dev/upload"
+  mkdir -p "${PGB_T}/dev"
+  ssh-keygen -q -t ed25519 -N '' -C dev -f "${KEY}"
+  pgb_pull_sshd_start "${KEY}" "${port}" "${KNOWN_HOSTS}"
+}

@@ -21,6 +21,8 @@ readonly EXTERNAL_RESERVE_BYTES='629145600'
 readonly ARCHIVE_PREFIX='main-server-pg-artifacts-'
 readonly COMPRESSION='zstd,3'
 readonly CHUNKER_PARAMS='fixed,8192'
+readonly FILES_CACHE='mtime,size,inode'
+readonly BORG_STAGE_DIR='/mnt/backup/.pgb-borg-stage'
 readonly LOCK_WAIT='600'
 readonly KEEP_DAILY='7'
 readonly KEEP_WEEKLY='4'
@@ -292,11 +294,16 @@ require_repo() {
 create_archive() {
   local repo="$1" archive="$2"
   local -a sources=("${ARTIFACTS_DIR}")
+  # The stable stage first (pg_backup_all.sh makes it): its files are the ones Borg reads or
+  # finds in its files cache; their names under ARTIFACTS_DIR are stored as links to them.
+  if [[ -n "${BORG_STAGE_DIR}" && -d "${BORG_STAGE_DIR}" ]]; then
+    sources=("${BORG_STAGE_DIR}" "${sources[@]}")
+  fi
   if [[ -d "${CONFIG_DIR}" ]]; then
     sources+=("${CONFIG_DIR}")
   fi
   borg_run "created ${repo}::${archive}" create --stats --lock-wait "${LOCK_WAIT}" \
-    --compression "${COMPRESSION}" --chunker-params "${CHUNKER_PARAMS}" \
+    --compression "${COMPRESSION}" --chunker-params "${CHUNKER_PARAMS}" --files-cache "${FILES_CACHE}" \
     --exclude "${ARTIFACTS_DIR}/basebackups/.tmp_*" \
     "${repo}::${archive}" "${sources[@]}"
 }

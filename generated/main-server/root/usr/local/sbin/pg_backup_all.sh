@@ -20,6 +20,10 @@ readonly REPL_USER='repl_backup'
 readonly REPL_PASS_FILE='/etc/pg_backup/repl_password'
 readonly KEEP_RAW_DAYS='3'
 readonly PARALLEL_JOBS='3'
+readonly RAW_REUSE='link'
+# SHA-256 with rawReuse link: an equal path, size and SHA-256 is what lets a file be shared.
+readonly MANIFEST_CHECKSUMS='SHA256'
+readonly BORG_STAGE_DIR='/mnt/backup/.pgb-borg-stage'
 readonly SERVICE_NAMES=('service_a' 'service_b')
 readonly SERVICE_HOSTS=('127.0.0.1' '127.0.0.1')
 readonly SERVICE_PORTS=('5433' '5434')
@@ -301,6 +305,80 @@ backup_epoch() {
   date -u -d "${stamp//_/:}" +%s 2>/dev/null
 }
 
+# ---- raw reuse: unchanged files shared with the previous raw backup (rawReuse) --------------
+# With rawReuse link every base backup's manifest carries SHA-256 checksums: a file of the new,
+# verified backup whose relative path, size and SHA-256 both backup_manifests agree on becomes a
+# hard link to the previous backup's (Barman's reuse_backup = link), without reading either
+# file again: the nights kept on the disk share every unchanged file. Only the new, unpromoted
+# dir is written; a file of an older backup is never touched, and no file in the store changes
+# after its backup is promoted (restores copy out of it). Deleting any one backup leaves the
+# others whole: each name of a hard link is the whole file.
+
+# "PATH<TAB>SIZE<TAB>SHA256" of every non-empty file of a backup_manifest whose path is plain
+# (letters, digits, . _ / -) and whose checksum is SHA-256; PostgreSQL writes one file per line.
+manifest_files() {
+  sed -n -E 's/^\{ "Path": "([A-Za-z0-9._/-]+)", "Size": ([1-9][0-9]*), .*"Checksum-Algorithm": "SHA256", "Checksum": "([0-9a-f]{64})".*$/\1\t\2\t\3/p' "$1"
+}
+
+# reusable_files PREV NEW: "PATH<TAB>SIZE" of the files NEW may share with PREV: the same path,
+# size and SHA-256 in both manifests.
+reusable_files() {
+  {
+    manifest_files "$1/backup_manifest" | sed 's/^/P\t/'
+    manifest_files "$2/backup_manifest" | sed 's/^/N\t/'
+  } | awk -F'\t' '
+    $1 == "P" { prev[$2] = $3 "\t" $4; next }
+    $1 == "N" && ($2 in prev) && prev[$2] == ($3 "\t" $4) { print $2 "\t" $3 }'
+}
+
+# link_unchanged NAME NEW: hard-links the unchanged files of NEW (a verified, unpromoted backup)
+# to the newest promoted backup of NAME. Whatever goes wrong leaves copies: ln -f replaces a file
+# by one rename.
+link_unchanged() {
+  local name="$1" new="$2" prev rel size dir files=0 bytes=0
+  local -A by_dir=()
+  [[ "${RAW_REUSE}" == link ]] || return 0
+  prev="$(list_backups "${name}" | tail -n 1)"
+  [[ -n "${prev}" && -f "${BASE_DIR}/${prev}/backup_manifest" && -f "${new}/backup_manifest" ]] || return 0
+  while IFS=$'\t' read -r rel size; do
+    [[ -f "${BASE_DIR}/${prev}/${rel}" && ! -L "${BASE_DIR}/${prev}/${rel}" ]] || continue
+    dir="."
+    [[ "${rel}" != */* ]] || dir="${rel%/*}"
+    by_dir["${dir}"]+="${BASE_DIR}/${prev}/${rel}"$'\n'
+    files=$((files + 1))
+    bytes=$((bytes + size))
+  done < <(reusable_files "${BASE_DIR}/${prev}" "${new}")
+  for dir in "${!by_dir[@]}"; do
+    if ! printf '%s' "${by_dir[${dir}]}" | xargs -r -d '\n' ln -f -t "${new}/${dir}" --; then
+      log_warn "[${name}] could not hard-link the unchanged files of ${dir} to ${prev}; they stay copies"
+    fi
+  done
+  log_info "[${name}] ${files} unchanged file(s) ($((bytes / 1048576)) MiB) hard-linked to ${prev}"
+}
+# ---- the stable stage for Borg (borg.stablePath) ----------------------------------------------
+# Borg's files cache knows a file by its path (then inode, size, mtime), and a base backup has a
+# new name every night, so Borg would read every byte of it again. BORG_STAGE_DIR/<service> gives
+# the newest backup of each service a path that stays: hard links of its files (nothing copied),
+# archived first, so every other name of those files in the archive is stored as a link to it.
+# With rawReuse link an unchanged file keeps its inode from night to night and is not read again.
+# Rebuilt whole each night (a service no longer configured drops out); a stage that cannot be
+# made (another filesystem) is only a warning: Borg then reads the new backups as before.
+stage_newest() {
+  local name newest next="${BORG_STAGE_DIR}.next"
+  [[ -n "${BORG_STAGE_DIR}" ]] || return 0
+  rm -rf -- "${next}"
+  mkdir -m 700 -- "${next}"
+  for name in "${SERVICE_NAMES[@]}"; do
+    newest="$(list_backups "${name}" | tail -n 1)"
+    [[ -n "${newest}" ]] || continue
+    if ! cp -al -- "${BASE_DIR}/${newest}" "${next}/${name}"; then
+      log_warn "[${name}] could not hard-link ${newest} into ${next}; Borg reads it in full"
+      rm -rf -- "${next:?}/${name}"
+    fi
+  done
+  rm -rf -- "${BORG_STAGE_DIR}"
+  mv -T -- "${next}" "${BORG_STAGE_DIR}"
+}
 
 # Why a service's base backup failed: pgb_basebackup_last_exit_status{service}.
 readonly RC_BASEBACKUP=1 RC_VERIFY=2 RC_PROMOTE=3 RC_NO_CLIENT=4 RC_NOT_RUN=5
@@ -381,12 +459,16 @@ backup_one() {
   # pg_basebackup's fsync of every file, and measured faster (npm run bench).
   if ! PGPASSFILE="${RUN_DIR}/pgpass" pg_tool "${i}" pg_basebackup \
       -h "${host}" -p "${port}" -U "${REPL_USER}" -w \
-      -D "${tmp_dir}" -Fp -X stream -c fast --no-sync 2>>"${err}"; then
+      -D "${tmp_dir}" -Fp -X stream -c fast --no-sync \
+      --manifest-checksums="${MANIFEST_CHECKSUMS}" 2>>"${err}"; then
     failure="pg_basebackup failed; nothing promoted"
     rc="${RC_BASEBACKUP}"
   elif ! pg_tool "${i}" pg_verifybackup -q "${tmp_dir}" 2>>"${err}"; then
     failure="pg_verifybackup failed; left for inspection until the next run: ${tmp_dir}"
     rc="${RC_VERIFY}"
+  elif ! link_unchanged "${name}" "${tmp_dir}" 2>>"${err}"; then
+    failure="could not share unchanged files with the previous backup; nothing promoted"
+    rc="${RC_PROMOTE}"
   elif ! sync -f "${tmp_dir}" 2>>"${err}"; then
     failure="could not flush ${tmp_dir} to disk; nothing promoted"
     rc="${RC_PROMOTE}"
@@ -527,7 +609,7 @@ main() {
   JOB_START="$(date -u +%s)"
   trap on_exit EXIT
   require_root
-  require_commands findmnt flock find sort date mv rsync sed du
+  require_commands findmnt flock find sort date mv rsync sed du awk xargs ln
   if ! require_mounted "${BACKUP_MOUNT}"; then
     die "${BACKUP_MOUNT} is not a mounted filesystem; refusing to write to the root disk"
   fi
@@ -544,6 +626,7 @@ main() {
   local failed=0 config_failed=0
   backup_all || failed=$?
   prune_raw
+  stage_newest
   prune_wal
   snapshot_config || config_failed=1
 

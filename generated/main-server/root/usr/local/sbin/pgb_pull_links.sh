@@ -9,13 +9,16 @@ export LC_ALL=C
 # RSYNC_MODULE_NAME. chroot stops "..", absolute paths and symlinks, but not a hard link: one planted
 # in a served tree to a root-only file elsewhere on the same disk (the Borg repository's key, a
 # secret) would be sent as a regular file. Hard links between files of the tree (raw backups that
-# share unchanged files) are fine. Any other one makes this exit 1, and the daemon then refuses the
+# share unchanged files) are fine, and so are links of the artifacts' files in the Borg stage
+# (borg.stablePath: the newest backups hard-linked by pg_backup_all.sh into a root-only dir beside
+# the tree, never served). Any other one makes this exit 1, and the daemon then refuses the
 # transfer and shows the client what is printed here.
 
 readonly ARTIFACTS_MODULE='artifacts'
 readonly ARTIFACTS='/mnt/backup/postgres'
 readonly CONFIG_MODULE='config'
 readonly CONFIG_ARTIFACTS='/mnt/backup/config'
+readonly BORG_STAGE_DIR='/mnt/backup/.pgb-borg-stage'
 
 # ---- logging: UTC timestamps, one line per step -------------------------------
 ts() { date -u +'%Y-%m-%dT%H:%M:%SZ'; }
@@ -79,11 +82,12 @@ module_path() {
   esac
 }
 
-# Prints each file below ROOT with more links than it has inside ROOT (one line, its path quoted).
-# A link count that falls while we look (a prune removing a backup that shared the file) is read
-# again at the end, so only links still outside count.
+# Prints each file below ROOT with more links than it has inside ROOT and the dirs ALSO (one line,
+# its path quoted). A link count that falls while we look (a prune removing a backup that shared
+# the file) is read again at the end, so only links still outside count.
 outside_links() {
-  local root="$1" rec inode links path
+  local root="$1" rec inode links path also
+  shift
   local -A seen=() nlink=() first=()
   # "INODE LINKS PATH", NUL-ended; split by hand, as a path may hold spaces at either end.
   while IFS= read -r -d '' rec; do
@@ -95,6 +99,12 @@ outside_links() {
     nlink[${inode}]="${links}"
     [[ -n "${first[${inode}]:-}" ]] || first[${inode}]="${path}"
   done < <(find "${root}" -xdev ! -type d -links +1 -printf '%i %n %P\0')
+  for also in "$@"; do
+    [[ -d "${also}" && ! -L "${also}" ]] || continue
+    while IFS= read -r -d '' inode; do
+      [[ -z "${seen[${inode}]:-}" ]] || seen[${inode}]=$(( seen[${inode}] + 1 ))
+    done < <(find "${also}" -xdev ! -type d -links +1 -printf '%i\0')
+  done
   for inode in "${!seen[@]}"; do
     (( seen[${inode}] < nlink[${inode}] )) || continue
     links="$(stat -c '%h' -- "${root}/${first[${inode}]}" 2>/dev/null)" || continue
@@ -106,6 +116,7 @@ outside_links() {
 
 main() {
   local module="${RSYNC_MODULE_NAME:-}" root found
+  local -a also=()
   require_root
   if ! root="$(module_path "${module}")"; then
     printf 'pgb: no such module: %q\n' "${module}"
@@ -113,7 +124,11 @@ main() {
   fi
   # A module whose tree does not exist (yet) has nothing to leak; the daemon reports it itself.
   [[ -d "${root}" ]] || exit 0
-  found="$(outside_links "${root}")"
+  # The Borg stage's links are of the artifacts' own files (and would be of nothing else).
+  if [[ "${module}" == "${ARTIFACTS_MODULE}" && -n "${BORG_STAGE_DIR}" ]]; then
+    also=("${BORG_STAGE_DIR}")
+  fi
+  found="$(outside_links "${root}" "${also[@]}")"
   if [[ -n "${found}" ]]; then
     printf 'pgb: refused: %s holds hard links to files outside it (only links between backup files may exist there):\n%s\n' \
       "${root}" "${found}"

@@ -37,6 +37,10 @@ readonly PG_BIN_ROOT='/usr/lib/postgresql'
 # A pull of one server that would receive more than this, or leave less than RESERVE_BYTES free
 # on LOCAL_BASE, is refused before it writes.
 readonly MAX_PULL_BYTES='214748364800'
+readonly PULL_BASIS='previous'
+# With a basis, a file new in its directory (the WAL segment inside a new base backup) takes the
+# most similar file there as its basis (--fuzzy), which --delete-delay keeps until the end.
+readonly PULL_BASIS_OPTS=('--fuzzy' '--delete-delay')
 readonly RESERVE_BYTES='1073741824'
 # Our own retention: the newest KEEP_BACKUPS backups of each service, and every one pulled in the
 # last KEEP_DAYS days, stay whatever the server deleted; WAL from the oldest kept one on.
@@ -398,6 +402,51 @@ pull_tree() {
   log_info "[${name}] received $(wire_bytes "${RUN_DIR}/rsync.out") bytes over the wire (the dry run before it: $(wire_bytes "${RUN_DIR}/dry-run.out"))"
 }
 
+# ---- the basis of a new base backup (pullBasis previous) ----------------------------------
+# A new backup has a new name, so rsync would find no basis file and send every byte of it. The
+# newest backup of each service that the server has and the mirror has not starts as hard links
+# of the service's newest backup in the mirror: rsync then skips what is unchanged (same size and
+# mtime, as the server's rawReuse link keeps them) and sends the rest as deltas against it. rsync
+# writes a changed file anew (temp file and rename), so no file the links share is changed;
+# --delete removes what the server does not have, and a backup is kept only once pg_verifybackup
+# accepts the result. One per service and run: a server listing many names costs nothing more.
+seed_new_backups() {
+  local i="$1" port="$2" source="$3" base="$4/${BASEBACKUP_SUBDIR}" name v prev
+  local -A newest=()
+  [[ "${PULL_BASIS}" == previous && -d "${base}" && ! -L "${base}" ]] || return 0
+  if ! rsync --list-only --no-human-readable -e "$(ssh_command "${port}")" \
+      "${source}${ARTIFACTS_MODULE}/${BASEBACKUP_SUBDIR}/" >"${RUN_DIR}/list.out" 2>"${RUN_DIR}/list.err"; then
+    log_lines_from "${RUN_DIR}/list.err"
+    return 0
+  fi
+  while IFS= read -r name; do
+    v="$(service_of_backup "${i}" "${name}")" || continue
+    if [[ -z "${newest[${v}]:-}" || "${name}" > "${newest[${v}]}" ]]; then
+      newest["${v}"]="${name}"
+    fi
+  done < <(sed -n -E 's/^d[^ ]* +[0-9]+ [0-9/]+ [0-9:]+ (.+)$/\1/p' "${RUN_DIR}/list.out")
+  for v in "${!newest[@]}"; do
+    name="${newest[${v}]}"
+    [[ ! -e "${base}/${name}" ]] || continue
+    prev="$(mirror_backup_before "${base}" "${SERVICE_NAMES[v]}" "${name}")"
+    [[ -n "${prev}" ]] || continue
+    if ! cp -al --no-preserve=ownership -- "${base}/${prev}" "${base}/${name}"; then
+      rm -rf -- "${base:?}/${name}"
+      log_warn "[${SERVER_NAMES[i]}] could not start ${name} from ${prev}; it is pulled whole"
+    fi
+  done
+}
+
+# The newest base backup of service SVC in the mirror's dir BASE that sorts before NAME.
+mirror_backup_before() {
+  local base="$1" svc="$2" name="$3" candidate prev=""
+  while IFS= read -r -d '' candidate; do
+    [[ "${candidate}" =~ ^${svc}_basebackup_${STAMP_RE}$ && -d "${base}/${candidate}" && "${candidate}" < "${name}" ]] || continue
+    prev="${candidate}"
+  done < <(list_names "${base}" | sort -z)
+  printf '%s\n' "${prev}"
+}
+
 # ---- promotion: what counts here is verified, hard-linked out of the mirror, never changed ----
 # The index of the service of server I whose base backup NAME is, exactly as the server writes it.
 service_of_backup() {
@@ -647,8 +696,9 @@ pull_server() {
     log_err "[${name}] no ${SENTINEL_NAME} on the server (backup disk unmounted, or server unreachable); NOT pulling, local copy left untouched"
     return 1
   fi
+  seed_new_backups "${i}" "${port}" "${source}" "${mirror}"
   # --delete only ever applies to the mirror: the store keeps its own hard links.
-  if ! pull_tree "${name}" "${port}" "${source}${ARTIFACTS_MODULE}/" "${mirror}" --delete "${ARTIFACTS_LINK_OPTS[@]}"; then
+  if ! pull_tree "${name}" "${port}" "${source}${ARTIFACTS_MODULE}/" "${mirror}" "${PULL_BASIS_OPTS[@]}" --delete "${ARTIFACTS_LINK_OPTS[@]}"; then
     log_err "[${name}] pulling ${ARTIFACTS_MODULE} failed; the backups kept here are untouched"
     return 1
   fi
