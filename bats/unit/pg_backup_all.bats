@@ -235,17 +235,26 @@ old_backup() {
   assert_equal "$(stub_count pg_basebackup-15)" 2
 }
 
-@test "the private run dir a killed run left behind (with its pgpass) is removed by the next run" {
+@test "the private run dir a killed run left behind (with its pgpass) is removed by the next run; a live process's is kept" {
   local tmp="${BATS_TEST_TMPDIR}/tmp"
-  mkdir -p "${tmp}/pgb-backup-alpha.KILLED01" "${tmp}/pgb-backup-beta.OTHER001"
-  printf '*:*:*:repl:secret\n' >"${tmp}/pgb-backup-alpha.KILLED01/pgpass"
+  local dead
+  # A pid that is gone: a process that has ended.
+  bash -c 'exit 0' &
+  dead="$!"
+  wait "${dead}"
+  mkdir -p "${tmp}/pgb-backup-alpha.KILLED01" "${tmp}/pgb-backup-alpha.${dead}.KILLED02" \
+    "${tmp}/pgb-backup-alpha.$$.LIVE0001" "${tmp}/pgb-backup-beta.OTHER001"
+  printf '*:*:*:repl:secret\n' >"${tmp}/pgb-backup-alpha.${dead}.KILLED02/pgpass"
   TMPDIR="${tmp}" run bash "${BACKUP_SCRIPT}"
   assert_success
   assert [ ! -e "${tmp}/pgb-backup-alpha.KILLED01" ]
+  assert [ ! -e "${tmp}/pgb-backup-alpha.${dead}.KILLED02" ]
+  # A live process's run dir (another config's run of the same server name) is kept.
+  assert [ -d "${tmp}/pgb-backup-alpha.$$.LIVE0001" ]
   # Another server's run dir is not this run's business.
   assert [ -d "${tmp}/pgb-backup-beta.OTHER001" ]
   # This run removed its own dir too.
-  run find "${tmp}" -maxdepth 1 -name 'pgb-backup-alpha.*'
+  run find "${tmp}" -maxdepth 1 -name 'pgb-backup-alpha.*' -not -name "pgb-backup-alpha.$$.*"
   assert_output ''
 }
 

@@ -418,14 +418,20 @@ on_exit() {
   exit "${rc}"
 }
 
-# A private dir for this run (it holds the pgpass). A run killed with SIGKILL cannot remove
-# its own; under the lock no other run is alive, so the next run removes those first.
+# A private dir for this run (it holds the pgpass), named with this run's pid. A run killed with
+# SIGKILL cannot remove its own: the next run removes those whose pid is gone (or that carry
+# none), never the dir of a live process (another config's run of the same server name, a test).
 make_run_dir() {
-  local parent="${TMPDIR:-/tmp}" stale
+  local parent="${TMPDIR:-/tmp}" stale pid
   while IFS= read -r stale; do
+    pid="${stale##*/pgb-backup-"${SERVER_NAME}".}"
+    pid="${pid%%.*}"
+    if [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null; then
+      continue
+    fi
     rm -rf -- "${stale}"
   done < <(find "${parent}" -maxdepth 1 -type d -name "pgb-backup-${SERVER_NAME}.*" -user root -print)
-  RUN_DIR="$(mktemp -d "${parent}/pgb-backup-${SERVER_NAME}.XXXXXXXX")"
+  RUN_DIR="$(mktemp -d "${parent}/pgb-backup-${SERVER_NAME}.$$.XXXXXXXX")"
 }
 
 # Temp dirs of runs that died (power loss, SIGKILL) never hold a promoted backup: remove them.
