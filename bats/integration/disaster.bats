@@ -30,7 +30,7 @@ setup_file() {
   }
   # What every night's archive holds: the reference of chapters 2 and 3.
   while read -r name; do
-    all_digests "${name}_pg" >"${PGB_T}/digest.${name}"
+    docker_tables_digest "${name}_pg" "${TABLES}" >"${PGB_T}/digest.${name}"
   done < <(pgb_service_names)
   export PGB_README="${PGB_T}/out/${PGB_SERVER_NAME}/README.md"
   pgb_mark setup: done
@@ -46,13 +46,6 @@ setup() {
   pgb_mark "test: ${BATS_TEST_DESCRIPTION}"
 }
 
-all_digests() {
-  local t
-  for t in ${TABLES}; do
-    printf '%s %s\n' "${t%%:*}" "$(docker_table_digest "$1" "${t%%:*}" "${t##*:}")"
-  done
-}
-
 receiver_log() {
   pgb_tail_file "${PGB_T}/logs/receivewal-dis_a.log"
   pgb_tail_file "${PGB_T}/run/pgb-receivewal-dis_a.log"
@@ -65,7 +58,7 @@ receiver_log() {
   pgb_wait_for "dis_a's slot to be active" 120 receiver_log docker_slot_active dis_a
   docker_psql dis_a_pg -c "INSERT INTO notes (body) SELECT 'today ' || g FROM generate_series(1, 40) g"
   local expected n before
-  expected="$(all_digests dis_a_pg)"
+  expected="$(docker_tables_digest dis_a_pg "${TABLES}")"
   BEFORE="$(docker_utc_now dis_a_pg)"
   export BEFORE
   docker_psql dis_a_pg -c 'DROP TABLE notes' -c 'DELETE FROM pgbench_accounts WHERE aid % 3 = 0'
@@ -77,9 +70,9 @@ receiver_log() {
   pgb_run_logged chapter1 readme_run_installed "${PGB_T}/out/${PGB_SERVER_NAME}" "${PGB_README}" "${CHAPTER_BROKEN}" 1
   [[ "${status}" == 0 ]] || { printf '%s\n' "${output}" >&2; false; }
   assert_output --partial 'recovery finished in dis_a_pg; it was promoted'
-  assert_equal "$(all_digests dis_a_pg)" "${expected}"
+  assert_equal "$(docker_tables_digest dis_a_pg "${TABLES}")" "${expected}"
   # The other service was not touched; the receiver is a new one, streaming again.
-  assert_equal "$(all_digests dis_b_pg)" "$(cat "${PGB_T}/digest.dis_b")"
+  assert_equal "$(docker_tables_digest dis_b_pg "${TABLES}")" "$(cat "${PGB_T}/digest.dis_b")"
   local pid
   pid="$(receiver_pid dis_a)"
   [[ "${pid}" != "${before}" ]]
@@ -100,7 +93,7 @@ receiver_log() {
   pgb_run_logged chapter2 readme_run_installed "${PGB_T}/out/${PGB_SERVER_NAME}" "${PGB_README}" "${CHAPTER_DISK}" 1
   [[ "${status}" == 0 ]] || { printf '%s\n' "${output}" >&2; false; }
   while read -r name; do
-    assert_equal "$(all_digests "${name}_pg")" "$(cat "${PGB_T}/digest.${name}")"
+    assert_equal "$(docker_tables_digest "${name}_pg" "${TABLES}")" "$(cat "${PGB_T}/digest.${name}")"
   done < <(pgb_service_names)
 }
 
@@ -125,7 +118,7 @@ receiver_log() {
   pgb_run_logged chapter3 readme_run_installed "${fresh}/${PGB_SERVER_NAME}" "${fresh}/${PGB_SERVER_NAME}/README.md" "${CHAPTER_GONE}" 1
   [[ "${status}" == 0 ]] || { printf '%s\n' "${output}" >&2; false; }
   while read -r name; do
-    assert_equal "$(all_digests "${name}_pg")" "$(cat "${PGB_T}/digest.${name}")"
+    assert_equal "$(docker_tables_digest "${name}_pg" "${TABLES}")" "$(cat "${PGB_T}/digest.${name}")"
     # The replication role came back with the data.
     assert_equal "$(docker_psql "${name}_pg" -c "SELECT rolreplication FROM pg_roles WHERE rolname = '${PGB_REPL_USER}'")" t
   done < <(pgb_service_names)

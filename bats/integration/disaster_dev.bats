@@ -26,14 +26,8 @@ setup_file() {
   pgb_require_stable_borg_host_id
   export PGB_SERVICES="dd_a:55741 dd_b:55742" PGB_PG_VERSION=15 PGB_DOCKER=yes PGB_TOOLS=host PGB_WAL=true
   export PGB_SSH_PORT="${SSH_PORT}" PGB_SSH_USER=root DEV=devbox
-  export PGB_DEVS_YAML="devs:
-  - name: ${DEV}
-    pullFrom: [itest]
-    address: 127.0.0.1
-    localBase: @PGB_T@/dev/upload
-    sshKey: @PGB_T@/dev/key
-    knownHosts: @PGB_T@/dev/known_hosts
-    lockFile: @PGB_T@/dev/pull.lock"
+  PGB_DEVS_YAML="$(pgb_dev_devs_yaml "${DEV}" itest)"
+  export PGB_DEVS_YAML
   pgb_server_setup
   local name
   for name in $(pgb_service_names); do
@@ -78,13 +72,6 @@ setup() {
   pgb_mark "test: ${BATS_TEST_DESCRIPTION}"
 }
 
-all_digests() {
-  local t
-  for t in ${TABLES}; do
-    printf '%s %s\n' "${t%%:*}" "$(docker_table_digest "$1" "${t%%:*}" "${t##*:}")"
-  done
-}
-
 receiver_log() {
   local name
   for name in $(pgb_service_names); do
@@ -122,7 +109,7 @@ receivers_flushed() {
     pgb_wait_for "receiver ${pid} to stop" 60 receiver_log pgb_pid_gone "${pid}"
   done
   for name in $(pgb_service_names); do
-    all_digests "${name}_pg" >"${PGB_T}/digest.${name}"
+    docker_tables_digest "${name}_pg" "${TABLES}" >"${PGB_T}/digest.${name}"
     grep -q '^notes 325|' "${PGB_T}/digest.${name}"
   done
 
@@ -138,7 +125,7 @@ receivers_flushed() {
   for name in $(pgb_service_names); do
     assert_output --partial "recovery finished in ${name}_pg; it was promoted"
     assert_output --partial "[${name}] the last transaction in the WAL: "
-    assert_equal "$(all_digests "${name}_pg")" "$(cat "${PGB_T}/digest.${name}")"
+    assert_equal "$(docker_tables_digest "${name}_pg" "${TABLES}")" "$(cat "${PGB_T}/digest.${name}")"
   done
 }
 
@@ -162,7 +149,7 @@ receivers_flushed() {
   pgb_run_logged chapter-gone readme_run_installed "${fresh}/${PGB_SERVER_NAME}" "${fresh}/${PGB_SERVER_NAME}/README.md" "${CHAPTER_DEV}" 1
   [[ "${status}" == 0 ]] || { printf '%s\n' "${output}" >&2; false; }
   for name in $(pgb_service_names); do
-    assert_equal "$(all_digests "${name}_pg")" "$(cat "${PGB_T}/digest.${name}")"
+    assert_equal "$(docker_tables_digest "${name}_pg" "${TABLES}")" "$(cat "${PGB_T}/digest.${name}")"
     assert_equal "$(docker_psql "${name}_pg" -c "SELECT rolreplication FROM pg_roles WHERE rolname = '${PGB_REPL_USER}'")" t
   done
 }

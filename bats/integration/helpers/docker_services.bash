@@ -91,3 +91,12 @@ receiver_pid() {
   fi
   printf '%s\n' "${pid}"
 }
+
+# docker_tables_digest CONTAINER "TABLE:ORDER_BY ...": one "TABLE rows|md5" line per table (the
+# disaster suites' row-for-row comparison).
+docker_tables_digest() {
+  local t
+  for t in $2; do
+    printf '%s %s\n' "${t%%:*}" "$(docker_table_digest "$1" "${t%%:*}" "${t##*:}")"
+  done
+}
