@@ -551,6 +551,9 @@ next_night_backup() {
   ln -- "${art}/${BB_A}/base/1/20000" "${art}/${BB_A2}/base/1/20000"
   printf 'svc_a night 2, changed\n' >"${art}/${BB_A2}/base/1/16384"
   printf 'START WAL LOCATION: 0/4000028 (file 000000010000000000000004)\n' >"${art}/${BB_A2}/backup_label"
+  # Written the night after: a day later than BB_A's files (a file of the same size and second
+  # would pass rsync's quick check against its seed; a real night is a day apart).
+  touch -d "@$(( $(stat -c %Y "${art}/${BB_A}/backup_label") + 86400 ))" "${art}/${BB_A2}/base/1/16384" "${art}/${BB_A2}/backup_label"
   (cd "${art}/${BB_A2}" && sha256sum base/1/16384 base/1/20000 backup_label >backup_manifest)
 }
 # cold_file: a file of BB_A that stays unchanged the night after.
