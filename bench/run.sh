@@ -12,7 +12,8 @@
 #      artifacts still on disk, and with pgBackRest;
 #   4. `pgb-gen build` of a 100-service config against a bare `node -e 0`;
 #   5. raw disk: what three nights of raw base backups (with churn) take, rawReuse link against
-#      copy, and the bytes a pull of night 2 sends (rsync -a as the dev pull, and with -H).
+#      copy, and the bytes a pull of night 2 sends (rsync -a as the dev pull did, with -H, with
+#      pullBasis previous, and that with each rsync --compress-choice, with rsync's CPU).
 # Every measure runs for each data profile (--profile): `uniform` is pgbench's tables, churned
 # uniformly; `cold` is mostly a large table written once with an index on it, and pgbench's
 # tables at scale 1 as the hot set the churn writes to (what most services look like).
