@@ -183,6 +183,13 @@ if (rawCands.length) {
       fmtB(pull2(c, '-a')), fx(ratio(pull2(c, '-a'), incr)), fmtB(pull2(c, '-aH')), fx(ratio(pull2(c, '-aH'), incr)),
       fmtB(pull2(c, 'basis')), fx(ratio(pull2(c, 'basis'), incr)),
       fmtT(time('raw1', c)), fmtT(time('raw2', c)), fmtT(time('raw3', c))])));
+  // The pullBasis previous pull of night 2 with rsync --compress: bytes on the wire and rsync's CPU.
+  const pullCpu = (c, f) => stats(of('raw2', c).filter((r) => r.metric === `cpu:pull${f}`).map((r) => r.value / 1000));
+  const variants = [...new Set(of('raw2', 'gen-default').map((r) => r.metric)
+    .filter((m) => m.startsWith('bytes:pullbasis')).map((m) => m.slice('bytes:pull'.length)))];
+  out.push('', 'Night-2 pull with pullBasis previous, per rsync --compress-choice: bytes sent, x pgBR incr, rsync CPU');
+  out.push(table(['candidate', ...variants.flatMap((f) => [f, 'x pgBR incr', 'CPU'])],
+    rawCands.map((c) => [label(c), ...variants.flatMap((f) => [fmtB(pull2(c, f)), fx(ratio(pull2(c, f), incr)), fmtT(pullCpu(c, f))])])));
 }
 
 // targets

@@ -12,7 +12,8 @@
 #      artifacts still on disk, and with pgBackRest;
 #   4. `pgb-gen build` of a 100-service config against a bare `node -e 0`;
 #   5. raw disk: what three nights of raw base backups (with churn) take, rawReuse link against
-#      copy, and the bytes a pull of night 2 sends (rsync -a as the dev pull, and with -H).
+#      copy, and the bytes a pull of night 2 sends (rsync -a as the dev pull did, with -H, with
+#      pullBasis previous, and that with each rsync --compress-choice, with rsync's CPU).
 # Every measure runs for each data profile (--profile): `uniform` is pgbench's tables, churned
 # uniformly; `cold` is mostly a large table written once with an index on it, and pgbench's
 # tables at scale 1 as the hot set the churn writes to (what most services look like).
@@ -89,6 +90,8 @@ GROWTH=(gen-default gen-ctime gen-nostage pgbackrest)
 RESTORE=(gen-default script:gen-default stage:gen-default raw pgbackrest)
 # Raw disk and pull: the rawReuse modes.
 RAW=(gen-copy gen-default)
+# The pull's rsync --compress-choice variants measured beside the uncompressed basis pull.
+PULL_COMPRESS=(zstd lz4 zlibx)
 # --all: the levers measured before (bench/README.md) and not taken.
 readonly NIGHTLY_ALL=(proto-overlap proto-repos proto-repos-after proto-repos-create gen-p1 gen-zstd gen-buzhash gen-enc-repokey gen-enc-blake2)
 readonly GROWTH_ALL=(gen-buzhash gen-nofc gen-enc-repokey gen-enc-blake2 runbook)
@@ -769,23 +772,27 @@ phase_raw() {
       measure "raw${night}" "${cand}" 1 backup -- bash "${STEP_SCRIPT}" __call do_gen_backup "${cand}"
       record "raw${night}" "${cand}" 1 bytes:raw "$(bytes_of "${ART}/basebackups")"
       (( night <= 2 )) || continue
-      for flags in -a -aH basis; do
+      for flags in -a -aH basis "${PULL_COMPRESS[@]/#/basis-}"; do
         pull="${WORK}/pull${flags}"
         record "raw${night}" "${cand}" 1 "bytes:pull${flags}" "$(pull_sent "${flags}" "${pull}")"
+        record "raw${night}" "${cand}" 1 "cpu:pull${flags}" "$(cat "${WORK}/pull.cpu")"
       done
     done
   done
   rm -rf "${WORK}"/pull-*
 }
-# pull_sent FLAGS DEST: mirrors the artifacts tree into DEST with rsync FLAGS; prints the bytes sent.
+# pull_sent FLAGS DEST: mirrors the artifacts tree into DEST with rsync FLAGS; prints the bytes sent
+# (rsync's own count: compressed when compressing) and leaves rsync's CPU ms in ${WORK}/pull.cpu.
 # FLAGS "basis" is the dev pull's pullBasis previous: each new backup first made in DEST as hard
-# links of the newest older backup of its service there, then rsync -a --fuzzy --delete-delay.
+# links of the newest older backup of its service there, then rsync -a --fuzzy --delete-delay;
+# "basis-C" the same with rsync --compress --compress-choice=C (C: zstd, lz4, zlibx...).
 pull_sent() {
-  local name prev
+  local name prev user_s sys_s
   local -a flags=("$1")
   mkdir -p "$2/basebackups"
-  if [[ "$1" == basis ]]; then
+  if [[ "$1" == basis* ]]; then
     flags=(-a --fuzzy --delete-delay)
+    [[ "$1" == basis ]] || flags+=(--compress "--compress-choice=${1#basis-}")
     while IFS= read -r name; do
       [[ ! -e "$2/basebackups/${name}" ]] || continue
       prev="$(find "$2/basebackups" -mindepth 1 -maxdepth 1 -type d -name "${name%%_basebackup_*}_basebackup_*" -printf '%f\n' \
@@ -793,7 +800,10 @@ pull_sent() {
       [[ -z "${prev}" ]] || cp -al -- "$2/basebackups/${prev}" "$2/basebackups/${name}"
     done < <(find "${ART}/basebackups" -mindepth 1 -maxdepth 1 -type d -name '*_basebackup_*' -printf '%f\n' | sort)
   fi
-  rsync "${flags[@]}" --delete --no-whole-file --stats "${ART}/" "$2/" | sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' | tr -d ,
+  /usr/bin/time -f '%U %S' -o "${WORK}/pull.time" rsync "${flags[@]}" --delete --no-whole-file --stats "${ART}/" "$2/" \
+    | sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' | tr -d ,
+  read -r user_s sys_s < <(tail -n 1 "${WORK}/pull.time")
+  printf '%s\n' "$(( 10#${user_s/./} * 10 + 10#${sys_s/./} * 10 ))" >"${WORK}/pull.cpu"
 }
 
 phase_restore() {

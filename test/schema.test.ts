@@ -75,6 +75,16 @@ describe('defaults are the runbook values', () => {
     expect(d.walSchedule).toBe('*:0/5');
     expect(d.packageManager).toBe('apt');
     expect(d.pullBasis).toBe('previous');
+    expect(d.pullCompress).toBe('zstd');
+  });
+
+  it('accepts every pull compression (pullCompress)', () => {
+    for (const choice of ['zstd', 'lz4', 'zlib', 'none']) {
+      const cfg = minimalConfig();
+      cfg.devs[0].pullCompress = choice;
+      expect(problems(cfg)).toEqual([]);
+      expect(parse(cfg).devs[0].pullCompress).toBe(choice);
+    }
   });
 
   it('accepts a pull without a basis (pullBasis none)', () => {
@@ -141,6 +151,9 @@ export const cases: [string, (c: any) => void, string[]][] = [
   ]],
   ['a pull basis that is neither previous nor none', (c) => { c.devs[0].pullBasis = 'fuzzy'; }, [
     'test.yaml:12:16 devs[0].pullBasis: expected one of "previous", "none", found "fuzzy"',
+  ]],
+  ['a pull compression rsync does not name', (c) => { c.devs[0].pullCompress = 'gzip'; }, [
+    'test.yaml:12:19 devs[0].pullCompress: expected one of "zstd", "lz4", "zlib", "none", found "gzip"',
   ]],
   ['a negative pull cap', (c) => { c.devs[0].maxPullBytes = -1; }, [
     'test.yaml:12:19 devs[0].maxPullBytes: expected a value >= 0, found number -1',

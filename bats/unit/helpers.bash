@@ -115,7 +115,7 @@ ut_teardown() {
 # ut_write_config FILE: the test config. Knobs (environment, with defaults):
 #   UT_SERVICES "name:port:pgVersion ..."   UT_RAW_DAYS   UT_PARALLEL   UT_CONFIG_PATHS ("p ...")
 #   UT_EXT_MAX_PRUNE   UT_EXT_RESERVE   UT_EXT_WARN_FREE   UT_RESTORE_JOBS (default: the schema's)
-#   UT_DEV_MAX_PULL   UT_DEV_RESERVE (default 0)   UT_DEV_KEEP ("keepBackups:keepDays")   UT_DEV_PULL_BASIS of the dev
+#   UT_DEV_MAX_PULL   UT_DEV_RESERVE (default 0)   UT_DEV_KEEP ("keepBackups:keepDays")   UT_DEV_PULL_BASIS   UT_DEV_PULL_COMPRESS of the dev
 #   UT_TOOLS_IMAGE (an image: alpha's services are its containers, tools: image)
 #   UT_NOTIFY (non-empty: alpha's monitoring.notify, see below; both hosts' textfiles in the scratch root)
 ut_write_config() {
@@ -187,6 +187,7 @@ ut_write_config() {
     printf '    pgBinRoot: %s\n' "${PG_BIN_ROOT}"
     if [[ -n "${UT_DEV_MAX_PULL:-}" ]]; then printf '    maxPullBytes: %s\n' "${UT_DEV_MAX_PULL}"; fi
     if [[ -n "${UT_DEV_PULL_BASIS:-}" ]]; then printf '    pullBasis: %s\n' "${UT_DEV_PULL_BASIS}"; fi
+    if [[ -n "${UT_DEV_PULL_COMPRESS:-}" ]]; then printf '    pullCompress: %s\n' "${UT_DEV_PULL_COMPRESS}"; fi
     printf '    reserveBytes: %s\n' "${UT_DEV_RESERVE:-0}"
     if [[ -n "${UT_DEV_KEEP:-}" ]]; then printf '    retention: { keepBackups: %s, keepDays: %s }\n' "${UT_DEV_KEEP%:*}" "${UT_DEV_KEEP#*:}"; fi
     # UT_NOTIFY: the dev's textfiles in the scratch root too.
@@ -201,7 +202,7 @@ ut_build() {
   local key out cfg
   key="s=${UT_SERVICES:-}_r=${UT_RAW_DAYS:-}_p=${UT_PARALLEL:-}_c=${UT_CONFIG_PATHS-default}"
   key+="_m=${UT_EXT_MAX_PRUNE:-}_v=${UT_EXT_RESERVE:-}_w=${UT_EXT_WARN_FREE:-}_j=${UT_RESTORE_JOBS:-}_u=${UT_RAW_REUSE:-}"
-  key+="_dm=${UT_DEV_MAX_PULL:-}_dr=${UT_DEV_RESERVE:-}_dk=${UT_DEV_KEEP:-}_db=${UT_DEV_PULL_BASIS:-}"
+  key+="_dm=${UT_DEV_MAX_PULL:-}_dr=${UT_DEV_RESERVE:-}_dk=${UT_DEV_KEEP:-}_db=${UT_DEV_PULL_BASIS:-}_dz=${UT_DEV_PULL_COMPRESS:-}"
   key+="_n=${UT_NOTIFY:-}_ti=${UT_TOOLS_IMAGE:-}"
   out="${UT_ROOT}/builds/${key//[^A-Za-z0-9._=-]/+}"
   if [[ ! -d "${out}" ]]; then

@@ -615,3 +615,28 @@ cold_file() {
   run diff -r "${REMOTE}/alpha.example/artifacts/basebackups/${BB_A2}" "$(STORE_A)/basebackups/${BB_A2}"
   assert_success
 }
+
+@test "pullCompress zstd (default): every transfer of the nightly and the --wal-only pull asks for zstd (the dry runs count whole files); none asks for none" {
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  local transfers
+  transfers="$(stub_count rsync '--partial-dir=')"
+  (( transfers > 0 ))
+  assert_equal "$(stub_count rsync '--compress --compress-choice=zstd .*--partial-dir=')" "${transfers}"
+  assert_equal "$(stub_count rsync '--dry-run.*--compress')" 0
+  run diff -r "${REMOTE}/alpha.example/artifacts/basebackups/${BB_A}" "$(STORE_A)/basebackups/${BB_A}"
+  assert_success
+  rm -f -- "${STUB_LOG}/rsync.log"
+  run bash "${PULL_SCRIPT}" --wal-only
+  assert_success
+  transfers="$(stub_count rsync '--partial-dir=')"
+  (( transfers > 0 ))
+  assert_equal "$(stub_count rsync '--compress --compress-choice=zstd .*--partial-dir=')" "${transfers}"
+
+  UT_DEV_PULL_COMPRESS=none ut_build
+  rm -f -- "${STUB_LOG}/rsync.log"
+  run bash "${PULL_SCRIPT}"
+  assert_success
+  (( $(stub_count rsync '--partial-dir=') > 0 ))
+  assert_equal "$(stub_count rsync '--compress')" 0
+}

@@ -236,6 +236,8 @@ const dev = z.strictObject({
   restoreJobs: restoreJobs,
   pullBasis: z.enum(['previous', 'none']).default('previous')
     .describe('previous: each new base backup starts in the pull\'s mirror as hard links of the same service\'s previous one, so rsync sends only the files that changed, each as a delta (npm run bench); none: a new backup crosses the wire whole'),
+  pullCompress: z.enum(['zstd', 'lz4', 'zlib', 'none']).default('zstd')
+    .describe('How rsync compresses what the pulls receive (--compress-choice; the nightly and the --wal-only pull): zstd (the default, npm run bench: the fewest bytes on the wire), lz4 (less CPU), zlib (for a server whose rsync is older than 3.2), none'),
   maxPullBytes: z.number().int().min(0).default(214748364800)
     .describe('Refuse to pull more than this from one server in one run (bytes to receive, counted by a dry run first; default 200 GiB)'),
   reserveBytes: z.number().int().min(0).default(1073741824)

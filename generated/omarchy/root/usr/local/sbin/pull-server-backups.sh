@@ -41,6 +41,8 @@ readonly PULL_BASIS='previous'
 # With a basis, a file new in its directory (the WAL segment inside a new base backup) takes the
 # most similar file there as its basis (--fuzzy), which --delete-delay keeps until the end.
 readonly PULL_BASIS_OPTS=('--fuzzy' '--delete-delay')
+# pullCompress: what every pull receives crosses the wire compressed by the server's rsync daemon.
+readonly PULL_COMPRESS_OPTS=('--compress' '--compress-choice=zstd')
 readonly RESERVE_BYTES='1073741824'
 # Our own retention: the newest KEEP_BACKUPS backups of each service, and every one pulled in the
 # last KEEP_DAYS days, stay whatever the server deleted; WAL from the oldest kept one on.
@@ -392,7 +394,7 @@ pull_tree() {
   check_room "${name}" "${bytes}" || return 1
   log_info "[${name}] receiving ${bytes} bytes from ${src}"
   # What rsync says (skipped devices and specials, errors) goes into the log with a stamp.
-  if ! rsync "${RSYNC_SAFE_OPTS[@]}" "$@" --stats --partial-dir="${PARTIAL_DIR}" -e "$(ssh_command "${port}")" "${src}" "${dest}/" \
+  if ! rsync "${RSYNC_SAFE_OPTS[@]}" "${PULL_COMPRESS_OPTS[@]}" "$@" --stats --partial-dir="${PARTIAL_DIR}" -e "$(ssh_command "${port}")" "${src}" "${dest}/" \
       >"${RUN_DIR}/rsync.out" 2>&1; then
     rsync_messages "${RUN_DIR}/rsync.out"
     remove_partials "${dest}"
