@@ -408,13 +408,19 @@ restore_a() {
   restore_a --from primary --archive latest --dest "${dest}" --target-time "${TARGET_T}" --verify --port "${PITR_PORT_VERIFY}"
   assert_success
   assert_output --partial "from ${PITR_TMP}/backup/borg::pitr-server-pg-artifacts-"
+  # A target time may need an older backup than the stable stage's: the archive is listed.
+  refute_output --partial "(the stable stage)"
   assert [ -z "$(find "${PITR_TMP}/restore" -maxdepth 1 -name 'borg_t-extract.*')" ]
   run query_restored svc_a "${dest}" "${batches_sql}"
   assert_output "$(first_batches "${PITR_TMP}/source_a.batches" 2)"
 
+  # To the end: the newest backup from the stable stage, without listing the archive (real Borg
+  # applies the jobs' patterns; the copy is checked against its manifest, the WAL by the data).
   dest="${PITR_TMP}/restore/borg_end"
   restore_a --from primary --dest "${dest}" --verify --port "${PITR_PORT_VERIFY}"
   assert_success
+  assert_output --regexp "extracted svc_a_basebackup_[0-9T_-]+Z \(the stable stage\) and the WAL of svc_a from pitr-server-pg-artifacts-[0-9T:-]+Z with [0-9]+ borg extract job"
+  refute_output --partial "listing the archive"
   run query_restored svc_a "${dest}" "${batches_sql}"
   assert_output "$(cat "${PITR_TMP}/source_a.batches")"
 }

@@ -521,7 +521,7 @@ inode_of() { stat -c %i "$1"; }
   assert_equal "$(inode_of "${BASE_DIR}/${lines[2]}/base/1/100")" "$(inode_of "${BASE_DIR}/${lines[1]}/base/1/100")"
 }
 
-@test "borg.stablePath: the stage holds hard links of each service's newest backup, rebuilt whole every night" {
+@test "borg.stablePath: the stage holds hard links of each service's newest backup and its name, rebuilt whole every night" {
   local stage="${BACKUP_MOUNT}/.pgb-borg-stage"
   mkdir -p "${stage}/gone_service"
   raw_night base/1/100:aaaa:cold
@@ -532,6 +532,8 @@ inode_of() { stat -c %i "$1"; }
     assert_equal "$(stat -c %i "${stage}/${name}/base/1/100")" "$(stat -c %i "${BASE_DIR}/${newest}/base/1/100")"
     assert_equal "$(stat -c %i "${stage}/${name}/backup_manifest")" "$(stat -c %i "${BASE_DIR}/${newest}/backup_manifest")"
     assert_equal "$(cat "${stage}/${name}/base/1/100")" cold2
+    # Its name beside it: a restore from Borg extracts the newest backup by these paths.
+    assert_equal "$(cat "${stage}/${name}.name")" "${newest}"
   done
   assert [ ! -e "${stage}/gone_service" ]
   assert [ ! -e "${stage}.next" ]

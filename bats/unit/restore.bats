@@ -33,7 +33,13 @@ make_backup() {
   printf 'data of %s\n' "$2" >"${dir}/base/1/1259"
   truncate -s 1M "${dir}/pg_wal/$3"
   touch -d "$4" "${dir}/pg_wal/$3"
-  printf '{}\n' >"${dir}/backup_manifest"
+  # The manifest lists every file with its size, one per line, as PostgreSQL writes it.
+  {
+    printf '{ "PostgreSQL-Backup-Manifest-Version": 1,\n"Files": [\n'
+    (cd "${dir}" && find . -type f -printf '{ "Path": "%P", "Size": %s, "Last-Modified": "2024-05-01 02:00:00 GMT", "Checksum-Algorithm": "CRC32C", "Checksum": "00000000" },\n' | sort)
+    printf '],\n"Manifest-Checksum": "0"}\n'
+  } >"${dir}.manifest"
+  mv -- "${dir}.manifest" "${dir}/backup_manifest"
   touch -d "$4" "${dir}/backup_manifest"
 }
 
@@ -115,7 +121,7 @@ esac'
 
 # borg: list (archives, or the entries of REPO::ARCHIVE under the paths, from STUB_STATE/archive,
 # as "MTIME<TAB>TYPE<TAB>SIZE<TAB>PATH") and extract (copies from STUB_STATE/archive into the working
-# directory the paths given as arguments, or the `+ pf:PATH` lines of --patterns-from FILE: each
+# directory the paths given as arguments, or what the patterns of --patterns-from FILE select: each
 # extracted file is logged to STUB_STATE/extracted as "FILE<TAB>PATH"). STUB_STATE/borg_rc_CMD makes
 # CMD fail; STUB_STATE/borg_rc_job_N (RC) makes the job with pattern file extract.N.patterns exit RC
 # after extracting, STUB_STATE/borg_sleep_job_N (seconds) makes it wait first. It records the
@@ -171,17 +177,28 @@ case "${cmd}" in
         trap '\''kill "${sleeper}"; exit 143'\'' TERM
         wait "${sleeper}"
       fi
-      while IFS= read -r line; do
-        [[ "${line}" == "+ pf:"* ]] || continue
-        p="${line#+ pf:}"
-        if [[ -d "${root}/${p}" ]]; then
-          mkdir -p "${p}"
-        else
-          mkdir -p "$(dirname "${p}")"
-          cp -a "${root}/${p}" "${p}"
-          printf "%s\t%s\n" "${patterns##*/}" "${p}" >>"${STUB_STATE}/extracted"
-        fi
-      done <"${patterns}"
+      # As Borg does: each entry of the archive is decided by the first pattern that matches it
+      # (+ extracts, - skips); pf: an exact path, re: a regular expression, fm:* everything.
+      mapfile -t pats < <(grep -E "^[+-] (pf|re|fm):" "${patterns}")
+      while IFS= read -r p; do
+        for line in "${pats[@]}"; do
+          sel="${line:2}"
+          expr="${sel#*:}"
+          case "${sel%%:*}" in
+            pf) [[ "${p}" == "${expr}" ]] || continue ;;
+            re) [[ "${p}" =~ ${expr} ]] || continue ;;
+            fm) [[ "${expr}" == "*" ]] || continue ;;
+          esac
+          if [[ "${line:0:1}" == + && -d "${root}/${p}" ]]; then
+            mkdir -p "${p}"
+          elif [[ "${line:0:1}" == + ]]; then
+            mkdir -p "$(dirname "${p}")"
+            cp -a "${root}/${p}" "${p}"
+            printf "%s\t%s\n" "${patterns##*/}" "${p}" >>"${STUB_STATE}/extracted"
+          fi
+          break
+        done
+      done < <(cd "${root}" && find . -mindepth 1 -printf "%P\n" | sort)
       if [[ -f "${STUB_STATE}/borg_rc_job_${job}" ]]; then
         printf "borg extract: simulated error in job %s\n" "${job}" >&2
         exit "$(cat "${STUB_STATE}/borg_rc_job_${job}")"
@@ -238,10 +255,18 @@ teardown() {
 }
 
 # The Borg fixture: the artifacts tree as `borg create` stores it (no leading slash), then the
-# raw tree removed, so only Borg can serve the restore.
+# raw tree removed, so only Borg can serve the restore. With "stage", the archive also holds the
+# stable stage pg_backup_all.sh makes (borg.stablePath): the newest backup and its name; without,
+# it is an archive from before the stage.
 archive_tree() {
+  local stage="${STUB_STATE}/archive/${BACKUP_MOUNT}/.pgb-borg-stage"
   mkdir -p "${STUB_STATE}/archive/${ARTIFACTS%/*}"
   cp -a "${ARTIFACTS}" "${STUB_STATE}/archive/${ARTIFACTS%/*}/"
+  if [[ "${1:-}" == stage ]]; then
+    mkdir -p "${stage}"
+    cp -a "${ARTIFACTS}/basebackups/${BB2}" "${stage}/svc_a"
+    printf '%s\n' "${BB2}" >"${stage}/svc_a.name"
+  fi
   printf '%s\n' "${ARCHIVE_PREFIX}2024-05-01T03:00:00Z" "${ARCHIVE_PREFIX}2024-05-02T03:00:00Z" >"${STUB_STATE}/archives"
   rm -rf -- "${ARTIFACTS:?}/basebackups" "${ARTIFACTS:?}/wal"
 }
@@ -629,6 +654,12 @@ outside_tree() {
   assert [ -z "$(find "${D}/restore" -maxdepth 1 -name 'data-extract.*')" ]
 }
 
+# The files the jobs of the archive's listing extracted (an archive without the stage: the attempt
+# at the stage before it extracts only the WAL).
+listed_extracted() {
+  grep '^extract\.' "${STUB_STATE}/extracted" | cut -f2 | sort
+}
+
 # Every regular file of the chosen base backup and of the service's WAL, as stored in the archive.
 archive_files() {
   local rel="${ARTIFACTS#/}"
@@ -642,14 +673,84 @@ archive_files() {
   assert_success
   assert_output --partial "with 2 borg extract job(s)"
   # Exactly once: the extracted paths, duplicates kept, are the archive's files.
-  assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(archive_files "${BB2}")"
+  assert_equal "$(listed_extracted)" "$(archive_files "${BB2}")"
   # Both jobs got a share of the bytes (eight 1 MiB WAL files and small ones).
-  assert_equal "$(cut -f1 "${STUB_STATE}/extracted" | sort -u | tr '\n' ' ')" "extract.0.patterns extract.1.patterns "
+  assert_equal "$(grep '^extract\.' "${STUB_STATE}/extracted" | cut -f1 | sort -u | tr '\n' ' ')" "extract.0.patterns extract.1.patterns "
   # Only the chosen backup: nothing of the older one.
   refute grep -q "${BB1}" "${STUB_STATE}/extracted"
   assert_equal "$(cat "${DEST}/base/1/1259")" "data of ${BB2}"
   # The WAL from BB2's start segment on: two segments, the .partial, the history file.
   assert_equal "$(find "${DEST}-wal" -type f | wc -l)" 4
+  assert [ -z "$(find "${D}/restore" -maxdepth 1 -name 'data-extract.*')" ]
+}
+
+# Every regular file of the stage's copy of the newest backup, its name and the service's WAL.
+stage_files() {
+  (cd "${STUB_STATE}/archive" && find "${BACKUP_MOUNT#/}/.pgb-borg-stage/svc_a" "${BACKUP_MOUNT#/}/.pgb-borg-stage/svc_a.name" \
+    "${ARTIFACTS#/}/wal/svc_a" -type f | sort)
+}
+
+@test "--from primary with the stable stage: the newest backup without listing the archive, each file once across the jobs" {
+  archive_tree stage
+  local archive="${ARCHIVE_PREFIX}2024-05-02T03:00:00Z"
+  run bash "${RESTORE}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_success
+  assert_output --partial "extracted ${BB2} (the stable stage) and the WAL of svc_a from ${archive} with 2 borg extract job(s)"
+  assert_output --partial "restoring ${BB2} (PostgreSQL 15"
+  assert_equal "$(cat "${DEST}/base/1/1259")" "data of ${BB2}"
+  # One call lists the archives; none lists an archive's contents.
+  run stub_calls borg
+  assert_line --index 0 --partial "--last 1 --short ${PRIMARY_REPO}"
+  refute_line --regexp "^list .*::"
+  assert_equal "$(stub_count borg "^extract --lock-wait 5 ${PRIMARY_REPO}::${archive} --patterns-from .*/stage\.[01]\.patterns$")" 2
+  assert_equal "$(stub_count borg '^extract ')" 2
+  # Each file exactly once, and both jobs had a share.
+  assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(stage_files)"
+  assert_equal "$(cut -f1 "${STUB_STATE}/extracted" | sort -u | tr '\n' ' ')" "stage.0.patterns stage.1.patterns "
+  # The WAL from BB2's start segment on, as from a listing.
+  assert_equal "$(find "${DEST}-wal" -type f | wc -l)" 4
+  assert [ ! -e "${DEST}/svc_a.name" ]
+  assert [ -z "$(find "${D}/restore" -maxdepth 1 -name 'data-extract.*')" ]
+}
+
+@test "the stable stage with restoreJobs 3: three jobs, each file once; with --target-time the archive is listed" {
+  archive_tree stage
+  local script
+  UT_RESTORE_JOBS=3 ut_build
+  script="${BACKUP_SCRIPT%/*}/pgb-restore.sh"
+  run bash "${script}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_success
+  assert_equal "$(stub_count borg 'stage\.[0-2]\.patterns$')" 3
+  assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(stage_files)"
+
+  # A target time may need an older backup than the stage's: the archive is listed, the stage not used.
+  rm -rf -- "${DEST}" "${DEST}-wal" "${STUB_STATE}/extracted" "${STUB_LOG}/borg.log"
+  run bash "${RESTORE}" restore --service svc_a --from primary --dest "${DEST}" --target-time '2024-05-01 14:00:00+02:00'
+  assert_success
+  assert_equal "$(cat "${DEST}/base/1/1259")" "data of ${BB1}"
+  assert_equal "$(stub_count borg 'stage\.[0-9]\.patterns$')" 0
+  assert_equal "$(stub_count borg '^list .*::')" 1
+}
+
+@test "an archive without the stable stage, or with an incomplete one: the archive is listed and the restore goes on" {
+  archive_tree
+  run bash "${RESTORE}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_success
+  assert_output --partial "no stable stage of svc_a in ${ARCHIVE_PREFIX}2024-05-02T03:00:00Z; listing the archive"
+  assert_output --partial "extracting ${BB2} and the WAL of svc_a from ${PRIMARY_REPO}::"
+  assert_equal "$(cat "${DEST}/base/1/1259")" "data of ${BB2}"
+  assert_equal "$(listed_extracted)" "$(archive_files "${BB2}")"
+
+  # The stage lacks a file its manifest lists (or has it at another size).
+  rm -rf -- "${DEST}" "${DEST}-wal" "${STUB_STATE}/extracted" "${STUB_STATE}/archive"
+  mkdir -p "${ARTIFACTS}"
+  cp -a "${UT_ROOT}/fixture/postgres/." "${ARTIFACTS}/"
+  archive_tree stage
+  rm -- "${STUB_STATE}/archive/${BACKUP_MOUNT}/.pgb-borg-stage/svc_a/base/1/1259"
+  run bash "${RESTORE}" restore --service svc_a --from primary --dest "${DEST}"
+  assert_success
+  assert_output --partial "[WARN] [svc_a] the stable stage of ${BB2} in ${ARCHIVE_PREFIX}2024-05-02T03:00:00Z is not complete; listing the archive"
+  assert_equal "$(cat "${DEST}/base/1/1259")" "data of ${BB2}"
   assert [ -z "$(find "${D}/restore" -maxdepth 1 -name 'data-extract.*')" ]
 }
 
@@ -662,9 +763,9 @@ archive_files() {
   run bash "${script}" restore --service svc_a --from primary --dest "${DEST}"
   assert_success
   assert_output --partial "with 1 borg extract job(s)"
-  assert_equal "$(stub_count borg '^extract ')" 1
-  assert_equal "$(cut -f1 "${STUB_STATE}/extracted" | sort -u)" "extract.0.patterns"
-  assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(archive_files "${BB2}")"
+  assert_equal "$(stub_count borg 'extract\.[0-9]\.patterns$')" 1
+  assert_equal "$(grep '^extract\.' "${STUB_STATE}/extracted" | cut -f1 | sort -u)" "extract.0.patterns"
+  assert_equal "$(listed_extracted)" "$(archive_files "${BB2}")"
 
   rm -rf -- "${DEST}" "${DEST}-wal" "${STUB_STATE}/extracted" "${STUB_LOG}/borg.log"
   UT_RESTORE_JOBS=3 ut_build
@@ -672,9 +773,9 @@ archive_files() {
   grep -qx "readonly RESTORE_JOBS='3'" "${script}"
   run bash "${script}" restore --service svc_a --from primary --dest "${DEST}"
   assert_success
-  assert_equal "$(stub_count borg '^extract ')" 3
-  assert_equal "$(cut -f1 "${STUB_STATE}/extracted" | sort -u | wc -l)" 3
-  assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(archive_files "${BB2}")"
+  assert_equal "$(stub_count borg 'extract\.[0-9]\.patterns$')" 3
+  assert_equal "$(grep '^extract\.' "${STUB_STATE}/extracted" | cut -f1 | sort -u | wc -l)" 3
+  assert_equal "$(listed_extracted)" "$(archive_files "${BB2}")"
 }
 
 @test "one extract job failing fails the restore at once: the other is stopped, nothing half-made left" {
@@ -702,7 +803,7 @@ archive_files() {
   assert_success
   refute_output --partial "Failed to create/acquire the lock"
   assert_equal "$(stub_count borg 'extract\.1\.patterns$')" 3
-  assert_equal "$(cut -f2 "${STUB_STATE}/extracted" | sort)" "$(archive_files "${BB2}")"
+  assert_equal "$(listed_extracted)" "$(archive_files "${BB2}")"
 }
 
 @test "an extract job with warnings (rc 1) is logged and the restore goes on" {

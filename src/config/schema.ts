@@ -88,7 +88,7 @@ const service = z.strictObject({
 });
 
 const restoreJobs = z.number().int().min(1).max(64).default(2)
-  .describe('Parallel `borg extract` processes when pgb-restore.sh restores from a Borg archive (npm run bench)');
+  .describe('Parallel `borg extract` processes when pgb-restore.sh restores from a Borg archive (at most 16 when it restores the newest backup from the stable stage; npm run bench)');
 
 const external = z.strictObject({
   mount: absPath.default('/media/usb').describe('Mount point of the external drive'),
@@ -187,7 +187,7 @@ const server = z.strictObject({
     filesCache: z.enum(['mtime,size,inode', 'ctime,size,inode']).default('mtime,size,inode')
       .describe('borg create --files-cache: what tells Borg a file is unchanged. A hard link (rawReuse link, stablePath) changes a file\'s ctime, never its mtime, and no backup file is modified after it is written, so mtime is safe here and skips the files the nights share (npm run bench)'),
     stablePath: z.boolean().default(true)
-      .describe('pg_backup_all.sh hard-links the newest base backup of each service into <backupMount>/.pgb-borg-stage/<service>, archived first: Borg\'s files cache is keyed by path and a new backup has a new name each night; with rawReuse link its unchanged files are then not read again (npm run bench)'),
+      .describe('pg_backup_all.sh hard-links the newest base backup of each service into <backupMount>/.pgb-borg-stage/<service>, archived first: Borg\'s files cache is keyed by path and a new backup has a new name each night; with rawReuse link its unchanged files are then not read again; <service>.name beside it names the backup, so pgb-restore.sh extracts the newest backup from an archive without listing it first (npm run bench)'),
     passphraseFile: absPath.default('/etc/borg/pg-borg.env').describe('Root-only file with BORG_PASSPHRASE=...'),
     lockWait: z.number().int().min(0).max(86400).default(600),
     checkSchedule: onCalendar.default('Sun 04:30')

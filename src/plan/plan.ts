@@ -226,6 +226,9 @@ export interface RestoreSource {
   external?: { mount: string; path: string };
   passphraseFile?: string;
   archivePrefix: string;
+  /** borg.stablePath's stage on the server ('' when off or on a dev machine): the newest base
+   *  backups there are restored from a Borg archive without listing it. */
+  stage: string;
   /** image: the service's container image ('' when not a known container): verification and the
    *  drill run in a throwaway container of it; container and dataVolume: where --into-container
    *  restores ('' on a dev machine, which has no such container). */
@@ -255,6 +258,7 @@ function restoreViewForServer(s: ServerModel) {
       external: s.repos.external ? { mount: s.repos.external.mount, path: s.repos.external.path } : undefined,
       passphraseFile: s.borg.passphraseFile,
       archivePrefix: s.archivePrefix,
+      stage: s.borgStageDir,
       services: restoreServices(s, true),
     }] as RestoreSource[],
   };
@@ -269,6 +273,7 @@ function restoreViewForDev(d: DevModel) {
       server: s.name,
       artifacts: `${d.localBase}/${s.name}/${s.artifactsRel}`,
       archivePrefix: s.archivePrefix,
+      stage: '',
       services: restoreServices(s, false),
     })),
   };

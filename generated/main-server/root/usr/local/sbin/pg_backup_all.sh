@@ -360,6 +360,8 @@ link_unchanged() {
 # new name every night, so Borg would read every byte of it again. BORG_STAGE_DIR/<service> gives
 # the newest backup of each service a path that stays: hard links of its files (nothing copied),
 # archived first, so every other name of those files in the archive is stored as a link to it.
+# <service>.name beside it holds the backup's name: pgb-restore.sh extracts the newest backup from
+# an archive by these two paths, without listing the archive first.
 # With rawReuse link an unchanged file keeps its inode from night to night and is not read again.
 # Rebuilt whole each night (a service no longer configured drops out); a stage that cannot be
 # made (another filesystem) is only a warning: Borg then reads the new backups as before.
@@ -374,6 +376,8 @@ stage_newest() {
     if ! cp -al -- "${BASE_DIR}/${newest}" "${next}/${name}"; then
       log_warn "[${name}] could not hard-link ${newest} into ${next}; Borg reads it in full"
       rm -rf -- "${next:?}/${name}"
+    elif ! printf '%s\n' "${newest}" >"${next}/${name}.name"; then
+      log_warn "[${name}] could not name ${newest} in ${next}; a restore from Borg lists the archive first"
     fi
   done
   rm -rf -- "${BORG_STAGE_DIR}"

@@ -18,6 +18,8 @@ readonly SOURCE_EXTERNAL_MOUNTS=('/media/usb')
 readonly SOURCE_EXTERNAL_REPOS=('/media/usb/borg')
 readonly SOURCE_PASSPHRASE_FILES=('/etc/borg/pg-borg.env')
 readonly SOURCE_ARCHIVE_PREFIXES=('main-server-pg-artifacts-')
+# Where the server stages its newest base backups for Borg (borg.stablePath; "" when off).
+readonly SOURCE_STAGES=('/mnt/backup/.pgb-borg-stage')
 # One entry per service: the index of its server in SOURCE_*, its name and PostgreSQL major version.
 readonly SERVICE_SOURCES=('0' '0')
 readonly SERVICE_NAMES=('service_a' 'service_b')
@@ -840,9 +842,42 @@ extract_job() {
   done
 }
 
+# run_extract_jobs REPO ARCHIVE DIR PATTERNS [DIR PATTERNS ...]: one extraction job per pair, all at
+# once (Borg takes a shared lock: they read the repository side by side). A job failing (rc >= 2)
+# stops the others and fails the restore; warnings (rc 1) are logged.
+run_extract_jobs() {
+  local repo="$1" archive="$2" jobs=$((($# - 2) / 2)) j=0 rc done_pid
+  local -A running=()
+  shift 2
+  while (( $# >= 2 )); do
+    extract_job "$1" "${repo}" "${archive}" "$2" "${2%.patterns}.err" &
+    EXTRACT_PIDS+=("$!")
+    running[$!]="${j}"
+    j=$((j + 1))
+    shift 2
+  done
+  while (( ${#running[@]} )); do
+    rc=0
+    done_pid=""
+    wait -n -p done_pid -- "${!running[@]}" || rc=$?
+    [[ -n "${done_pid}" ]] || die "lost track of the borg extract jobs"
+    j="${running[${done_pid}]}"
+    unset "running[${done_pid}]"
+    EXTRACT_PIDS=("${!running[@]}")
+    case "${rc}" in
+      0) ;;
+      1) log_warn "borg extract job $((j + 1))/${jobs} from ${archive} finished with warnings" ;;
+      *)
+        log_err "borg extract job $((j + 1))/${jobs} from ${repo}::${archive} failed (rc ${rc}); stopping the other jobs"
+        die "borg extract from ${repo}::${archive} failed (rc ${rc})"
+        ;;
+    esac
+  done
+  EXTRACT_PIDS=()
+}
+
 # Extracts the entries of a Borg archive at or below PATHS into a directory, as listed in
-# LISTING (borg_backups' lines), with up to RESTORE_JOBS `borg extract` processes at once (Borg
-# takes a shared lock: they read the repository side by side). The regular files are split into
+# LISTING (borg_backups' lines), with up to RESTORE_JOBS `borg extract` processes at once. The regular files are split into
 # groups of about equal size (largest first, each into the lightest group); any other entry but
 # a directory goes with the first group. Each process reads its paths from a pattern file (exact
 # paths, never argv) and extracts into the same directory, whose directories are made first and
@@ -851,10 +886,10 @@ extract_job() {
 # skipped). The restore sets the owner and mode that matter afterwards. A process failing (rc >= 2) stops the others and
 # fails the restore; warnings (rc 1) are logged; every listed file must be there afterwards.
 borg_extract_jobs() {
-  local repo="$1" archive="$2" into="$3" listing="$4" jobs="${RESTORE_JOBS}" files found j rc done_pid
+  local repo="$1" archive="$2" into="$3" listing="$4" jobs="${RESTORE_JOBS}" files found j
   shift 4
-  local entries="${RUN_DIR}/extract.entries" pattern
-  local -A running=()
+  local entries="${RUN_DIR}/extract.entries"
+  local -a pairs=()
   mkdir -p "${into}"
   # TYPE<TAB>SIZE<TAB>PATH of every entry at or below one of the paths.
   awk -F'\t' -v paths="$(printf '%s\n' "$@")" '
@@ -889,32 +924,94 @@ borg_extract_jobs() {
     END { for (j = 0; j < n; j++) print "- fm:*" > (out "." j ".patterns") }' \
     || die "could not split the extraction into ${jobs} jobs"
   for ((j = 0; j < jobs; j++)); do
-    pattern="${RUN_DIR}/extract.${j}.patterns"
-    extract_job "${into}" "${repo}" "${archive}" "${pattern}" "${RUN_DIR}/extract.${j}.err" &
-    EXTRACT_PIDS+=("$!")
-    running[$!]="${j}"
+    pairs+=("${into}" "${RUN_DIR}/extract.${j}.patterns")
   done
-  while (( ${#running[@]} )); do
-    rc=0
-    done_pid=""
-    wait -n -p done_pid -- "${!running[@]}" || rc=$?
-    [[ -n "${done_pid}" ]] || die "lost track of the borg extract jobs"
-    j="${running[${done_pid}]}"
-    unset "running[${done_pid}]"
-    EXTRACT_PIDS=("${!running[@]}")
-    case "${rc}" in
-      0) ;;
-      1) log_warn "borg extract job $((j + 1))/${jobs} from ${archive} finished with warnings" ;;
-      *)
-        log_err "borg extract job $((j + 1))/${jobs} from ${repo}::${archive} failed (rc ${rc}); stopping the other jobs"
-        die "borg extract from ${repo}::${archive} failed (rc ${rc})"
-        ;;
-    esac
-  done
-  EXTRACT_PIDS=()
+  run_extract_jobs "${repo}" "${archive}" "${pairs[@]}"
   found="$(find "${into}" -type f -printf '.' | wc -c)"
   (( found == files )) || die "borg extract from ${repo}::${archive} wrote ${found} of the ${files} files listed"
   log_info "extracted ${files} files from ${archive} with ${jobs} borg extract job(s)"
+}
+
+# ---- the newest base backup from the stable stage (borg.stablePath) ----------------------------
+# pg_backup_all.sh hard-links each service's newest base backup to STAGE/<service> and writes its
+# name to STAGE/<service>.name; borg_pg_artifacts.sh archives the stage with the artifacts. So the
+# newest backup can be extracted without listing the archive first (a listing reads the metadata of
+# every item, as each extraction does again): RESTORE_JOBS extractions start at once, each taking
+# the entries whose name ends in its share of the hex digits (relation files and WAL segments end
+# in one; the first job also takes every other name), each into its own directory (Borg replaces
+# an empty directory it extracts, which would race with another job writing into it), joined by
+# hard links afterwards. Sets STAGE_BACKUP to the backup's name. Returns 1, leaving nothing behind,
+# when the archive holds no complete stage of the service (an archive from before the stage, a
+# stage the night could not make): the restore lists the archive then.
+STAGE_BACKUP=""
+stage_extract() {
+  local repo="$1" archive="$2" stage_rel="$3" wal_rel="$4" service="$5" into="$6"
+  local jobs="${RESTORE_JOBS}" hex=0123456789ABCDEF j k digits pattern name stage_re wal_re
+  local -a pairs=()
+  (( jobs <= ${#hex} )) || jobs="${#hex}"
+  stage_re="$(regex_quote "${stage_rel}/${service}")"
+  wal_re="$(regex_quote "${wal_rel}")"
+  for ((j = 0; j < jobs; j++)); do
+    digits=""
+    for ((k = j; k < ${#hex}; k += jobs)); do
+      digits+="${hex:k:1}"
+    done
+    pattern="${RUN_DIR}/stage.${j}.patterns"
+    {
+      if (( j == 0 )); then
+        printf '+ pf:%s\n' "${stage_rel}/${service}.name"
+        printf '+ re:^%s/.*[^0-9A-F]$\n' "${stage_re}"
+        printf '+ re:^%s/.*[^0-9A-F]$\n' "${wal_re}"
+      fi
+      printf '+ re:^%s/.*[%s]$\n' "${stage_re}" "${digits}"
+      printf '+ re:^%s/.*[%s]$\n' "${wal_re}" "${digits}"
+      printf '%s\n' '- fm:*'
+    } >"${pattern}"
+    mkdir -p "${into}.${j}"
+    pairs+=("${into}.${j}" "${pattern}")
+  done
+  run_extract_jobs "${repo}" "${archive}" "${pairs[@]}"
+  name="$(head -n 1 -- "${into}.0/${stage_rel}/${service}.name" 2>/dev/null || true)"
+  if [[ ! "${name}" =~ ^${service}_basebackup_${STAMP_RE}$ ]]; then
+    log_info "[${service}] no stable stage of ${service} in ${archive}; listing the archive"
+    rm -rf -- "${pairs[@]}"
+    return 1
+  fi
+  mv -T -- "${into}.0" "${into}"
+  for ((j = 1; j < jobs; j++)); do
+    cp -lR -- "${into}.${j}/." "${into}/" || die "could not join the extraction ${into}.${j} into ${into}"
+    rm -rf -- "${into}.${j}"
+  done
+  if ! manifest_complete "${into}/${stage_rel}/${service}"; then
+    log_warn "[${service}] the stable stage of ${name} in ${archive} is not complete; listing the archive"
+    rm -rf -- "${into}" "${pairs[@]}"
+    return 1
+  fi
+  STAGE_BACKUP="${name}"
+  log_info "[${service}] extracted ${name} (the stable stage) and the WAL of ${service} from ${archive} with ${jobs} borg extract job(s)"
+}
+
+# A string as a Python regular expression that matches only itself (Borg's re: patterns).
+regex_quote() {
+  printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|]/\\&/g'
+}
+
+# Whether DIR holds every file its backup_manifest lists, with the listed size. A manifest line
+# this cannot read (a path PostgreSQL had to escape) fails the check.
+manifest_complete() {
+  local dir="$1" listed parsed
+  plain_file "${dir}/backup_manifest" || return 1
+  listed="$(grep -c -E '^\{ "(Encoded-)?Path": ' "${dir}/backup_manifest")" || return 1
+  parsed="$(manifest_sizes "${dir}/backup_manifest" | wc -l)"
+  (( listed == parsed )) || return 1
+  awk -F'\t' 'FILENAME == ARGV[1] { want[$1] = $2; next } { have[$1] = $2 }
+    END { for (p in want) if (!(p in have) || have[p] != want[p]) exit 1 }' \
+    <(manifest_sizes "${dir}/backup_manifest") <(cd "${dir}" && find . -type f -printf '%P\t%s\n')
+}
+
+# "PATH<TAB>SIZE" of every file of a backup_manifest whose path needed no escaping.
+manifest_sizes() {
+  sed -n -E 's/^\{ "Path": "([^"\\]+)", "Size": ([0-9]+),.*$/\1\t\2/p' "$1"
 }
 
 resolve_archive() {
@@ -959,7 +1056,7 @@ disable_recovery_settings() {
 }
 
 cmd_restore() {
-  local target_ns="" tree="" repo="" archive="" rel bb meta_dir from_wal mode=copy where
+  local target_ns="" tree="" repo="" archive="" rel stage_rel bb meta_dir from_wal mode=copy where
   local start_seg version bin staged chain_end chain_ns gap last_ns="" pg_target=""
   parse_options "$@"
   if [[ -n "${OPT_INTO}" ]]; then
@@ -1001,13 +1098,21 @@ cmd_restore() {
 
   if [[ -n "${repo}" ]]; then
     where="${repo}::${archive}"
-    bb="$(borg_backups "${repo}" "${archive}" "${rel}" "${service}" | choose_backup "${target_ns}" "${service}" "${where}")"
-    log_info "[${service}] extracting ${bb} and the WAL of ${service} from ${where}"
     EXTRACT_DIR="$(mktemp -d "${DEST}-extract.XXXXXX")"
-    # One pass: the base backup and the WAL together, split over RESTORE_JOBS processes.
-    borg_extract_jobs "${repo}" "${archive}" "${EXTRACT_DIR}/data" "${RUN_DIR}/borg-list" \
-      "${rel}/${BASEBACKUP_SUBDIR}/${bb}" "${rel}/${WAL_SUBDIR}/${service}"
-    meta_dir="$(tree_dir "${EXTRACT_DIR}/data" "${rel}/${BASEBACKUP_SUBDIR}/${bb}")" || meta_dir=""
+    stage_rel="${SOURCE_STAGES[SRC_I]#/}"
+    # The newest backup (no target time) from the stable stage, without listing the archive.
+    if [[ -z "${target_ns}" && -n "${stage_rel}" ]] \
+      && stage_extract "${repo}" "${archive}" "${stage_rel}" "${rel}/${WAL_SUBDIR}/${service}" "${service}" "${EXTRACT_DIR}/data"; then
+      bb="${STAGE_BACKUP}"
+      meta_dir="$(tree_dir "${EXTRACT_DIR}/data" "${stage_rel}/${service}")" || meta_dir=""
+    else
+      bb="$(borg_backups "${repo}" "${archive}" "${rel}" "${service}" | choose_backup "${target_ns}" "${service}" "${where}")"
+      log_info "[${service}] extracting ${bb} and the WAL of ${service} from ${where}"
+      # One pass: the base backup and the WAL together, split over RESTORE_JOBS processes.
+      borg_extract_jobs "${repo}" "${archive}" "${EXTRACT_DIR}/data" "${RUN_DIR}/borg-list" \
+        "${rel}/${BASEBACKUP_SUBDIR}/${bb}" "${rel}/${WAL_SUBDIR}/${service}"
+      meta_dir="$(tree_dir "${EXTRACT_DIR}/data" "${rel}/${BASEBACKUP_SUBDIR}/${bb}")" || meta_dir=""
+    fi
     from_wal="$(tree_dir "${EXTRACT_DIR}/data" "${rel}/${WAL_SUBDIR}/${service}")" || from_wal=""
     if [[ -z "${meta_dir}" ]] || ! plain_file "${meta_dir}/PG_VERSION"; then
       die "[${service}] ${bb} is not in ${where}"
