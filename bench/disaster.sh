@@ -128,7 +128,7 @@ main() {
   drop_previous
 
   # The dev machine's copy, where its pull keeps it (DEVCOPY of 11.4 without its host part).
-  DEVCOPY="$(sed -n "s/^export DEVCOPY='root@benchdev:\(.*\)'\$/\1/p" "${out}/README.md")"
+  DEVCOPY="$(readme_devcopy "${out}/README.md" benchdev)"
   [[ -n "${DEVCOPY}" ]] || { log "no DEVCOPY in ${out}/README.md"; exit 1; }
   export DEVCOPY
   mkdir -p "${DEVCOPY}"

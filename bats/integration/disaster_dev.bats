@@ -39,7 +39,7 @@ setup_file() {
   export PULL="${PGB_T}/out/${DEV}/root/usr/local/sbin/pull-server-backups.sh"
   grep -qxF "${CHAPTER_DEV}" "${PGB_README}"
   # The chapter's DEVCOPY ('root@DEV:PATH/'), its host part dropped: the dev machine is this one.
-  DEVCOPY="$(sed -n "s/^export DEVCOPY='root@${DEV}:\(.*\)'\$/\1/p" "${PGB_README}")"
+  DEVCOPY="$(readme_devcopy "${PGB_README}" "${DEV}")"
   [[ "${DEVCOPY}" == "${PGB_T}/dev/upload/${PGB_SERVER_NAME}/"?*/ ]] || { printf 'DEVCOPY in the README: %s\n' "${DEVCOPY}" >&2; return 1; }
   export DEVCOPY
 
@@ -79,15 +79,6 @@ receiver_log() {
   done
 }
 
-# Every receiver has flushed all its service has inserted (the test containers commit with
-# synchronous_commit off: a commit's record may still be in the WAL buffers when it returns).
-receivers_flushed() {
-  local name
-  for name in $(pgb_service_names); do
-    [[ "$(docker_psql "${name}_pg" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND flush_lsn >= pg_current_wal_insert_lsn()")" == 1 ]] || return 1
-  done
-}
-
 @test "11.4 the backup disk died: every service back in its container from the dev copy, with the day's commits after the night" {
   local name pids=() pid
   # The day: receivers stream, the services take commits after the night, the dev's WAL pull runs.
@@ -101,7 +92,11 @@ receivers_flushed() {
     pgb_wait_for "${name}'s slot to be active" 120 receiver_log docker_slot_active "${name}"
     docker_psql "${name}_pg" -c "INSERT INTO notes (body) SELECT '${name} after the night ' || g FROM generate_series(1, 25) g"
   done
-  pgb_wait_for "the receivers to flush the day's commits" 120 receiver_log receivers_flushed
+  local containers=()
+  for name in $(pgb_service_names); do
+    containers+=("${name}_pg")
+  done
+  pgb_wait_for "the receivers to flush the day's commits" 120 receiver_log pgb_wal_flushed "${containers[@]}"
   pgb_run_logged dev-wal bash "${PULL}" --wal-only
   assert_equal "${status}" 0
   for pid in "${pids[@]}"; do

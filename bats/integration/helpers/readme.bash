@@ -55,3 +55,9 @@ readme_run_installed() {
       sudo() { "$@"; }
       eval "${PGB_RB_BLOCK}"' 3>&-
 }
+
+# readme_devcopy README DEV: the path of the dev machine's copy in the disaster chapter 11.4
+# (its `export DEVCOPY='root@DEV:PATH/'`), without the host part.
+readme_devcopy() {
+  sed -n "s/^export DEVCOPY='root@$2:\(.*\)'\$/\1/p" "$1"
+}

@@ -209,9 +209,13 @@ pgb_receiver_streaming() {
   [[ "$(pg_psql "$1" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal'")" == 1 ]]
 }
 
-# pgb_wal_flushed PORT: the receiver has flushed everything the cluster on PORT has inserted so far.
-# The insert position, not the write position: with synchronous_commit off (the test cluster) a
-# commit returns while its record may still be in the WAL buffers, behind pg_current_wal_lsn().
+# pgb_wal_flushed TARGET...: the receiver has flushed everything each cluster (its port, or its
+# service container's name: pg_target_psql) has inserted so far. The insert position, not the
+# write position: with synchronous_commit off (the test cluster) a commit returns while its record
+# may still be in the WAL buffers, behind pg_current_wal_lsn().
 pgb_wal_flushed() {
-  [[ "$(pg_psql "$1" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND flush_lsn >= pg_current_wal_insert_lsn()")" == 1 ]]
+  local target
+  for target in "$@"; do
+    [[ "$(pg_target_psql "${target}" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND flush_lsn >= pg_current_wal_insert_lsn()")" == 1 ]] || return 1
+  done
 }
