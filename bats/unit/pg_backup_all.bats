@@ -569,6 +569,82 @@ tmp_of() { printf '%s\n' "${BASE_DIR}/.tmp_svc_a_${1##*_basebackup_}"; }
   assert_equal "$(cat "${STUB_STATE}/verify-probe")" "$(printf '%s\n' '-q 1' '-s 1' '-n 3')"
 }
 
+@test "reusedChecksums check: one full pass before the links, every night; the files are still linked" {
+  UT_SERVICES="svc_a:5433:15" UT_REUSED_CHECKSUMS=check ut_build
+  export STUB_VERIFY_PROBE=base/1/100
+  raw_night base/1/100:aaaa:cold base/1/200:bbbb:hot
+  raw_night base/1/100:aaaa:cold base/1/200:bbb2:HOT
+  assert_output --partial "[svc_a] 1 unchanged file(s) (0 MiB) hard-linked"
+  refute_output --partial "checksumming the files not linked"
+  local new old
+  new="$(newest_a)"
+  old="${BASE_DIR}/$(promoted svc_a | head -n 1)"
+  assert_equal "$(stat -c %i "${new}/base/1/100")" "$(stat -c %i "${old}/base/1/100")"
+  run stub_calls pg_verifybackup-15
+  assert_equal "${lines[*]}" "-q $(tmp_of "${old}") -q $(tmp_of "${new}")"
+  # Night 2's pass read tonight's own copy, before it was linked.
+  assert_equal "$(cat "${STUB_STATE}/verify-probe")" "$(printf '%s\n' '-q 1' '-q 1')"
+}
+
+@test "reusedChecksums skip: more than 100000 bytes of -i arguments: pass 2 checksums every file instead, and says so" {
+  UT_SERVICES="svc_a:5433:15" ut_build
+  local n long night
+  printf -v long '%0240d' 0
+  for night in 1 2; do
+    {
+      printf 'base/1/changed\t%s\tnight%s\n' "${night}" "${night}"
+      # 420 linked files of 250-byte paths in one directory that is not linked whole.
+      for n in {100..519}; do
+        printf 'base/1/%s%s\t%s\tcold\n' "${long}" "${n}" "${n}"
+      done
+    } >"${UT_ROOT}/stub-data"
+    sleep 1
+    STUB_DATA="${UT_ROOT}/stub-data" run bash "${BACKUP_SCRIPT}"
+    assert_success
+  done
+  assert_output --partial "[svc_a] 420 unchanged file(s) (0 MiB) hard-linked"
+  assert_output --partial "[svc_a] the 420 path(s) linked take 106680 bytes of arguments (over 100000): checksumming every file"
+  assert_output --partial "[svc_a] checksumming the files not linked: pg_verifybackup -n -q, 0 path(s) skipped (-i)"
+  run stub_calls pg_verifybackup-15
+  assert_equal "${#lines[@]}" 3
+  assert_equal "${lines[2]}" "-n -q $(tmp_of "$(newest_a)")"
+  assert_equal "$(stat -c %h "$(newest_a)/base/1/${long}100")" 3
+}
+
+@test "reusedChecksums skip: a failing pass 1 links nothing, a failing pass 2 promotes nothing; the log says which pass, the temp dir stays" {
+  UT_SERVICES="svc_a:5433:15" ut_build
+  raw_night base/1/100:aaaa:cold base/1/200:bbbb:hot
+  local first tmp
+  first="$(newest_a)"
+  sleep 1
+  STUB_DATA="${UT_ROOT}/stub-data" STUB_VERIFY_FAIL='^-s ' run bash "${BACKUP_SCRIPT}"
+  assert_failure 1
+  assert_output --partial "[svc_a] pg_verifybackup: error: checksum mismatch"
+  assert_output --partial "[svc_a] pg_verifybackup pass 1 (-s: manifest, every file and its size, WAL) failed; left for inspection until the next run: ${BASE_DIR}/.tmp_svc_a_"
+  assert_output --partial "1 service(s) failed"
+  refute_output --partial "hard-linked"
+  assert_equal "$(promoted svc_a)" "${first##*/}"
+  tmp="$(find "${BASE_DIR}" -mindepth 1 -maxdepth 1 -name '.tmp_svc_a_*')"
+  assert [ -d "${tmp}" ]
+  # Nothing of the previous backup was linked into it, and pass 2 never ran.
+  assert_equal "$(stat -c %h "${tmp}/base/1/100")" 1
+  assert_equal "$(stub_count pg_verifybackup-15 '^-n ')" 0
+
+  sleep 1
+  STUB_DATA="${UT_ROOT}/stub-data" STUB_VERIFY_FAIL='^-n ' run bash "${BACKUP_SCRIPT}"
+  assert_failure 1
+  assert_output --partial "removing stale temp dir of an interrupted run: ${tmp}"
+  assert_output --partial "[svc_a] pg_verifybackup pass 2 (-n: checksums of the files not linked) failed; left for inspection until the next run"
+  assert_output --partial "1 service(s) failed"
+  assert_equal "$(promoted svc_a)" "${first##*/}"
+  run find "${BASE_DIR}" -mindepth 1 -maxdepth 1 -name '.tmp_svc_a_*'
+  assert_equal "${#lines[@]}" 1
+  # The previous backup is untouched by the failed night (its file: its own name, the Borg
+  # stage's, and the failed temp dir's).
+  assert_equal "$(cat "${first}/base/1/100")" cold
+  assert_equal "$(stat -c %h "${first}/base/1/100")" 3
+}
+
 @test "borg.stablePath: the stage holds hard links of each service's newest backup, rebuilt whole every night" {
   local stage="${BACKUP_MOUNT}/.pgb-borg-stage"
   mkdir -p "${stage}/gone_service"
