@@ -390,7 +390,7 @@ verify_in_two_passes() {
   [[ "${RAW_REUSE}" == link && "${REUSED_CHECKSUMS}" == skip && -f "${new}/backup_manifest" ]] || return 1
   prev="$(previous_backup "${name}")"
   [[ -n "${prev}" ]] || return 1
-  IFS= read -r shared < <(reusable_files "${BASE_DIR}/${prev}" "${new}")
+  IFS= read -r shared < <(reusable_files "${BASE_DIR}/${prev}" "${new}") || return 1
   [[ -n "${shared}" ]]
 }
 
