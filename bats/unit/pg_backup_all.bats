@@ -536,8 +536,10 @@ inode_of() { stat -c %i "$1"; }
   assert_equal "$(inode_of "${BASE_DIR}/${lines[2]}/base/1/100")" "$(inode_of "${BASE_DIR}/${lines[1]}/base/1/100")"
 }
 
-# newest_a: the newest promoted backup of svc_a; tmp_of DIR: the temp dir it was made in.
+# newest_a, oldest_a: the newest and oldest promoted backups of svc_a; tmp_of DIR: the temp dir
+# a backup was made in.
 newest_a() { printf '%s\n' "${BASE_DIR}/$(promoted svc_a | tail -n 1)"; }
+oldest_a() { printf '%s\n' "${BASE_DIR}/$(promoted svc_a | head -n 1)"; }
 tmp_of() { printf '%s\n' "${BASE_DIR}/.tmp_svc_a_${1##*_basebackup_}"; }
 
 @test "reusedChecksums skip (default): pass 1 (-s) before the links, pass 2 (-n) after them skipping what was linked, whole directories once" {
@@ -552,8 +554,7 @@ tmp_of() { printf '%s\n' "${BASE_DIR}/.tmp_svc_a_${1##*_basebackup_}"; }
   assert_output --partial "[svc_a] 5 unchanged file(s) (0 MiB) hard-linked"
   assert_output --partial "[svc_a] checksumming the files not linked: pg_verifybackup -n -q, 3 path(s) skipped (-i)"
   local new old
-  new="$(newest_a)"
-  old="${BASE_DIR}/$(promoted svc_a | head -n 1)"
+  new="$(newest_a)" old="$(oldest_a)"
   assert_equal "$(stat -c %i "${new}/base/5/1")" "$(stat -c %i "${old}/base/5/1")"
   # Night 1 had nothing to share: one full pass. Night 2: pass 1 with checksums skipped, then
   # pass 2 without the WAL, skipping the linked file of base/1 and the directories whose every
@@ -577,8 +578,7 @@ tmp_of() { printf '%s\n' "${BASE_DIR}/.tmp_svc_a_${1##*_basebackup_}"; }
   assert_output --partial "[svc_a] 1 unchanged file(s) (0 MiB) hard-linked"
   refute_output --partial "checksumming the files not linked"
   local new old
-  new="$(newest_a)"
-  old="${BASE_DIR}/$(promoted svc_a | head -n 1)"
+  new="$(newest_a)" old="$(oldest_a)"
   assert_equal "$(stat -c %i "${new}/base/1/100")" "$(stat -c %i "${old}/base/1/100")"
   run stub_calls pg_verifybackup-15
   assert_equal "${lines[*]}" "-q $(tmp_of "${old}") -q $(tmp_of "${new}")"
