@@ -19,10 +19,11 @@
 # tables at scale 1 as the hot set the churn writes to (what most services look like).
 # Prints medians, min-max, ratios and peak memory (RSS of the largest process of each step).
 #
-# usage: bench/run.sh [--smoke] [--runs N] [--scale N] [--clusters N] [--churn N] [--profile P] [--all] [--keep]
+# usage: bench/run.sh [--smoke] [--runs N] [--scale N] [--clusters N] [--churn N] [--profile P] [--only P] [--nightly C] [--all] [--keep]
 #   --smoke     tiny scale, one run: proves the bench still works (CI)
 #   --profile   uniform, cold or both (default both: one after the other, each with its report)
 #   --only P    only these phases (comma-separated: nightly, growth, raw, build)
+#   --nightly C only these candidates in the nightly phase (comma-separated, e.g. gen-default,gen-checkall)
 #   --all       also the levers measured before and not taken (prototypes, parallelJobs 1, zstd,
 #               buzhash, encryption modes, files cache disabled)
 #   --keep      keep the work directory (clusters are stopped all the same)
@@ -81,8 +82,9 @@ KEEP=""
 PROFILE=both
 ALL=""
 ONLY=nightly,growth,raw,build
+NIGHTLY_ONLY=""
 # Candidates of each phase (full run; --smoke runs each kind of step once).
-NIGHTLY=(tar runbook pgbackrest gen-default gen-copy gen-ctime gen-nostage gen-r0 gen-r0-nostage)
+NIGHTLY=(tar runbook pgbackrest gen-default gen-checkall gen-copy gen-ctime gen-nostage gen-r0 gen-r0-nostage)
 GROWTH=(gen-default gen-ctime gen-nostage pgbackrest)
 # Restore from Borg: `gen-*` is a bare `borg extract` of the candidate's repository; `script:CAND[:N]`
 # is the generated pgb-restore.sh of CAND (restoreJobs N, default the config's) from its repository;
@@ -109,6 +111,7 @@ parse_args() {
       --profile) PROFILE="$2"; shift ;;
       --all) ALL=1 ;;
       --only) ONLY="$2"; shift ;;
+      --nightly) NIGHTLY_ONLY="$2"; shift ;;
       --keep) KEEP=1 ;;
       -h | --help) sed -n '2,/^set -euo/p' "${SELF}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
       *) die "unknown option: $1 (try --help)" ;;
@@ -127,6 +130,9 @@ parse_args() {
     NIGHTLY=(tar runbook pgbackrest gen-default gen-copy)
     GROWTH=(gen-default pgbackrest)
     RESTORE=(gen-default script:gen-default stage:gen-default raw pgbackrest)
+  fi
+  if [[ -n "${NIGHTLY_ONLY}" ]]; then
+    IFS=, read -r -a NIGHTLY <<<"${NIGHTLY_ONLY}"
   fi
   if [[ -n "${ALL}" ]]; then
     NIGHTLY+=("${NIGHTLY_ALL[@]}")
@@ -357,25 +363,27 @@ data_bytes() {
 # ---- generated scripts ---------------------------------------------------------------------------
 # One pgb-gen build for every candidate: each candidate is a server of one config, with its own
 # Borg repository and the one lever it measures against the defaults. GEN_SPECS:
-# name|parallelJobs|compression|chunkerParams|encryption|rawReuse|filesCache|stablePath|edits ("-" keeps
-# the schema default). Edits, for levers the config has no field for:
+# name|parallelJobs|compression|chunkerParams|encryption|rawReuse|reusedChecksums|filesCache|stablePath|edits
+# ("-" keeps the schema default). Edits, for levers the config has no field for:
 #   nofc     `borg create --files-cache disabled`
 #   raw0     `retention.rawDays: 0`: only the newest raw backup is kept, so the night after is what
 #            every night costs once retention deletes one backup a night
-# gen-copy is the night before issue 14 (full raw copies, Borg's ctime files cache, no stage).
-readonly GEN_SPECS=("gen-default|-|-|-|-|-|-|-|-" "gen-p1|1|-|-|-|-|-|-|-" "gen-zstd|-|zstd,3|-|-|-|-|-|-"
-  "gen-buzhash|-|-|default|-|-|-|-|-" "gen-enc-repokey|-|-|-|repokey|-|-|-|-" "gen-enc-blake2|-|-|-|repokey-blake2|-|-|-|-"
-  "gen-nofc|-|-|-|-|-|-|-|nofc" "gen-copy|-|-|-|-|copy|ctime,size,inode|false|-"
-  "gen-ctime|-|-|-|-|-|ctime,size,inode|false|-" "gen-nostage|-|-|-|-|-|-|false|-"
-  "gen-r0|-|-|-|-|-|-|-|raw0" "gen-r0-nostage|-|-|-|-|-|-|false|raw0")
+# gen-copy is the night before issue 14 (full raw copies, Borg's ctime files cache, no stage);
+# gen-checkall checksums every file of each new base backup, the linked ones too (reusedChecksums check).
+readonly GEN_SPECS=("gen-default|-|-|-|-|-|-|-|-|-" "gen-checkall|-|-|-|-|-|check|-|-|-"
+  "gen-p1|1|-|-|-|-|-|-|-|-" "gen-zstd|-|zstd,3|-|-|-|-|-|-|-"
+  "gen-buzhash|-|-|default|-|-|-|-|-|-" "gen-enc-repokey|-|-|-|repokey|-|-|-|-|-" "gen-enc-blake2|-|-|-|repokey-blake2|-|-|-|-|-"
+  "gen-nofc|-|-|-|-|-|-|-|-|nofc" "gen-copy|-|-|-|-|copy|-|ctime,size,inode|false|-"
+  "gen-ctime|-|-|-|-|-|-|ctime,size,inode|false|-" "gen-nostage|-|-|-|-|-|-|-|false|-"
+  "gen-r0|-|-|-|-|-|-|-|-|raw0" "gen-r0-nostage|-|-|-|-|-|-|-|false|raw0")
 gen_all() {
-  local cfg="${WORK}/cfg/candidates.yaml" spec name parallel compression chunker encryption reuse files_cache stable edits bin_root borg_extra i
+  local cfg="${WORK}/cfg/candidates.yaml" spec name parallel compression chunker encryption reuse reused_checksums files_cache stable edits bin_root borg_extra i
   log "generating the scripts of every candidate with one pgb-gen build"
   bin_root="$(dirname "$(dirname "${PG_BIN}")")"
   {
     printf 'version: 1\nservers:\n'
     for spec in "${GEN_SPECS[@]}"; do
-      IFS='|' read -r name parallel compression chunker encryption reuse files_cache stable edits <<<"${spec}"
+      IFS='|' read -r name parallel compression chunker encryption reuse reused_checksums files_cache stable edits <<<"${spec}"
       borg_extra=""
       [[ "${files_cache}" == - ]] || borg_extra+=", filesCache: \"${files_cache}\""
       [[ "${stable}" == - ]] || borg_extra+=", stablePath: ${stable}"
@@ -391,6 +399,7 @@ gen_all() {
       printf '    retention: { rawDays: %s, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 }\n' "$([[ ",${edits}," == *,raw0,* ]] && echo 0 || echo 3)"
       [[ "${parallel}" == - ]] || printf '    parallelJobs: %s\n' "${parallel}"
       [[ "${reuse}" == - ]] || printf '    rawReuse: %s\n' "${reuse}"
+      [[ "${reused_checksums}" == - ]] || printf '    reusedChecksums: %s\n' "${reused_checksums}"
       printf '    services:\n'
       for ((i = 0; i < CLUSTERS; i++)); do
         printf '      - { name: svc%s, port: %s, pgVersion: %s, wal: false }\n' "${i}" "$((PORT_BASE + i))" "${PG_VERSION}"
@@ -399,7 +408,7 @@ gen_all() {
   } >"${cfg}"
   node "${ROOT}/dist/cli/main.js" build -c "${cfg}" -o "${GEN}" >>"${LOGFILE}" 2>&1 || die "pgb-gen build failed (config ${cfg})"
   for spec in "${GEN_SPECS[@]}"; do
-    IFS='|' read -r name parallel compression chunker encryption reuse files_cache stable edits <<<"${spec}"
+    IFS='|' read -r name parallel compression chunker encryption reuse reused_checksums files_cache stable edits <<<"${spec}"
     [[ -f "$(sbin_of "${name}")/pg_backup_all.sh" ]] || die "no pg_backup_all.sh generated for ${name}"
     if [[ ",${edits}," == *,nofc,* ]]; then edit_nofc "$(sbin_of "${name}")/borg_pg_artifacts.sh"; fi
   done

@@ -34,16 +34,18 @@ describe('defaults are the runbook values', () => {
     expect(s.replication).toEqual({ user: 'repl_backup', passwordFile: '/etc/pg_backup/repl_password', allowedSubnet: '172.19.0.0/16' });
     expect(s.retention).toEqual({ rawDays: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 6 });
     expect(s.rawReuse).toBe('link');
+    expect(s.reusedChecksums).toBe('skip');
     expect(s.borg).toMatchObject({ filesCache: 'mtime,size,inode', stablePath: true });
   });
 
-  it('accepts rawReuse copy, the ctime files cache and no stable path', () => {
+  it('accepts rawReuse copy, reusedChecksums check, the ctime files cache and no stable path', () => {
     const cfg = minimalConfig();
     cfg.servers[0].rawReuse = 'copy';
+    cfg.servers[0].reusedChecksums = 'check';
     cfg.servers[0].borg = { filesCache: 'ctime,size,inode', stablePath: false };
     expect(problems(cfg)).toEqual([]);
     const s = parse(cfg).servers[0];
-    expect([s.rawReuse, s.borg.filesCache, s.borg.stablePath]).toEqual(['copy', 'ctime,size,inode', false]);
+    expect([s.rawReuse, s.reusedChecksums, s.borg.filesCache, s.borg.stablePath]).toEqual(['copy', 'check', 'ctime,size,inode', false]);
   });
 
   it('keeps services host-tooled and unknown to docker unless told (image, dataVolume, tools)', () => {
@@ -169,6 +171,9 @@ export const cases: [string, (c: any) => void, string[]][] = [
   ]],
   ['a rawReuse that is neither link nor copy', (c) => { c.servers[0].rawReuse = 'reflink'; }, [
     'test.yaml:8:15 servers[0].rawReuse: expected one of "link", "copy", found "reflink"',
+  ]],
+  ['a reusedChecksums that is neither skip nor check', (c) => { c.servers[0].reusedChecksums = 'never'; }, [
+    'test.yaml:8:22 servers[0].reusedChecksums: expected one of "skip", "check", found "never"',
   ]],
   ['a files cache mode Borg has but that would read every shared file again', (c) => { c.servers[0].borg = { filesCache: 'disabled' }; }, [
     'test.yaml:9:19 servers[0].borg.filesCache: expected one of "mtime,size,inode", "ctime,size,inode", found "disabled"',

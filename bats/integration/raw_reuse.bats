@@ -72,6 +72,38 @@ relpath() {
   pg_psql "$(pg_service_port "$1")" -At -c "SELECT pg_relation_filepath('$2')"
 }
 
+# script_step STEP DIR: one step of pg_backup_all.sh's backup_one for service_a, run by the
+# generated script's own functions (sourced: its main guard keeps main from running), its run
+# files in DIR.run: basebackup (pg_basebackup into DIR as backup_one runs it), link
+# (link_unchanged: what it linked in DIR.run/linked) or pass2 (verify_unlinked).
+script_step() {
+  bash -c '
+    source "$1"
+    step="$2" dir="$3"
+    RUN_DIR="${dir}.run"
+    mkdir -p "${RUN_DIR}"
+    for i in "${!SERVICE_NAMES[@]}"; do
+      [[ "${SERVICE_NAMES[i]}" != service_a ]] || break
+    done
+    case "${step}" in
+      basebackup)
+        write_pgpass "${REPL_PASS_FILE}" "${RUN_DIR}/pgpass" "${REPL_USER}"
+        PGPASSFILE="${RUN_DIR}/pgpass" pg_tool "${i}" pg_basebackup -h "${SERVICE_HOSTS[i]}" \
+          -p "${SERVICE_PORTS[i]}" -U "${REPL_USER}" -w -D "${dir}" -Fp -X stream -c fast --no-sync \
+          --manifest-checksums="${MANIFEST_CHECKSUMS}" ;;
+      link) link_unchanged service_a "${dir}" "${RUN_DIR}/linked" ;;
+      pass2) verify_unlinked "${i}" service_a "${dir}" "${RUN_DIR}/linked" ;;
+    esac' script_step "${PGB_SBIN}/pg_backup_all.sh" "$@"
+}
+
+# flip_byte FILE: one byte of FILE (at 4096) replaced by its complement, in place.
+flip_byte() {
+  local b
+  b="$(od -An -tu1 -j 4096 -N 1 "$1" | tr -d ' ')"
+  # shellcheck disable=SC2059 # the format is the octal escape of the new byte
+  printf "\\$(printf '%03o' $((255 - b)))" | dd of="$1" bs=1 seek=4096 conv=notrunc status=none
+}
+
 # ---- the tests --------------------------------------------------------------------------------
 
 @test "rawReuse link (default): three nights with churn share every unchanged file; each backup verifies alone" {
@@ -81,6 +113,11 @@ relpath() {
   night 2 1 02:00:00
   night 3 1 03:00:00
   grep -qE '\[INFO\] \[service_b\] [0-9]+ unchanged file\(s\) \([0-9]+ MiB\) hard-linked to service_b_basebackup_' "${PGB_LAST_LOG}"
+  # reusedChecksums skip (default): night 1 had nothing to share (one full pass); the nights after
+  # it checksummed only what was not linked.
+  run grep -F 'checksumming the files not linked' "${PGB_T}/logs/reuse1.backup.log"
+  assert_failure
+  grep -qE '\[INFO\] \[service_b\] checksumming the files not linked: pg_verifybackup -n -q, [1-9][0-9]* path\(s\) skipped \(-i\)' "${PGB_LAST_LOG}"
   # The manifests carry SHA-256 checksums (what the links are decided on).
   grep -q '"Checksum-Algorithm": "SHA256"' "${PGB_BASE_DIR}/$(pgb_promoted service_a | tail -n 1)/backup_manifest"
   for name in service_a service_b; do
@@ -143,4 +180,61 @@ relpath() {
   rm -rf -- "${PGB_BASE_DIR:?}/${after[1]}"
   verify_backup "${PGB_BASE_DIR}/${after[0]}"
   verify_backup "${PGB_BASE_DIR}/${after[2]}"
+}
+
+@test "reusedChecksums skip: a flipped byte in a file the night did not link fails pass 2" {
+  local fresh="${PGB_BACKUP_MOUNT}/fresh1" rel port
+  port="$(pg_service_port service_a)"
+  pg_as_postgres "${PGB_PG_BIN}/pgbench" -n -t 200 -h "$(pg_sock_dir)" -p "${port}" postgres >/dev/null
+  pg_psql "${port}" -c CHECKPOINT >/dev/null
+  script_step basebackup "${fresh}"
+  rel="$(relpath service_a pgbench_accounts)"
+  flip_byte "${fresh}/${rel}"
+  # Pass 1 reads no data: it passes; the full pass sees the byte.
+  "${PGB_PG_BIN}/pg_verifybackup" -s -q "${fresh}"
+  run "${PGB_PG_BIN}/pg_verifybackup" -q "${fresh}"
+  assert_failure
+  script_step link "${fresh}"
+  (( $(wc -l <"${fresh}.run/linked") >= 100 ))
+  # The churned table was not linked: pass 2 checksums it and fails.
+  run grep -qxF "${rel}" "${fresh}.run/linked"
+  assert_failure
+  run script_step pass2 "${fresh}"
+  assert_failure
+  assert_output --partial "checksum mismatch for file \"${rel}\""
+  rm -rf -- "${fresh}" "${fresh}.run"
+}
+
+@test "reusedChecksums skip: the linked files are left out of pass 2; a missing one is caught by pass 1" {
+  local fresh="${PGB_BACKUP_MOUNT}/fresh2" rel prev
+  prev="${PGB_BASE_DIR}/$(pgb_promoted service_a | tail -n 1)"
+  script_step basebackup "${fresh}"
+  # The untouched table, which the night links to the previous backup.
+  rel="$(relpath service_a probe)"
+  mv -- "${fresh}/${rel}" "${fresh}.aside"
+  run "${PGB_PG_BIN}/pg_verifybackup" -s -q "${fresh}"
+  assert_failure
+  assert_output --partial "\"${rel}\" is present in the manifest but not on disk"
+  mv -- "${fresh}.aside" "${fresh}/${rel}"
+  "${PGB_PG_BIN}/pg_verifybackup" -s -q "${fresh}"
+  script_step link "${fresh}"
+  grep -qxF "${rel}" "${fresh}.run/linked"
+  assert_equal "$(stat -c %i "${fresh}/${rel}")" "$(stat -c %i "${prev}/${rel}")"
+  # A corrupt copy of its own in the linked file's place: pass 2 does not read it, the full pass does.
+  cp -- "${fresh}/${rel}" "${fresh}/${rel}.x"
+  flip_byte "${fresh}/${rel}.x"
+  mv -f -- "${fresh}/${rel}.x" "${fresh}/${rel}"
+  run script_step pass2 "${fresh}"
+  assert_success
+  assert_output --regexp "checksumming the files not linked: pg_verifybackup -n -q, [1-9][0-9]* path\(s\) skipped"
+  run "${PGB_PG_BIN}/pg_verifybackup" -q "${fresh}"
+  assert_failure
+  assert_output --partial "checksum mismatch for file \"${rel}\""
+  # Nor does pass 2 see it missing: that is pass 1's part.
+  rm -f -- "${fresh}/${rel}"
+  run script_step pass2 "${fresh}"
+  assert_success
+  # The previous backup is whole.
+  verify_backup "${prev}"
+  rm -rf -- "${fresh}" "${fresh}.run"
 }

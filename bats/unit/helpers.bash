@@ -114,7 +114,7 @@ ut_teardown() {
 
 # ut_write_config FILE: the test config. Knobs (environment, with defaults):
 #   UT_SERVICES "name:port:pgVersion ..."   UT_RAW_DAYS   UT_PARALLEL   UT_CONFIG_PATHS ("p ...")
-#   UT_EXT_MAX_PRUNE   UT_EXT_RESERVE   UT_EXT_WARN_FREE   UT_RESTORE_JOBS (default: the schema's)
+#   UT_EXT_MAX_PRUNE   UT_EXT_RESERVE   UT_EXT_WARN_FREE   UT_RESTORE_JOBS   UT_RAW_REUSE   UT_REUSED_CHECKSUMS (default: the schema's)
 #   UT_DEV_MAX_PULL   UT_DEV_RESERVE (default 0)   UT_DEV_KEEP ("keepBackups:keepDays")   UT_DEV_PULL_BASIS   UT_DEV_PULL_COMPRESS of the dev
 #   UT_TOOLS_IMAGE (an image: alpha's services are its containers, tools: image)
 #   UT_NOTIFY (non-empty: alpha's monitoring.notify, see below; both hosts' textfiles in the scratch root)
@@ -145,6 +145,7 @@ ut_write_config() {
     printf '    parallelJobs: %s\n' "${UT_PARALLEL:-2}"
     if [[ -n "${UT_RESTORE_JOBS:-}" ]]; then printf '    restoreJobs: %s\n' "${UT_RESTORE_JOBS}"; fi
     if [[ -n "${UT_RAW_REUSE:-}" ]]; then printf '    rawReuse: %s\n' "${UT_RAW_REUSE}"; fi
+    if [[ -n "${UT_REUSED_CHECKSUMS:-}" ]]; then printf '    reusedChecksums: %s\n' "${UT_REUSED_CHECKSUMS}"; fi
     printf '    configPaths: ['
     local sep=''
     for p in ${UT_CONFIG_PATHS-${HOST_CONFIG}}; do
@@ -201,7 +202,7 @@ ut_write_config() {
 ut_build() {
   local key out cfg
   key="s=${UT_SERVICES:-}_r=${UT_RAW_DAYS:-}_p=${UT_PARALLEL:-}_c=${UT_CONFIG_PATHS-default}"
-  key+="_m=${UT_EXT_MAX_PRUNE:-}_v=${UT_EXT_RESERVE:-}_w=${UT_EXT_WARN_FREE:-}_j=${UT_RESTORE_JOBS:-}_u=${UT_RAW_REUSE:-}"
+  key+="_m=${UT_EXT_MAX_PRUNE:-}_v=${UT_EXT_RESERVE:-}_w=${UT_EXT_WARN_FREE:-}_j=${UT_RESTORE_JOBS:-}_u=${UT_RAW_REUSE:-}_uc=${UT_REUSED_CHECKSUMS:-}"
   key+="_dm=${UT_DEV_MAX_PULL:-}_dr=${UT_DEV_RESERVE:-}_dk=${UT_DEV_KEEP:-}_db=${UT_DEV_PULL_BASIS:-}_dz=${UT_DEV_PULL_COMPRESS:-}"
   key+="_n=${UT_NOTIFY:-}_ti=${UT_TOOLS_IMAGE:-}"
   out="${UT_ROOT}/builds/${key//[^A-Za-z0-9._=-]/+}"

@@ -19,7 +19,9 @@ teardown_file() {
 # make_pg_stubs VERSION...: pg_basebackup writes a plain backup (backup_label with START WAL
 # segment STUB_START_SEG) into -D, or fails for the ports in STUB_FAIL_PORTS; it records the
 # PGPASSFILE it was given. STUB_SLEEP makes it take a while and record start/end events.
-# pg_verifybackup exits STUB_VERIFY_RC.
+# pg_verifybackup exits STUB_VERIFY_RC, or 1 when its arguments match the regex STUB_VERIFY_FAIL;
+# with STUB_VERIFY_PROBE (a relative path) it records its first argument and that file's link
+# count in STUB_STATE/verify-probe (before or after the links).
 make_pg_stubs() {
   local v
   for v in "$@"; do
@@ -51,18 +53,31 @@ if [[ -n "${STUB_DATA:-}" ]]; then
   # The files of STUB_DATA (FILE<TAB>CHECKSUM<TAB>CONTENT lines) and a manifest in PostgreSQL'"'"'s
   # layout, its checksums of the length of the algorithm asked for (the given hex, 0-padded).
   printf "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n" >"${dest}/backup_manifest"
+  # No subshells per file: a test writes hundreds of them.
+  width=8
+  [[ ${algorithm} != SHA256 ]] || width=64
+  printf -v zeros "%0${width}d" 0
   while IFS=$'"'"'\t'"'"' read -r file sum content; do
-    mkdir -p "$(dirname "${dest}/${file}")"
+    [[ "${file}" != */* || -d "${dest}/${file%/*}" ]] || mkdir -p "${dest}/${file%/*}"
     printf "%s" "${content}" >"${dest}/${file}"
     printf "{ \"Path\": \"%s\", \"Size\": %s, \"Last-Modified\": \"2026-12-01 02:00:00 GMT\", \"Checksum-Algorithm\": \"%s\", \"Checksum\": \"%s\" },\n" \
-      "${file}" "$(stat -c %s "${dest}/${file}")" "${algorithm}" "$(printf "%0$([[ ${algorithm} == SHA256 ]] && echo 64 || echo 8)s" "${sum}" | tr " " 0)" >>"${dest}/backup_manifest"
+      "${file}" "${#content}" "${algorithm}" "${zeros:${#sum}}${sum}" >>"${dest}/backup_manifest"
   done <"${STUB_DATA}"
   printf "],\n\"Manifest-Checksum\": \"%s\"}\n" "$(date +%s%N)" >>"${dest}/backup_manifest"
 else
   printf "{}\n" >"${dest}/backup_manifest"
 fi' "pg_basebackup-${v}"
     # shellcheck disable=SC2016
-    make_stub "${PG_BIN_ROOT}/${v}/bin/pg_verifybackup" 'exit "${STUB_VERIFY_RC:-0}"' "pg_verifybackup-${v}"
+    make_stub "${PG_BIN_ROOT}/${v}/bin/pg_verifybackup" '
+dir="${*: -1}"
+if [[ -n "${STUB_VERIFY_PROBE:-}" ]]; then
+  printf "%s %s\n" "$1" "$(stat -c %h "${dir}/${STUB_VERIFY_PROBE}")" >>"${STUB_STATE}/verify-probe"
+fi
+if [[ -n "${STUB_VERIFY_FAIL:-}" && "$*" =~ ${STUB_VERIFY_FAIL} ]]; then
+  printf "pg_verifybackup: error: checksum mismatch for file \"base/1/200\"\n" >&2
+  exit 1
+fi
+exit "${STUB_VERIFY_RC:-0}"' "pg_verifybackup-${v}"
   done
 }
 
@@ -476,8 +491,8 @@ inode_of() { stat -c %i "$1"; }
   # The manifests and labels always differ and stay apart.
   assert_not_equal "$(inode_of "${new}/backup_manifest")" "$(inode_of "${old}/backup_manifest")"
   assert_not_equal "$(inode_of "${new}/backup_label")" "$(inode_of "${old}/backup_label")"
-  # Verified before the links (pg_verifybackup ran once per night), nothing left in temp dirs.
-  assert_equal "$(stub_count pg_verifybackup-15)" 2
+  # Night 1 (nothing to share): one full pass; night 2: pass 1 and pass 2 (reusedChecksums skip).
+  assert_equal "$(stub_count pg_verifybackup-15)" 3
   run find "${BASE_DIR}" -mindepth 1 -maxdepth 1 -name '.tmp_*'
   assert_output ''
 
@@ -519,6 +534,115 @@ inode_of() { stat -c %i "$1"; }
   raw_night base/1/100:aaaa:cold
   run promoted svc_a
   assert_equal "$(inode_of "${BASE_DIR}/${lines[2]}/base/1/100")" "$(inode_of "${BASE_DIR}/${lines[1]}/base/1/100")"
+}
+
+# newest_a, oldest_a: the newest and oldest promoted backups of svc_a; tmp_of DIR: the temp dir
+# a backup was made in.
+newest_a() { printf '%s\n' "${BASE_DIR}/$(promoted svc_a | tail -n 1)"; }
+oldest_a() { printf '%s\n' "${BASE_DIR}/$(promoted svc_a | head -n 1)"; }
+tmp_of() { printf '%s\n' "${BASE_DIR}/.tmp_svc_a_${1##*_basebackup_}"; }
+
+@test "reusedChecksums skip (default): pass 1 (-s) before the links, pass 2 (-n) after them skipping what was linked, whole directories once" {
+  UT_SERVICES="svc_a:5433:15" ut_build
+  export STUB_VERIFY_PROBE=base/1/100
+  # base/5: every file linked or empty; global: every file linked; base/1: one changed file.
+  local files=(base/1/100:aaaa:cold base/1/300:0: global/1262:dddd:catalog global/1263:dddf:catalog2
+    base/5/1:1111:x base/5/2:2222:y base/5/3:0:)
+  raw_night base/1/200:bbbb:hot "${files[@]}"
+  refute_output --partial "checksumming the files not linked"
+  raw_night base/1/200:bbb2:HOT "${files[@]}"
+  assert_output --partial "[svc_a] 5 unchanged file(s) (0 MiB) hard-linked"
+  assert_output --partial "[svc_a] checksumming the files not linked: pg_verifybackup -n -q, 3 path(s) skipped (-i)"
+  local new old
+  new="$(newest_a)" old="$(oldest_a)"
+  assert_equal "$(stat -c %i "${new}/base/5/1")" "$(stat -c %i "${old}/base/5/1")"
+  # Night 1 had nothing to share: one full pass. Night 2: pass 1 with checksums skipped, then
+  # pass 2 without the WAL, skipping the linked file of base/1 and the directories whose every
+  # file is linked (or empty), in manifest order; the changed and the empty file of base/1 are
+  # checked.
+  run stub_calls pg_verifybackup-15
+  assert_equal "${#lines[@]}" 3
+  assert_equal "${lines[0]}" "-q $(tmp_of "${old}")"
+  assert_equal "${lines[1]}" "-s -q $(tmp_of "${new}")"
+  assert_equal "${lines[2]}" "-n -q -i base/1/100 -i global -i base/5 $(tmp_of "${new}")"
+  # Pass 1 saw tonight's own copy of base/1/100, pass 2 the previous backup's (its own name, the
+  # Borg stage's and tonight's).
+  assert_equal "$(cat "${STUB_STATE}/verify-probe")" "$(printf '%s\n' '-q 1' '-s 1' '-n 3')"
+}
+
+@test "reusedChecksums check: one full pass before the links, every night; the files are still linked" {
+  UT_SERVICES="svc_a:5433:15" UT_REUSED_CHECKSUMS=check ut_build
+  export STUB_VERIFY_PROBE=base/1/100
+  raw_night base/1/100:aaaa:cold base/1/200:bbbb:hot
+  raw_night base/1/100:aaaa:cold base/1/200:bbb2:HOT
+  assert_output --partial "[svc_a] 1 unchanged file(s) (0 MiB) hard-linked"
+  refute_output --partial "checksumming the files not linked"
+  local new old
+  new="$(newest_a)" old="$(oldest_a)"
+  assert_equal "$(stat -c %i "${new}/base/1/100")" "$(stat -c %i "${old}/base/1/100")"
+  run stub_calls pg_verifybackup-15
+  assert_equal "${lines[*]}" "-q $(tmp_of "${old}") -q $(tmp_of "${new}")"
+  # Night 2's pass read tonight's own copy, before it was linked.
+  assert_equal "$(cat "${STUB_STATE}/verify-probe")" "$(printf '%s\n' '-q 1' '-q 1')"
+}
+
+@test "reusedChecksums skip: more than 100000 bytes of -i arguments: pass 2 checksums every file instead, and says so" {
+  UT_SERVICES="svc_a:5433:15" ut_build
+  local n long night
+  printf -v long '%0240d' 0
+  for night in 1 2; do
+    {
+      printf 'base/1/changed\t%s\tnight%s\n' "${night}" "${night}"
+      # 420 linked files of 250-byte paths in one directory that is not linked whole.
+      for n in {100..519}; do
+        printf 'base/1/%s%s\t%s\tcold\n' "${long}" "${n}" "${n}"
+      done
+    } >"${UT_ROOT}/stub-data"
+    sleep 1
+    STUB_DATA="${UT_ROOT}/stub-data" run bash "${BACKUP_SCRIPT}"
+    assert_success
+  done
+  assert_output --partial "[svc_a] 420 unchanged file(s) (0 MiB) hard-linked"
+  assert_output --partial "[svc_a] the 420 path(s) linked take 106680 bytes of arguments (over 100000): checksumming every file"
+  assert_output --partial "[svc_a] checksumming the files not linked: pg_verifybackup -n -q, 0 path(s) skipped (-i)"
+  run stub_calls pg_verifybackup-15
+  assert_equal "${#lines[@]}" 3
+  assert_equal "${lines[2]}" "-n -q $(tmp_of "$(newest_a)")"
+  assert_equal "$(stat -c %h "$(newest_a)/base/1/${long}100")" 3
+}
+
+@test "reusedChecksums skip: a failing pass 1 links nothing, a failing pass 2 promotes nothing; the log says which pass, the temp dir stays" {
+  UT_SERVICES="svc_a:5433:15" ut_build
+  raw_night base/1/100:aaaa:cold base/1/200:bbbb:hot
+  local first tmp
+  first="$(newest_a)"
+  sleep 1
+  STUB_DATA="${UT_ROOT}/stub-data" STUB_VERIFY_FAIL='^-s ' run bash "${BACKUP_SCRIPT}"
+  assert_failure 1
+  assert_output --partial "[svc_a] pg_verifybackup: error: checksum mismatch"
+  assert_output --partial "[svc_a] pg_verifybackup pass 1 (-s: manifest, every file and its size, WAL) failed; left for inspection until the next run: ${BASE_DIR}/.tmp_svc_a_"
+  assert_output --partial "1 service(s) failed"
+  refute_output --partial "hard-linked"
+  assert_equal "$(promoted svc_a)" "${first##*/}"
+  tmp="$(find "${BASE_DIR}" -mindepth 1 -maxdepth 1 -name '.tmp_svc_a_*')"
+  assert [ -d "${tmp}" ]
+  # Nothing of the previous backup was linked into it, and pass 2 never ran.
+  assert_equal "$(stat -c %h "${tmp}/base/1/100")" 1
+  assert_equal "$(stub_count pg_verifybackup-15 '^-n ')" 0
+
+  sleep 1
+  STUB_DATA="${UT_ROOT}/stub-data" STUB_VERIFY_FAIL='^-n ' run bash "${BACKUP_SCRIPT}"
+  assert_failure 1
+  assert_output --partial "removing stale temp dir of an interrupted run: ${tmp}"
+  assert_output --partial "[svc_a] pg_verifybackup pass 2 (-n: checksums of the files not linked) failed; left for inspection until the next run"
+  assert_output --partial "1 service(s) failed"
+  assert_equal "$(promoted svc_a)" "${first##*/}"
+  run find "${BASE_DIR}" -mindepth 1 -maxdepth 1 -name '.tmp_svc_a_*'
+  assert_equal "${#lines[@]}" 1
+  # The previous backup is untouched by the failed night (its file: its own name, the Borg
+  # stage's, and the failed temp dir's).
+  assert_equal "$(cat "${first}/base/1/100")" cold
+  assert_equal "$(stat -c %h "${first}/base/1/100")" 3
 }
 
 @test "borg.stablePath: the stage holds hard links of each service's newest backup and its name, rebuilt whole every night" {

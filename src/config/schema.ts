@@ -209,6 +209,8 @@ const server = z.strictObject({
   parallelJobs: z.number().int().min(1).max(64).default(3).describe('Base backups run at once (they wait on the network and disk: 3 beat 1 and 2 on 2 cores, npm run bench)'),
   rawReuse: z.enum(['link', 'copy']).default('link')
     .describe('link: a new raw base backup hard-links the files it shares with the previous one (same path, size and SHA-256 in both backup manifests: nothing is read again; the manifests then carry SHA-256 instead of CRC32C), so the rawDays nights kept cost little more than one (npm run bench); copy: every backup holds its own copies'),
+  reusedChecksums: z.enum(['skip', 'check']).default('skip')
+    .describe('With rawReuse link, pg_verifybackup of a new base backup: skip checks the manifest, every file and its size and the WAL first (-s), then after the links only the checksums of the files not linked (a linked file is the previous backup\'s, checksummed against the same SHA-256 the night it arrived and never modified since: npm run bench); check: one full pass over every file before the links'),
   restoreJobs: restoreJobs,
   fstab: z.array(fstabEntry).default([])
     .describe('One line per disk: the backup disk and the external drive (validate warns when one is missing, --strict refuses)'),

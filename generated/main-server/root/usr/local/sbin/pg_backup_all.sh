@@ -23,6 +23,7 @@ readonly PARALLEL_JOBS='3'
 readonly RAW_REUSE='link'
 # SHA-256 with rawReuse link: an equal path, size and SHA-256 is what lets a file be shared.
 readonly MANIFEST_CHECKSUMS='SHA256'
+readonly REUSED_CHECKSUMS='skip'
 readonly BORG_STAGE_DIR='/mnt/backup/.pgb-borg-stage'
 readonly SERVICE_NAMES=('service_a' 'service_b')
 readonly SERVICE_HOSTS=('127.0.0.1' '127.0.0.1')
@@ -331,29 +332,116 @@ reusable_files() {
     $1 == "N" && ($2 in prev) && prev[$2] == ($3 "\t" $4) { print $2 "\t" $3 }'
 }
 
-# link_unchanged NAME NEW: hard-links the unchanged files of NEW (a verified, unpromoted backup)
-# to the newest promoted backup of NAME. Whatever goes wrong leaves copies: ln -f replaces a file
-# by one rename.
+# link_unchanged NAME NEW LINKED: hard-links the unchanged files of NEW (an unpromoted backup) to
+# the newest promoted backup of NAME and writes the relative path of each file it linked to
+# LINKED, one a line. Whatever goes wrong leaves copies: ln -f replaces a file by one rename.
 link_unchanged() {
-  local name="$1" new="$2" prev rel size dir files=0 bytes=0
-  local -A by_dir=()
+  local name="$1" new="$2" linked="$3" prev rel size dir files=0 bytes=0
+  local -A by_dir=() rels=()
+  : >"${linked}"
   [[ "${RAW_REUSE}" == link ]] || return 0
-  prev="$(list_backups "${name}" | tail -n 1)"
-  [[ -n "${prev}" && -f "${BASE_DIR}/${prev}/backup_manifest" && -f "${new}/backup_manifest" ]] || return 0
+  prev="$(previous_backup "${name}")"
+  [[ -n "${prev}" && -f "${new}/backup_manifest" ]] || return 0
   while IFS=$'\t' read -r rel size; do
     [[ -f "${BASE_DIR}/${prev}/${rel}" && ! -L "${BASE_DIR}/${prev}/${rel}" ]] || continue
     dir="."
     [[ "${rel}" != */* ]] || dir="${rel%/*}"
     by_dir["${dir}"]+="${BASE_DIR}/${prev}/${rel}"$'\n'
+    rels["${dir}"]+="${rel}"$'\n'
     files=$((files + 1))
     bytes=$((bytes + size))
   done < <(reusable_files "${BASE_DIR}/${prev}" "${new}")
   for dir in "${!by_dir[@]}"; do
-    if ! printf '%s' "${by_dir[${dir}]}" | xargs -r -d '\n' ln -f -t "${new}/${dir}" --; then
+    if printf '%s' "${by_dir[${dir}]}" | xargs -r -d '\n' ln -f -t "${new}/${dir}" --; then
+      printf '%s' "${rels[${dir}]}" >>"${linked}"
+    else
       log_warn "[${name}] could not hard-link the unchanged files of ${dir} to ${prev}; they stay copies"
     fi
   done
   log_info "[${name}] ${files} unchanged file(s) ($((bytes / 1048576)) MiB) hard-linked to ${prev}"
+}
+
+# previous_backup NAME: the newest promoted backup of NAME, when it has a manifest.
+previous_backup() {
+  local prev
+  prev="$(list_backups "$1" | tail -n 1)"
+  if [[ -n "${prev}" && -f "${BASE_DIR}/${prev}/backup_manifest" ]]; then
+    printf '%s\n' "${prev}"
+  fi
+}
+
+# ---- verification with reusedChecksums skip ---------------------------------------------------
+# A file linked to the previous backup is that backup's file: checksummed against the same SHA-256
+# the night it arrived and never modified since, so checksumming tonight's copy of it (thrown away
+# by the link) proves nothing new. Pass 1, before the links, checks the manifest, that every file
+# is there with its size, and the WAL (pg_verifybackup -s); pass 2, after them, checksums every
+# file that was not linked (-n: the WAL is parsed; -i for the linked ones, which also skips their
+# presence and size checks: that is why pass 1 comes first). With nothing to share, one full pass.
+
+# The most bytes of -i arguments pass 2 is given, under the 128 KiB of arguments Linux always
+# allows (they also go through docker run's argv with tools: image); above it pass 2 checksums
+# every file.
+readonly VERIFY_IGNORE_MAX_BYTES=100000
+
+# verify_in_two_passes NAME NEW: whether NEW is verified in two passes around the links: rawReuse
+# link, reusedChecksums skip, and some file NEW may share with the previous backup.
+verify_in_two_passes() {
+  local name="$1" new="$2" prev shared
+  [[ "${RAW_REUSE}" == link && "${REUSED_CHECKSUMS}" == skip && -f "${new}/backup_manifest" ]] || return 1
+  prev="$(previous_backup "${name}")"
+  [[ -n "${prev}" ]] || return 1
+  IFS= read -r shared < <(reusable_files "${BASE_DIR}/${prev}" "${new}") || return 1
+  [[ -n "${shared}" ]]
+}
+
+# verify_ignores MANIFEST LINKED: what pass 2 skips, one relative path a line in manifest order:
+# once the topmost directory all of whose files (per the manifest) are linked or empty (pass 1
+# checked an empty file whole: its size), else each linked file by itself. A file the manifest
+# names by its hex Encoded-Path (a name that is not UTF-8) cannot be placed in its directory:
+# then no directory is skipped whole.
+verify_ignores() {
+  {
+    sed 's/^/L\t/' "$2"
+    sed -n -E -e 's/^\{ "Path": "((\\.|[^"\\])*)", "Size": ([0-9]+),.*$/M\t\1\t\3/p' \
+      -e 's/^\{ "Encoded-Path": .*$/E/p' "$1"
+  } | awk -F'\t' '
+    function parent(p,   k) {
+      for (k = length(p); k > 0; k--) if (substr(p, k, 1) == "/") return substr(p, 1, k - 1)
+      return ""
+    }
+    $1 == "L" { linked[$2] = 1; next }
+    $1 == "E" { encoded = 1; next }
+    $1 == "M" { files[++n] = $2; covered[n] = ($2 in linked) || $3 == 0 }
+    END {
+      for (f = 1; f <= n; f++)
+        for (d = parent(files[f]); d != ""; d = parent(d)) {
+          total[d]++
+          got[d] += covered[f]
+        }
+      for (f = 1; f <= n; f++) {
+        if (!(files[f] in linked)) continue
+        skip = files[f]
+        if (!encoded)
+          for (d = parent(files[f]); d != ""; d = parent(d)) if (got[d] == total[d]) skip = d
+        if (!(skip in done)) { done[skip] = 1; print skip }
+      }
+    }'
+}
+
+# verify_unlinked I NAME NEW LINKED: pass 2, the checksums of the files of NEW not in LINKED.
+verify_unlinked() {
+  local i="$1" name="$2" new="$3" linked="$4" rel bytes=0
+  local -a ignore=()
+  while IFS= read -r rel; do
+    ignore+=(-i "${rel}")
+    bytes=$((bytes + ${#rel} + 4))
+  done < <(verify_ignores "${new}/backup_manifest" "${linked}")
+  if (( bytes > VERIFY_IGNORE_MAX_BYTES )); then
+    log_info "[${name}] the $(( ${#ignore[@]} / 2 )) path(s) linked take ${bytes} bytes of arguments (over ${VERIFY_IGNORE_MAX_BYTES}): checksumming every file"
+    ignore=()
+  fi
+  log_info "[${name}] checksumming the files not linked: pg_verifybackup -n -q, $(( ${#ignore[@]} / 2 )) path(s) skipped (-i)"
+  pg_tool "${i}" pg_verifybackup -n -q "${ignore[@]}" "${new}"
 }
 # ---- the stable stage for Borg (borg.stablePath) ----------------------------------------------
 # Borg's files cache knows a file by its path (then inode, size, mtime), and a base backup has a
@@ -452,8 +540,8 @@ clean_stale_temp() {
 backup_one() {
   local i="$1"
   local name="${SERVICE_NAMES[i]}" host="${SERVICE_HOSTS[i]}" port="${SERVICE_PORTS[i]}" version="${SERVICE_VERSIONS[i]}"
-  local stamp tmp_dir final_dir rc=0 failure="" line
-  local err="${RUN_DIR}/${name}.err"
+  local stamp tmp_dir final_dir rc=0 failure="" line two_passes=no
+  local err="${RUN_DIR}/${name}.err" linked="${RUN_DIR}/${name}.linked"
   stamp="$(date -u +'%Y-%m-%dT%H_%M_%SZ')"
   tmp_dir="${BASE_DIR}/.tmp_${name}_${stamp}"
   final_dir="${BASE_DIR}/${name}_basebackup_${stamp}"
@@ -473,12 +561,25 @@ backup_one() {
       --manifest-checksums="${MANIFEST_CHECKSUMS}" 2>>"${err}"; then
     failure="pg_basebackup failed; nothing promoted"
     rc="${RC_BASEBACKUP}"
-  elif ! pg_tool "${i}" pg_verifybackup -q "${tmp_dir}" 2>>"${err}"; then
+  else
+    ! verify_in_two_passes "${name}" "${tmp_dir}" || two_passes=yes
+  fi
+  # One full pg_verifybackup pass before the links, or (reusedChecksums skip, files to share)
+  # pass 1 before them and pass 2 after them (raw-reuse part).
+  if [[ -n "${failure}" ]]; then
+    :
+  elif [[ "${two_passes}" == no ]] && ! pg_tool "${i}" pg_verifybackup -q "${tmp_dir}" 2>>"${err}"; then
     failure="pg_verifybackup failed; left for inspection until the next run: ${tmp_dir}"
     rc="${RC_VERIFY}"
-  elif ! link_unchanged "${name}" "${tmp_dir}" 2>>"${err}"; then
+  elif [[ "${two_passes}" == yes ]] && ! pg_tool "${i}" pg_verifybackup -s -q "${tmp_dir}" 2>>"${err}"; then
+    failure="pg_verifybackup pass 1 (-s: manifest, every file and its size, WAL) failed; left for inspection until the next run: ${tmp_dir}"
+    rc="${RC_VERIFY}"
+  elif ! link_unchanged "${name}" "${tmp_dir}" "${linked}" 2>>"${err}"; then
     failure="could not share unchanged files with the previous backup; nothing promoted"
     rc="${RC_PROMOTE}"
+  elif [[ "${two_passes}" == yes ]] && ! verify_unlinked "${i}" "${name}" "${tmp_dir}" "${linked}" 2>>"${err}"; then
+    failure="pg_verifybackup pass 2 (-n: checksums of the files not linked) failed; left for inspection until the next run (its linked files are the previous backup's: do not modify them): ${tmp_dir}"
+    rc="${RC_VERIFY}"
   elif ! sync -f "${tmp_dir}" 2>>"${err}"; then
     failure="could not flush ${tmp_dir} to disk; nothing promoted"
     rc="${RC_PROMOTE}"
