@@ -561,8 +561,8 @@ backup_one() {
       --manifest-checksums="${MANIFEST_CHECKSUMS}" 2>>"${err}"; then
     failure="pg_basebackup failed; nothing promoted"
     rc="${RC_BASEBACKUP}"
-  else
-    ! verify_in_two_passes "${name}" "${tmp_dir}" || two_passes=yes
+  elif verify_in_two_passes "${name}" "${tmp_dir}"; then
+    two_passes=yes
   fi
   # One full pg_verifybackup pass before the links, or (reusedChecksums skip, files to share)
   # pass 1 before them and pass 2 after them (raw-reuse part).
