@@ -246,9 +246,10 @@ for (const c of rawCands) {
   t14.push([`raw disk, 3 nights / 1 night (${c})`, fx(r), '<= 1.5x', mark(r, 1.5)]);
 }
 for (const c of rawCands) {
-  for (const f of ['-a', '-aH', 'basis']) {
+  const label = { '-a': 'rsync -a', '-aH': 'rsync -aH', basis: 'pullBasis previous', 'basis-zstd': 'pullBasis previous + pullCompress zstd (the defaults)' };
+  for (const f of ['-a', '-aH', 'basis', 'basis-zstd']) {
     const r = ratio(pull2(c, f), incr);
-    t14.push([`pull of night 2, ${f === 'basis' ? 'pullBasis previous' : `rsync ${f}`} (${c}) / pgBackRest incr`, fx(r), '<= 1.5x', mark(r, 1.5)]);
+    t14.push([`pull of night 2, ${label[f]} (${c}) / pgBackRest incr`, fx(r), '<= 1.5x', mark(r, 1.5)]);
   }
 }
 for (const c of restoreCands.filter((x) => x.startsWith('script:') || x.startsWith('stage:'))) {
