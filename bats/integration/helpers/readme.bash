@@ -35,7 +35,9 @@ readme_run() {
 # the tree's scripts at the config's scriptsDir (/usr/local/sbin, PGB_SBIN bound there), Borg's
 # state dir /var/lib/pgb-gen/borg (the README names it) being the suite's BORG_BASE_DIR, and
 # /var/lib and /root (the README keeps old pg_hba.conf files in /root) overlays whose writes go to a
-# tmpfs of the namespace; /var/tmp likewise (a chapter copies a dev machine's tree there).
+# tmpfs of the namespace; /var/tmp likewise (a chapter copies a dev machine's tree there). The
+# docker daemon's data root stays the real one even below those (a checkout under /var/tmp): a
+# restore into a container's volume must write where the container reads.
 readme_run_installed() {
   local dir="$1" block
   block="$(readme_block "$2" "$3" "${4:-1}")" || return 1
@@ -44,10 +46,18 @@ readme_run_installed() {
   PGB_RB_DIR="${dir}" PGB_RB_BLOCK="${block}" PGB_RB_OVL="$(mktemp -d "${PGB_T}/tmp/ovl.XXXXXX")" \
     unshare --mount --propagation private bash -e -o pipefail -c '
       mount -t tmpfs tmpfs "${PGB_RB_OVL}"
+      keep="${PGB_DOCKER_ROOT:-}"
+      if [[ -d "${keep}" ]]; then
+        mkdir -p "${PGB_RB_OVL}/keep"
+        mount --bind "${keep}" "${PGB_RB_OVL}/keep"
+      fi
       for d in /var/lib /root /var/tmp; do
         mkdir -p "${PGB_RB_OVL}/u${d}" "${PGB_RB_OVL}/w${d}"
         mount -t overlay overlay -o "lowerdir=${d},upperdir=${PGB_RB_OVL}/u${d},workdir=${PGB_RB_OVL}/w${d}" "${d}"
       done
+      if [[ -d "${keep}" ]]; then
+        mount --bind "${PGB_RB_OVL}/keep" "${keep}"
+      fi
       mkdir -p /var/lib/pgb-gen/borg
       mount --bind "${BORG_BASE_DIR}" /var/lib/pgb-gen/borg
       mount --bind "${PGB_SBIN}" /usr/local/sbin
