@@ -473,6 +473,9 @@ BB_A=svc_a_basebackup_2024-01-01T02_00_00Z
   # The server goes on: a new segment, the one being written, a new backup (not for the WAL pull).
   printf 'new wal\n' >"${w}/000000010000000000000003"
   printf 'partial 1\n' >"${w}/000000010000000000000004.partial"
+  # Written last (the newest WAL), at .2 of a second.
+  local second=$(( $(date +%s) + 2 ))
+  touch -d "@${second}.2" "${w}/000000010000000000000004.partial"
   remote_backup "${REMOTE}/alpha.example/artifacts" svc_a 2024-01-02T02_00_00Z 000000010000000000000003
   printf 'changed\n' >"${REMOTE}/alpha.example/config/etc/app/app.conf"
   printf 'rewritten\n' >"${w}/000000010000000000000002"
@@ -488,6 +491,13 @@ BB_A=svc_a_basebackup_2024-01-01T02_00_00Z
   assert_equal "$(cat "${LOCAL_BASE}/alpha/config/etc/app/app.conf")" "setting=alpha.example"
   run grep -c -- "--delete" "${STUB_LOG}/rsync.log"
   assert_output 0
+  # The segment being written, written again within the second it was pulled at the same size,
+  # arrives: the quick check compares mtimes to the nanosecond.
+  printf 'partial 2\n' >"${w}/000000010000000000000004.partial"
+  touch -d "@${second}.7" "${w}/000000010000000000000004.partial"
+  run bash "${PULL_SCRIPT}" --wal-only
+  assert_success
+  assert_equal "$(cat "$(STORE_A)/wal/svc_a/000000010000000000000004.partial")" "partial 2"
   # A segment held already is left out by a filter rule: not even sent when the server changes it.
   assert_equal "$(cat "$(MIRROR_A)/wal/svc_a/000000010000000000000002")" wal
   # The segment is complete now: it replaces its .partial; the server deleting WAL changes nothing here.
@@ -551,10 +561,12 @@ next_night_backup() {
   ln -- "${art}/${BB_A}/base/1/20000" "${art}/${BB_A2}/base/1/20000"
   printf 'svc_a night 2, changed\n' >"${art}/${BB_A2}/base/1/16384"
   printf 'START WAL LOCATION: 0/4000028 (file 000000010000000000000004)\n' >"${art}/${BB_A2}/backup_label"
-  # Written the night after: a day later than BB_A's files (a file of the same size and second
-  # would pass rsync's quick check against its seed; a real night is a day apart).
-  touch -d "@$(( $(stat -c %Y "${art}/${BB_A}/backup_label") + 86400 ))" "${art}/${BB_A2}/base/1/16384" "${art}/${BB_A2}/backup_label"
   (cd "${art}/${BB_A2}" && sha256sum base/1/16384 base/1/20000 backup_label >backup_manifest)
+  # Written the night after: a day later than BB_A's files. A file of the same size and second
+  # passes rsync's quick check against its seed: the manifest, as long as BB_A's (cold_file), made
+  # in the same second under load, kept BB_A's in the mirror. A real night is a day apart.
+  touch -d "@$(( $(stat -c %Y "${art}/${BB_A}/backup_manifest") + 86400 ))" \
+    "${art}/${BB_A2}/base/1/16384" "${art}/${BB_A2}/backup_label" "${art}/${BB_A2}/backup_manifest"
 }
 # cold_file: a file of BB_A that stays unchanged the night after.
 cold_file() {

@@ -705,7 +705,9 @@ snapshot_config() {
       log_warn "config path does not exist, skipped: ${path}"
       continue
     fi
-    if ! rsync -aR --delete "${path}" "${CONFIG_DIR}/"; then
+    # --modify-window=-1: a file edited in the same second as the last copy, at the same size, is
+    # copied again (the quick check compares mtimes to the nanosecond).
+    if ! rsync -aR --delete --modify-window=-1 "${path}" "${CONFIG_DIR}/"; then
       log_err "could not copy config path ${path}"
       failed=1
     fi

@@ -52,8 +52,10 @@ readonly KEEP_DAYS='7'
 # rsync options of every transfer, spelled out instead of -a (whose -p -o -g -D would recreate the
 # server's setuid bits, owners and device nodes here when run as root): times kept; modes from the
 # umask (077) with no setuid/setgid/sticky bit; files owned by us; no devices, FIFOs or sockets;
-# holes kept as holes; plain numbers in --stats.
-readonly RSYNC_SAFE_OPTS=(--recursive --times --no-perms --no-owner --no-group --no-devices --no-specials --sparse --no-human-readable)
+# holes kept as holes; plain numbers in --stats. --modify-window=-1: the quick check compares mtimes
+# to the nanosecond, not the second: the WAL being written (.partial, always 16 MiB) written again
+# within the second the last pull copied it would otherwise never arrive until its next write.
+readonly RSYNC_SAFE_OPTS=(--recursive --times --modify-window=-1 --no-perms --no-owner --no-group --no-devices --no-specials --sparse --no-human-readable)
 # The scripts write no symlink into the artifacts tree: none is taken. In the settings copies only
 # links that stay inside the tree are kept (--safe-links), never one to an absolute path or above.
 readonly ARTIFACTS_LINK_OPTS=(--no-links)
